@@ -1,0 +1,5 @@
+import sys
+
+from modelreg.cli.main import main
+
+sys.exit(main())

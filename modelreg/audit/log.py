@@ -1,0 +1,234 @@
+"""The audit log in the database: append (in the caller's transaction) and verify.
+
+Canonical event form (RFC 8785 JSON, UTF-8) — these bytes are the event; the table's other columns are copies
+for querying and are checked against them on verification:
+
+    {"actor": ..., "at": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "db_role": ..., "event": ..., "model": ...,
+     "payload": {...}, "seq": n, "v": 1, "version": ...}
+
+Leaf i of the RFC 6962 Merkle tree is SHA-256(0x00 ‖ canonical bytes of the event with seq i). Each row also
+stores the tree root after its append; ``audit_state`` holds the compact frontier so an append costs O(log n).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from modelreg import clock
+from modelreg.audit.canonical import canonical_json
+from modelreg.domain.entities import AuditEvent, VerifyReport
+from modelreg.domain.events import EVENTS
+from modelreg.store.tables import AuditEventRow, AuditStateRow
+
+CANONICAL_VERSION = 1
+_sha256 = hashlib.sha256
+
+
+def _leaf(data: bytes) -> bytes:
+    return _sha256(b"\x00" + data).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return _sha256(b"\x01" + left + right).digest()
+
+
+def frontier_push(frontier: list[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """Add a leaf to the compact range of perfect subtrees (largest first) of a tree of ``size`` leaves."""
+    frontier = [*frontier, leaf]
+    n = size
+    while n & 1:  # each trailing 1-bit of the old size is a subtree of equal height to merge with
+        right = frontier.pop()
+        left = frontier.pop()
+        frontier.append(_node(left, right))
+        n >>= 1
+    return frontier
+
+
+def frontier_root(frontier: list[bytes]) -> bytes:
+    if not frontier:
+        return _sha256(b"").digest()
+    root = frontier[-1]
+    for h in reversed(frontier[:-1]):
+        root = _node(h, root)
+    return root
+
+
+def event_bytes(
+    *, seq: int, event: str, actor: str, at: datetime, model: str | None, version: str | None, payload: dict, db_role: str | None
+) -> bytes:
+    return canonical_json(
+        {
+            "v": CANONICAL_VERSION,
+            "seq": seq,
+            "event": event,
+            "actor": actor,
+            "db_role": db_role,
+            "at": clock.isoformat(at),
+            "model": model,
+            "version": version,
+            "payload": payload,
+        }
+    )
+
+
+def append_event(
+    session: Session,
+    event: str,
+    *,
+    actor: str,
+    model: str | None = None,
+    version: str | None = None,
+    payload: dict | None = None,
+    db_role: str | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's write transaction (which holds the write lock)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown audit event {event!r}; add it to modelreg.domain.events")
+    at = at or clock.now()
+    state = session.get(AuditStateRow, 1, with_for_update=True)
+    if state is None:
+        raise RuntimeError("audit_state row missing: the schema is damaged")
+    seq = state.size
+    data = event_bytes(
+        seq=seq, event=event, actor=actor, at=at, model=model, version=version, payload=payload or {}, db_role=db_role
+    )
+    leaf = _leaf(data)
+    frontier = frontier_push([bytes.fromhex(h) for h in state.frontier], seq, leaf)
+    root = frontier_root(frontier)
+    session.add(
+        AuditEventRow(
+            seq=seq,
+            event=event,
+            actor=actor,
+            db_role=db_role,
+            at=at,
+            model=model,
+            version=version,
+            canonical=data,
+            leaf_hash=leaf,
+            root_hash=root,
+        )
+    )
+    state.size = seq + 1
+    state.frontier = [h.hex() for h in frontier]
+    state.root_hash = root
+    session.flush()
+    return AuditEvent(
+        seq=seq,
+        event=event,
+        actor=actor,
+        at=at,
+        model=model,
+        version=version,
+        payload=payload or {},
+        db_role=db_role,
+        leaf_hash=leaf.hex(),
+        root_hash=root.hex(),
+    )
+
+
+def decode(row_canonical: bytes, leaf_hash: bytes, root_hash: bytes) -> AuditEvent:
+    d = json.loads(row_canonical)
+    return AuditEvent(
+        seq=d["seq"],
+        event=d["event"],
+        actor=d["actor"],
+        at=clock.parse(d["at"]),
+        model=d["model"],
+        version=d["version"],
+        payload=d["payload"],
+        db_role=d["db_role"],
+        leaf_hash=bytes(leaf_hash).hex(),
+        root_hash=bytes(root_hash).hex(),
+    )
+
+
+def list_events(
+    session: Session, model: str | None = None, version: str | None = None, *, limit: int | None = None
+) -> list[AuditEvent]:
+    q = select(AuditEventRow.canonical, AuditEventRow.leaf_hash, AuditEventRow.root_hash).order_by(AuditEventRow.seq)
+    if model is not None:
+        q = q.where(AuditEventRow.model == model)
+    if version is not None:
+        q = q.where(AuditEventRow.version == version)
+    if limit is not None:
+        q = q.limit(limit)
+    return [decode(*row) for row in session.execute(q)]
+
+
+def state(session: Session) -> tuple[int, bytes]:
+    row = session.get(AuditStateRow, 1)
+    if row is None:
+        raise RuntimeError("audit_state row missing: the schema is damaged")
+    return row.size, bytes(row.root_hash)
+
+
+def iter_rows(engine: Engine, batch: int = 20_000) -> Iterator[tuple]:
+    """Stream (seq, canonical, leaf_hash, root_hash, event, model, version) in seq order, through the raw
+    driver cursor: verification reads every row and the ORM would cost more than the hashing."""
+    sql = "SELECT seq, canonical, leaf_hash, root_hash, event, model, version FROM audit_events ORDER BY seq"
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(stream_results=True, max_row_buffer=batch)
+        result = conn.execute(text(sql))
+        while True:
+            rows = result.fetchmany(batch)
+            if not rows:
+                return
+            yield from rows
+
+
+def leaf_hashes(engine: Engine) -> list[bytes]:
+    return [bytes(r[2]) for r in iter_rows(engine)]
+
+
+def verify_rows(rows: Iterable[tuple], *, state_size: int | None = None, state_root: bytes | None = None) -> VerifyReport:
+    """Recompute every leaf and the root after every append; report the first entry that disagrees.
+
+    Checks: seq numbers contiguous from 0 (deletion, insertion, reordering); canonical bytes hash to the stored
+    leaf hash and carry the row's seq and index columns (edits); each stored root equals the recomputed root of
+    the prefix (edits that re-hash a leaf); the final size/root equal ``audit_state`` (truncation of the tail).
+    """
+    started = time.perf_counter()
+    frontier: list[bytes] = []
+    n = 0
+    root = _sha256(b"").digest()
+    loads = json.loads
+    for seq, canonical, leaf_hash, root_hash, event, model, version in rows:
+        canonical = bytes(canonical)
+        if seq != n:
+            problem = f"expected event #{n} but found #{seq}: an event was deleted, inserted or reordered"
+            return VerifyReport(False, n, root.hex(), first_bad_seq=min(n, seq), problem=problem)
+        leaf = _sha256(b"\x00" + canonical).digest()
+        if leaf != bytes(leaf_hash):
+            return VerifyReport(False, n, root.hex(), first_bad_seq=n, problem=f"event #{n}: content does not match its leaf hash (edited)")
+        d = loads(canonical)
+        if d.get("seq") != seq or d.get("event") != event or d.get("model") != model or d.get("version") != version:
+            return VerifyReport(False, n, root.hex(), first_bad_seq=n, problem=f"event #{n}: row columns disagree with the signed-over content (edited or moved)")
+        # inline frontier_push/frontier_root: this loop is the verify hot path
+        frontier.append(leaf)
+        m = n
+        while m & 1:
+            r = frontier.pop()
+            frontier[-1] = _sha256(b"\x01" + frontier[-1] + r).digest()
+            m >>= 1
+        root = frontier[-1]
+        for h in reversed(frontier[:-1]):
+            root = _sha256(b"\x01" + h + root).digest()
+        n += 1
+        if root != bytes(root_hash):
+            return VerifyReport(False, n - 1, root.hex(), first_bad_seq=n - 1, problem=f"event #{n - 1}: stored tree root differs from the recomputed one (log rewritten)")
+    elapsed = time.perf_counter() - started
+    if state_size is not None and state_size != n:
+        return VerifyReport(False, n, root.hex(), first_bad_seq=n, problem=f"the log holds {n} events but the registry recorded {state_size}: events were removed from the end")
+    if state_root is not None and state_root != root:
+        return VerifyReport(False, n, root.hex(), first_bad_seq=n - 1 if n else 0, problem="the log's root differs from the registry's recorded root")
+    return VerifyReport(True, n, root.hex(), events_per_second=(n / elapsed) if elapsed > 0 and n else None)

@@ -1,0 +1,229 @@
+"""Lifecycle commands: init, register, list, show, submit, send-back, deploy, suspend, resume, retire."""
+
+from __future__ import annotations
+
+import click
+
+from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, table
+
+
+def _version_line(v) -> str:
+    flag = " (SUSPENDED)" if v.suspended else ""
+    return f"{v.model} {v.version}: {v.stage.value}{flag}"
+
+
+@click.command("init")
+@json_option
+@pass_ctx
+def init_cmd(obj: CliContext, as_json: bool) -> None:
+    """Create or upgrade the registry schema. Safe to run again."""
+    from modelreg.api import open_registry
+
+    result = open_registry(obj.settings, actor=obj.actor).init()
+    url = obj.settings.database_url
+
+    def human(r: dict) -> str:
+        if r["created"]:
+            return f"initialised registry at {url} (schema {r['after']})"
+        if r["upgraded"]:
+            return f"upgraded registry at {url} from schema {r['before']} to {r['after']}"
+        return f"registry at {url} is up to date (schema {r['after']})"
+
+    emit(result, as_json, human)
+
+
+@click.command("register")
+@click.argument("name")
+@click.argument("version", required=False)
+@click.option("--from-run", "run_id", help="Create the MLflow model version from this run first.")
+@click.option("--artifact-path", default="model", show_default=True, help="Model artifact path inside the run.")
+@click.option("--owner", required=True, help="Accountable owner (a registered user).")
+@click.option("--risk-tier", required=True, type=click.Choice(["high", "medium", "low"]), help="NFRA 2025 item 24 classification.")
+@click.option("--purpose", required=True, help="What decisions the model supports.")
+@click.option("--business-line", help="Business line using the model.")
+@json_option
+@pass_ctx
+def register_cmd(obj: CliContext, name: str, version: str | None, run_id: str | None, artifact_path: str, owner: str, risk_tier: str, purpose: str, business_line: str | None, as_json: bool) -> None:
+    """Register MLflow model NAME VERSION (or a run with --from-run) in stage develop."""
+    from modelreg.errors import BadInput
+    from modelreg.lifecycle_mlflow import register_from_mlflow
+
+    if (version is None) == (run_id is None):
+        raise BadInput("give exactly one of VERSION or --from-run RUN_ID")
+    mv = register_from_mlflow(
+        obj.registry(), name, version, run_id=run_id, artifact_path=artifact_path, owner=owner, risk_tier=risk_tier, purpose=purpose, business_line=business_line
+    )
+    emit(mv, as_json, lambda v: f"registered {v.model} {v.version} ({v.risk_tier} risk, owner {v.owner}): stage {v.stage.value}")
+
+
+@click.command("attach-data")
+@click.argument("name")
+@click.argument("version")
+@click.option("--role", required=True, type=click.Choice(["training", "validation", "holdout", "reference", "monitoring"]))
+@click.option("--data", "path", required=True, type=click.Path(dir_okay=True), help="CSV or Parquet file.")
+@click.option("--owner", help="Accountable data owner.")
+@json_option
+@pass_ctx
+def attach_data_cmd(obj: CliContext, name: str, version: str, role: str, path: str, owner: str | None, as_json: bool) -> None:
+    """Fingerprint a data set (rows, schema, content digest) and attach it to NAME VERSION."""
+    from modelreg.datasets import attach_file
+
+    ds = attach_file(obj.registry(), name, version, role=role, path=path, owner=owner)
+    emit(ds, as_json, lambda d: f"attached {d.role} data {d.name}: {d.rows} rows, sha256 {d.digest[:16]}…")
+
+
+@click.command("card")
+@click.argument("name")
+@click.argument("version")
+@click.option("--set", "pairs", multiple=True, metavar="FIELD=VALUE", help="A model card field, e.g. intended_use=...; repeatable.")
+@click.option("--file", "card_file", type=click.Path(exists=True, dir_okay=False), help="A YAML/JSON file of model card fields.")
+@json_option
+@pass_ctx
+def card_cmd(obj: CliContext, name: str, version: str, pairs: tuple[str, ...], card_file: str | None, as_json: bool) -> None:
+    """Set model card fields (intended use, excluded uses, limitations, features...)."""
+    from modelreg.errors import BadInput
+
+    fields: dict = {}
+    if card_file:
+        import yaml
+
+        try:
+            with open(card_file, encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise BadInput(f"{card_file}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise BadInput(f"{card_file} must hold a mapping of model card fields")
+        fields.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--set must be FIELD=VALUE. Got {pair!r} instead.")
+        fields[key.strip()] = value
+    mv = obj.registry().update_card(name, version, fields)
+    emit(mv, as_json, lambda v: f"model card of {v.model} {v.version} now has: {', '.join(sorted(v.model_card))}")
+
+
+@click.command("list")
+@click.option("--stage", type=click.Choice(["develop", "validate", "deploy", "retire"]))
+@click.option("--model", "model_name", help="Only this model.")
+@json_option
+@pass_ctx
+def list_cmd(obj: CliContext, stage: str | None, model_name: str | None, as_json: bool) -> None:
+    """List registered model versions."""
+    versions = obj.registry().list(stage, model_name)
+    emit(
+        [v.to_dict() for v in versions],
+        as_json,
+        lambda _: table(
+            [[v.model, v.version, v.stage.value + (" (suspended)" if v.suspended else ""), v.risk_tier, v.owner, v.updated_at.strftime("%Y-%m-%d %H:%M")] for v in versions],
+            ["MODEL", "VERSION", "STAGE", "TIER", "OWNER", "UPDATED (UTC)"],
+        ),
+    )
+
+
+@click.command("show")
+@click.argument("name")
+@click.argument("version")
+@json_option
+@pass_ctx
+def show_cmd(obj: CliContext, name: str, version: str, as_json: bool) -> None:
+    """Show NAME VERSION: attributes, data, lifecycle history."""
+    reg = obj.registry()
+    mv = reg.show(name, version)
+    history = reg.history(name, version)
+    data = reg.datasets(name, version)
+    payload = {"version": mv.to_dict(), "history": [h.to_dict() for h in history], "datasets": [d.to_dict() for d in data]}
+
+    def human(_: dict) -> str:
+        lines = [
+            _version_line(mv),
+            f"  owner: {mv.owner}   risk tier: {mv.risk_tier}   business line: {mv.business_line or '-'}",
+            f"  purpose: {mv.purpose}",
+            f"  registered by {mv.registered_by} at {mv.created_at:%Y-%m-%d %H:%M:%S} UTC",
+        ]
+        if mv.model_uri:
+            lines.append(f"  MLflow: {mv.model_uri} (run {mv.mlflow_run_id}, artifact sha256 {str(mv.artifact_digest)[:16]}…)")
+        if data:
+            lines.append("  data:")
+            lines += [f"    {d.role:<10} {d.name} {d.rows} rows sha256 {d.digest[:16]}…" for d in data]
+        lines.append("  history:")
+        lines += [f"    {h.at:%Y-%m-%d %H:%M:%S} {h.action:<10} {h.source} → {h.target} by {h.actor}" + (f": {h.reason}" if h.reason else "") for h in history] or ["    (registered, no moves yet)"]
+        return "\n".join(lines)
+
+    emit(payload, as_json, human)
+
+
+def _transition_output(result, as_json: bool) -> None:
+    def human(r) -> str:
+        text = f"{_version_line(r.version)} (audit event #{r.event.seq})"
+        if r.replaced is not None:
+            text += f"\n  replaced {r.replaced.model} {r.replaced.version} → {r.replaced.stage.value}"
+        return text
+
+    emit(result, as_json, human)
+
+
+@click.command("submit")
+@click.argument("name")
+@click.argument("version")
+@json_option
+@pass_ctx
+def submit_cmd(obj: CliContext, name: str, version: str, as_json: bool) -> None:
+    """develop → validate (gate: submit requirements)."""
+    _transition_output(obj.registry().submit(name, version), as_json)
+
+
+@click.command("send-back")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True)
+@json_option
+@pass_ctx
+def send_back_cmd(obj: CliContext, name: str, version: str, reason: str, as_json: bool) -> None:
+    """validate → develop, with a reason."""
+    _transition_output(obj.registry().send_back(name, version, reason=reason), as_json)
+
+
+@click.command("deploy")
+@click.argument("name")
+@click.argument("version")
+@click.option("--replace", type=click.Choice(["retire", "demote"]), is_flag=False, flag_value="retire", default=None, help="Replace the deployed version: retire it (default) or demote it to validate.")
+@json_option
+@pass_ctx
+def deploy_cmd(obj: CliContext, name: str, version: str, replace: str | None, as_json: bool) -> None:
+    """validate → deploy (gate: policy controls, approvals, attestations)."""
+    _transition_output(obj.registry().deploy(name, version, replace=replace), as_json)
+
+
+@click.command("suspend")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True)
+@json_option
+@pass_ctx
+def suspend_cmd(obj: CliContext, name: str, version: str, reason: str, as_json: bool) -> None:
+    """Suspend a deployed version at once (NFRA 2025 item 24 人工干预)."""
+    _transition_output(obj.registry().suspend(name, version, reason=reason), as_json)
+
+
+@click.command("resume")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True)
+@json_option
+@pass_ctx
+def resume_cmd(obj: CliContext, name: str, version: str, reason: str, as_json: bool) -> None:
+    """Resume a suspended version (a person decides; never automatic)."""
+    _transition_output(obj.registry().resume(name, version, reason=reason), as_json)
+
+
+@click.command("retire")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True)
+@json_option
+@pass_ctx
+def retire_cmd(obj: CliContext, name: str, version: str, reason: str, as_json: bool) -> None:
+    """Retire a version (from develop, validate or deploy), with a reason."""
+    _transition_output(obj.registry().retire(name, version, reason=reason), as_json)

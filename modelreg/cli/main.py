@@ -1,0 +1,130 @@
+"""``modelreg``: the entry point. Subcommands are imported only when invoked, so ``modelreg --help`` and
+read-only commands start fast (no SQLAlchemy for --help; never mlflow/shap/evidently unless needed)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from modelreg.cli.common import CliContext
+
+# name -> (module:attr, short help). The help text lives here so listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("modelreg.cli.lifecycle:init_cmd", "Create or upgrade the registry schema (idempotent)."),
+    "user": ("modelreg.cli.users:user_group", "Users and their roles."),
+    "keys": ("modelreg.cli.users:keys_group", "Signing keys (Ed25519)."),
+    "register": ("modelreg.cli.lifecycle:register_cmd", "Register an MLflow model version (stage develop)."),
+    "attach-data": ("modelreg.cli.lifecycle:attach_data_cmd", "Attach a data set's fingerprint to a version."),
+    "card": ("modelreg.cli.lifecycle:card_cmd", "Set model card fields of a version in develop."),
+    "list": ("modelreg.cli.lifecycle:list_cmd", "List registered model versions."),
+    "show": ("modelreg.cli.lifecycle:show_cmd", "Show one model version with its history."),
+    "submit": ("modelreg.cli.lifecycle:submit_cmd", "develop → validate."),
+    "send-back": ("modelreg.cli.lifecycle:send_back_cmd", "validate → develop, with a reason."),
+    "deploy": ("modelreg.cli.lifecycle:deploy_cmd", "validate → deploy (gate: policy, approvals)."),
+    "suspend": ("modelreg.cli.lifecycle:suspend_cmd", "Suspend a deployed version at once (human intervention)."),
+    "resume": ("modelreg.cli.lifecycle:resume_cmd", "Resume a suspended version."),
+    "retire": ("modelreg.cli.lifecycle:retire_cmd", "Retire a version, with a reason."),
+    "audit": ("modelreg.cli.audit_cmds:audit_group", "The tamper-evident audit log: log, verify, checkpoint, proof."),
+    "policy": ("modelreg.cli.policy_cmds:policy", "Policy packs: list, show, lint, test."),
+    "validate": ("modelreg.cli.governance_cmds:validate_cmd", "Run the deploy gate's machine controls on hold-out data."),
+    "precheck": ("modelreg.cli.governance_cmds:precheck_cmd", "Dry-run the policy's machine controls (nothing stored)."),
+    "monitor": ("modelreg.cli.governance_cmds:monitor_cmd", "Run the monitor gate's controls on new data."),
+    "findings": ("modelreg.cli.governance_cmds:findings_cmd", "Findings of a version's latest evaluation."),
+    "approve": ("modelreg.cli.governance_cmds:approve_cmd", "Sign an approval as validator or approver."),
+    "reject": ("modelreg.cli.governance_cmds:reject_cmd", "Sign a rejection."),
+    "attest": ("modelreg.cli.governance_cmds:attest_cmd", "Sign an attestation control."),
+    "waive": ("modelreg.cli.governance_cmds:waive_cmd", "Grant a time-limited waiver of a control."),
+    "sync": ("modelreg.cli.mlflow_cmds:sync_cmd", "Check or repair MLflow aliases/tags from the registry."),
+    "evidence": ("modelreg.cli.evidence_cmds:evidence_group", "Evidence packs: pack, verify, recompute."),
+    "demo": ("modelreg.cli.demo_cmd:demo_cmd", "Run the whole lifecycle on German credit data (the main job)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (target, _) in COMMANDS.items() if _module_exists(target)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None or not _module_exists(entry[0]):
+            return None
+        module, _, attr = entry[0].partition(":")
+        cmd = getattr(importlib.import_module(module), attr)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(target: str) -> bool:
+    from importlib.util import find_spec
+
+    module = target.partition(":")[0]
+    try:
+        return find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--as", "actor", metavar="USER", envvar="MODELREG_USER", help="Act as this registered user (default: $MODELREG_USER or the OS user).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="modelreg")
+@click.pass_context
+def cli(ctx: click.Context, actor: str | None, debug: bool) -> None:
+    """modelreg: model and algorithm risk registry (模型与算法风险登记库).
+
+    Exit codes: 0 done; 1 refused / check failed / verification failed / breach; 2 usage or input error.
+    """
+    ctx.obj = CliContext(actor=actor, debug=debug)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from modelreg.errors import ModelregError
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="modelreg", standalone_mode=False)
+    except ModelregError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc.message}", err=True)
+        for line in _details(exc):
+            click.echo(f"  - {line}", err=True)
+        return exc.exit_status
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing more was written", err=True)
+        return 2
+    except Exception as exc:  # an unexpected failure: one line, and the traceback only on request
+        if debug:
+            raise
+        text = str(exc).strip().splitlines()
+        click.echo(f"error: internal error {type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for the traceback)", err=True)
+        return 2
+    return 0
+
+
+def _details(exc) -> list[str]:
+    unmet = getattr(exc, "unmet", None)
+    if unmet:
+        from modelreg.registry import unmet_lines
+
+        return unmet_lines(unmet)
+    return []
+
+
+def entry() -> None:  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plain dataclasses and enums of the registry's domain. No I/O here."""

@@ -1,0 +1,25 @@
+"""Audit event names: stable ids, each with what it records (en/zh). A test fails when the registry writes an
+event that is not listed here, or when one listed here is not documented in the README's audit section."""
+
+from __future__ import annotations
+
+EVENTS: dict[str, tuple[str, str]] = {
+    "registry.initialized": ("registry schema created", "登记库初始化"),
+    "user.added": ("user added with roles", "新增用户及角色"),
+    "user.key_registered": ("public key registered for a user", "登记用户公钥"),
+    "version.registered": ("model version registered (develop)", "模型版本登记（开发）"),
+    "version.card_updated": ("model card fields updated", "更新模型卡"),
+    "version.data_attached": ("data set fingerprint attached", "挂接数据集指纹"),
+    "version.submitted": ("develop → validate", "提交验证"),
+    "version.sent_back": ("validate → develop, with reason", "退回开发"),
+    "version.deployed": ("validate → deploy (and any replaced version)", "部署上线"),
+    "version.suspended": ("deployed version suspended (human intervention)", "暂停（人工干预）"),
+    "version.resumed": ("suspended version resumed by a person", "恢复运行"),
+    "version.retired": ("version retired, with reason", "模型退出"),
+    "evaluation.recorded": ("validation or monitoring run stored with findings", "记录验证/监测结果"),
+    "approval.signed": ("signed approval or rejection", "签署审批"),
+    "attestation.signed": ("signed attestation of a control", "签署声明"),
+    "waiver.granted": ("time-limited waiver of a control", "授予豁免"),
+    "mlflow.synced": ("MLflow aliases/tags repaired from the registry", "同步 MLflow 别名/标签"),
+    "audit.checkpoint": ("signed checkpoint of the audit log issued", "签发审计检查点"),
+}

@@ -1,0 +1,151 @@
+"""The only reader of environment variables and of ``mlflow.env``.
+
+Precedence: environment variable > ``mlflow.env`` > built-in default. ``mlflow.env`` is looked for in
+``$MODELREG_CONFIG`` (a file), else in the current folder and its parents; relative paths in it are relative
+to its own folder. With no file at all, everything lives under ``./.modelreg``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from modelreg.errors import ConfigError
+
+ENV_FILE_NAME = "mlflow.env"
+
+_KEYS = (
+    "MODELREG_DATABASE_URL",
+    "MODELREG_HOME",
+    "MODELREG_AUDIT_KEY",
+    "MODELREG_EVIDENCE_KEY",
+    "MODELREG_MLFLOW_ALIAS",
+    "MODELREG_USER",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_ARTIFACT_ROOT",
+    "MLFLOW_DISABLE_TELEMETRY",
+)
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE. Got {raw!r} instead.")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def find_env_file(start: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
+    explicit = (os.environ if environ is None else environ).get("MODELREG_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"MODELREG_CONFIG points at {path}, which is not a file")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / ENV_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:" and not rest.startswith("/"):
+            return prefix + str((base / rest).resolve())
+    return url
+
+
+def _resolve_path(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    home: Path
+    audit_key_path: Path
+    evidence_key_path: Path
+    mlflow_tracking_uri: str
+    mlflow_registry_uri: str
+    mlflow_artifact_root: Path
+    mlflow_alias: str
+    user: str
+    env_file: Path | None
+
+    @property
+    def artifact_store(self) -> Path:
+        return self.home / "artifacts"
+
+    def with_overrides(self, **kw) -> Settings:
+        return replace(self, **kw)
+
+    def mlflow_environ(self) -> dict[str, str]:
+        """What a notebook or a subprocess needs so that plain ``mlflow`` sees the same stores."""
+        return {
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "MLFLOW_REGISTRY_URI": self.mlflow_registry_uri,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+
+    def apply_mlflow_environ(self) -> None:
+        for key, value in self.mlflow_environ().items():
+            os.environ.setdefault(key, value)
+
+
+def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    env_file = find_env_file(start, env)
+    file_values = parse_env_file(env_file) if env_file else {}
+    base = env_file.parent if env_file else (start or Path.cwd()).resolve()
+
+    def get(key: str, default: str) -> str:
+        if env.get(key):
+            return env[key]
+        return file_values.get(key, default)
+
+    home = _resolve_path(get("MODELREG_HOME", ".modelreg"), base)
+    # Values from the environment are relative to the current folder, values from the file to the file.
+    def base_for(key: str) -> Path:
+        return Path.cwd() if env.get(key) else base
+
+    db_default = "sqlite:///" + str(home / "registry.db")
+    database_url = _resolve_sqlite_url(get("MODELREG_DATABASE_URL", db_default), base_for("MODELREG_DATABASE_URL"))
+    mlflow_default = "sqlite:///" + str(home / "mlflow.db")
+    tracking = _resolve_sqlite_url(get("MLFLOW_TRACKING_URI", mlflow_default), base_for("MLFLOW_TRACKING_URI"))
+    registry = _resolve_sqlite_url(get("MLFLOW_REGISTRY_URI", tracking), base_for("MLFLOW_REGISTRY_URI"))
+    try:
+        user = env.get("MODELREG_USER") or getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return Settings(
+        database_url=database_url,
+        home=home,
+        audit_key_path=_resolve_path(get("MODELREG_AUDIT_KEY", str(home / "keys" / "registry-audit.key")), base_for("MODELREG_AUDIT_KEY")),
+        evidence_key_path=_resolve_path(
+            get("MODELREG_EVIDENCE_KEY", str(home / "keys" / "registry-evidence.key")), base_for("MODELREG_EVIDENCE_KEY")
+        ),
+        mlflow_tracking_uri=tracking,
+        mlflow_registry_uri=registry,
+        mlflow_artifact_root=_resolve_path(get("MLFLOW_ARTIFACT_ROOT", str(home / "mlartifacts")), base_for("MLFLOW_ARTIFACT_ROOT")),
+        mlflow_alias=get("MODELREG_MLFLOW_ALIAS", "production"),
+        user=user,
+        env_file=env_file,
+    )

@@ -1,0 +1,236 @@
+"""SQLAlchemy 2.x typed tables. Rows never leave ``modelreg.store``: they map to domain objects in repo.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# A naming convention makes constraint names stable across SQLite and PostgreSQL, so migrations can refer to them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UTCDateTime = DateTime(timezone=True)
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite only auto-increments INTEGER PRIMARY KEY
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    roles: Mapped[list] = mapped_column(JSON)
+    public_key_pem: Mapped[str | None] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(500), unique=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    business_line: Mapped[str | None] = mapped_column(String(200))
+    risk_tier: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class VersionRow(Base):
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    version: Mapped[str] = mapped_column(String(100))
+    stage: Mapped[str] = mapped_column(String(20), index=True)
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Compare-and-set counter: every state change bumps it, so a concurrent writer's stale view loses.
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+    registered_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(100))
+    model_uri: Mapped[str | None] = mapped_column(Text)
+    artifact_digest: Mapped[str | None] = mapped_column(String(100))
+    mlflow_info: Mapped[dict] = mapped_column(JSON, default=dict)
+    model_card: Mapped[dict] = mapped_column(JSON, default=dict)
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+        # At most one deployed version per model, enforced by the database itself.
+        Index(
+            "uq_model_versions_one_deployed",
+            "model_id",
+            unique=True,
+            sqlite_where=text("stage = 'deploy'"),
+            postgresql_where=text("stage = 'deploy'"),
+        ),
+    )
+
+
+class TransitionRow(Base):
+    __tablename__ = "transitions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    action: Mapped[str] = mapped_column(String(50))
+    source: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    role: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(500))
+    digest: Mapped[str] = mapped_column(String(100))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    attached_by: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEventRow(Base):
+    """Append-only: triggers refuse UPDATE, DELETE and TRUNCATE. ``seq`` is the Merkle leaf index."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    db_role: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    model: Mapped[str | None] = mapped_column(String(500), index=True)
+    version: Mapped[str | None] = mapped_column(String(100))
+    # The event itself: its canonical bytes (RFC 8785) are what is hashed and what is shown. The columns above
+    # are copies for querying; verification checks them against these bytes.
+    canonical: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    # Root of the tree of size seq+1, as computed at append time.
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditStateRow(Base):
+    """One row: the Merkle frontier after the last append. Locking it serialises appends on PostgreSQL."""
+
+    __tablename__ = "audit_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[list] = mapped_column(JSON)  # hex subtree roots, largest first
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # validation | monitoring | precheck
+    gate: Mapped[str] = mapped_column(String(20))
+    tier: Mapped[str] = mapped_column(String(20))
+    policy_id: Mapped[str] = mapped_column(String(200))
+    policy_version: Mapped[str] = mapped_column(String(50))
+    policy_digest: Mapped[str] = mapped_column(String(100))
+    model_artifact_digest: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict] = mapped_column(JSON)  # fingerprints, column spec, parameters
+    status: Mapped[str] = mapped_column(String(20))
+    digest: Mapped[str] = mapped_column(String(100))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MonitorResultRow(Base):
+    __tablename__ = "monitor_results"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    result: Mapped[dict] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(100))
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    control_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(20))
+    clause_ids: Mapped[list] = mapped_column(JSON)
+    detail: Mapped[dict] = mapped_column(JSON)
+
+
+class SignedRecordRow(Base):
+    """Approvals, rejections, attestations and waivers: a canonical payload and its signature."""
+
+    __tablename__ = "signed_records"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # approval | rejection | attestation | waiver
+    role: Mapped[str | None] = mapped_column(String(30))
+    control_id: Mapped[str | None] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[dict] = mapped_column(JSON)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ArtifactRow(Base):
+    """Content-addressed store: files live under <home>/artifacts/<sha[:2]>/<sha>; the row says what it is."""
+
+    __tablename__ = "artifacts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EvaluationArtifactRow(Base):
+    __tablename__ = "evaluation_artifacts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"), index=True)
+    monitor_kind: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+
+
+class CheckpointRow(Base):
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[dict] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Monitoring thresholds per metric may need floats in findings' detail JSON only; Float kept importable.
+__all__ = [name for name in dir() if name.endswith("Row")] + ["Base", "Float"]

@@ -1,0 +1,573 @@
+"""The monitor contract: column spec, results, statuses, input validation, reference profiles.
+
+Every monitor follows "aggregate, then compute": a reduction step turns rows into sufficient statistics
+(histograms on reference bins, category counts, confusion matrices, sorted samples), and the metrics are
+derived from those statistics only. Data problems never raise out of ``Monitor.run``: they come back as a
+``MonitorResult`` whose metrics carry ``invalid_input`` or ``insufficient_data`` with a reason. Only wrong
+*parameters* (a configuration error by the caller) raise ``ParameterError``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import importlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+CONTRACT_VERSION = "1"
+
+
+class ParameterError(ValueError):
+    """A monitor parameter is invalid. Messages: "<name> must be <what>. Got <value> instead."."""
+
+
+class ColumnKind(str, enum.Enum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    ORDINAL = "ordinal"
+
+
+class MetricStatus(str, enum.Enum):
+    OK = "ok"
+    INSUFFICIENT_DATA = "insufficient_data"
+    INVALID_INPUT = "invalid_input"
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: ColumnKind = ColumnKind.NUMERIC
+    label_zh: str | None = None
+    label_en: str | None = None
+    # +1: the score may only rise with the feature; -1: only fall; 0/None: no constraint.
+    monotone: int | None = None
+    personal_information: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ColumnKind(self.kind))
+        if self.monotone not in (None, -1, 0, 1):
+            raise ParameterError(f"monotone must be one of -1, 0, 1 or None. Got {self.monotone!r} instead.")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What the columns of a data set mean. ``score`` is a probability of the positive class,
+    ``prediction`` a hard label; either may be derived from a model when one is given."""
+
+    features: tuple[Feature, ...]
+    target: str | None = None
+    prediction: str | None = None
+    score: str | None = None
+    sensitive: tuple[str, ...] = ()
+    positive_label: Any = 1
+
+    def __post_init__(self) -> None:
+        feats = tuple(f if isinstance(f, Feature) else Feature(**f) for f in self.features)
+        object.__setattr__(self, "features", feats)
+        object.__setattr__(self, "sensitive", tuple(self.sensitive))
+        names = [f.name for f in feats]
+        if len(set(names)) != len(names):
+            raise ParameterError(f"feature names must be unique. Got {names} instead.")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for f in d["features"]:
+            f["kind"] = ColumnKind(f["kind"]).value
+        d["sensitive"] = list(self.sensitive)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ColumnSpec:
+        d = dict(d)
+        d["features"] = tuple(Feature(**f) for f in d["features"])
+        d["sensitive"] = tuple(d.get("sensitive", ()))
+        return cls(**d)
+
+    @classmethod
+    def infer(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        target: str | None = None,
+        prediction: str | None = None,
+        score: str | None = None,
+        sensitive: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> ColumnSpec:
+        """Every column not named as target/prediction/score/excluded is a feature; object, category and
+        bool columns are categorical, the rest numeric. Sensitive columns stay features unless excluded."""
+        skip = {c for c in (target, prediction, score) if c} | set(exclude)
+        feats = []
+        for col in frame.columns:
+            if col in skip:
+                continue
+            dtype = frame[col].dtype
+            numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            feats.append(Feature(str(col), ColumnKind.NUMERIC if numeric else ColumnKind.CATEGORICAL))
+        return cls(tuple(feats), target=target, prediction=prediction, score=score, sensitive=tuple(sensitive))
+
+
+def _clean_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    if math.isnan(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One computed number. ``value`` is None whenever ``status`` is not ``ok`` (never a silent 0)."""
+
+    name: str
+    value: float | None
+    status: MetricStatus = MetricStatus.OK
+    reason: str | None = None
+    feature: str | None = None
+    group: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    counts: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", MetricStatus(self.status))
+        value = self.value
+        if isinstance(value, (bool, np.bool_)):
+            value = float(value)
+        if value is not None:
+            value = float(value)
+            if math.isnan(value):
+                raise ValueError(f"metric {self.name}: NaN is not a value; use status insufficient_data")
+        if self.status is not MetricStatus.OK:
+            if value is not None:
+                raise ValueError(f"metric {self.name}: a non-ok metric has no value")
+            if not self.reason:
+                raise ValueError(f"metric {self.name}: a non-ok metric needs a reason")
+        elif value is None:
+            raise ValueError(f"metric {self.name}: an ok metric needs a value")
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "ci_low", _clean_float(self.ci_low))
+        object.__setattr__(self, "ci_high", _clean_float(self.ci_high))
+        object.__setattr__(self, "counts", dict(self.counts))
+
+    @classmethod
+    def undefined(cls, name: str, reason: str, *, status: MetricStatus = MetricStatus.INSUFFICIENT_DATA, **kw: Any) -> Metric:
+        return cls(name=name, value=None, status=status, reason=reason, **kw)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file a monitor wrote: path relative to the artifacts folder, its SHA-256 and media type."""
+
+    name: str
+    sha256: str
+    media_type: str
+    size: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    role: str  # "reference" | "current" | "background" | ...
+    rows: int
+    columns: tuple[tuple[str, str], ...]  # (name, dtype)
+    digest: str  # sha256 of the canonical content
+
+    def to_dict(self) -> dict:
+        return {"role": self.role, "rows": self.rows, "columns": [list(c) for c in self.columns], "digest": self.digest}
+
+
+_MEDIA_TYPES = {
+    ".html": "text/html",
+    ".png": "image/png",
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".md": "text/markdown",
+    ".txt": "text/plain",
+}
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    kind: str
+    monitor_version: str
+    params: Mapping[str, Any]
+    metrics: tuple[Metric, ...]
+    status: MetricStatus = MetricStatus.OK
+    reason: str | None = None
+    artifacts: tuple[Artifact, ...] = ()
+    fingerprints: tuple[DataFingerprint, ...] = ()
+    seed: int | None = None
+    library_versions: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    contract_version: str = CONTRACT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", MetricStatus(self.status))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "artifacts", tuple(self.artifacts))
+        object.__setattr__(self, "fingerprints", tuple(self.fingerprints))
+        object.__setattr__(self, "notes", tuple(self.notes))
+        if self.status is not MetricStatus.OK and not self.reason:
+            raise ValueError("a non-ok result needs a reason")
+
+    # -- lookup -------------------------------------------------------------------------------------
+    def metric(self, name: str, *, feature: str | None = None, group: str | None = None) -> Metric:
+        for m in self.metrics:
+            if m.name == name and m.feature == feature and m.group == group:
+                return m
+        raise KeyError(f"no metric {name!r} (feature={feature!r}, group={group!r}) in {self.kind} result")
+
+    def find(self, name: str) -> list[Metric]:
+        return [m for m in self.metrics if m.name == name]
+
+    def value(self, name: str, *, feature: str | None = None, group: str | None = None) -> float | None:
+        return self.metric(name, feature=feature, group=group).value
+
+    # -- serialisation ------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "contract_version": self.contract_version,
+            "kind": self.kind,
+            "monitor_version": self.monitor_version,
+            "status": self.status.value,
+            "reason": self.reason,
+            "params": _jsonable(self.params),
+            "seed": self.seed,
+            "metrics": [_jsonable(m.to_dict()) for m in self.metrics],
+            "artifacts": [asdict(a) for a in self.artifacts],
+            "fingerprints": [f.to_dict() for f in self.fingerprints],
+            "library_versions": dict(self.library_versions),
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> MonitorResult:
+        return cls(
+            kind=d["kind"],
+            monitor_version=d["monitor_version"],
+            params=d.get("params", {}),
+            metrics=tuple(Metric(**m) for m in d["metrics"]),
+            status=d.get("status", "ok"),
+            reason=d.get("reason"),
+            artifacts=tuple(Artifact(**a) for a in d.get("artifacts", ())),
+            fingerprints=tuple(
+                DataFingerprint(f["role"], f["rows"], tuple(tuple(c) for c in f["columns"]), f["digest"])
+                for f in d.get("fingerprints", ())
+            ),
+            seed=d.get("seed"),
+            library_versions=d.get("library_versions", {}),
+            notes=tuple(d.get("notes", ())),
+            contract_version=d.get("contract_version", CONTRACT_VERSION),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> MonitorResult:
+        return cls.from_dict(json.loads(text))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return None if math.isnan(obj) else float(obj)
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, (np.ndarray,)):
+        return [_jsonable(v) for v in obj.tolist()]
+    return obj
+
+
+def invalid_result(kind: str, version: str, params: Mapping, reason: str, **kw: Any) -> MonitorResult:
+    """The whole run could not compute anything meaningful: say why, with no numbers."""
+    return MonitorResult(
+        kind=kind,
+        monitor_version=version,
+        params=params,
+        metrics=(),
+        status=MetricStatus.INVALID_INPUT,
+        reason=reason,
+        library_versions=library_versions(),
+        **kw,
+    )
+
+
+# -- data loading, fingerprints, validation -------------------------------------------------------------
+
+
+class DataInputError(ValueError):
+    """Data cannot be read or does not match the spec. Monitors turn it into an ``invalid_input`` result."""
+
+
+def load_frame(data: pd.DataFrame | str | Path, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A pandas DataFrame, or a Parquet / CSV file path."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    path = Path(data)
+    if not path.exists():
+        raise DataInputError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq") or path.is_dir():
+            return pd.read_parquet(path, columns=list(columns) if columns else None)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(path, usecols=list(columns) if columns else None)
+    except (ValueError, OSError) as exc:
+        raise DataInputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    raise DataInputError(f"data file {path} must be .parquet or .csv. Got {suffix or 'no suffix'} instead.")
+
+
+def fingerprint(frame: pd.DataFrame, role: str) -> DataFingerprint:
+    """Row count, schema and a content digest that does not depend on the index."""
+    h = hashlib.sha256()
+    cols = []
+    for col in frame.columns:
+        series = frame[col]
+        cols.append((str(col), str(series.dtype)))
+        h.update(str(col).encode() + b"\x00" + str(series.dtype).encode() + b"\x00")
+        h.update(pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes())
+    return DataFingerprint(role=role, rows=len(frame), columns=tuple(cols), digest=h.hexdigest())
+
+
+def check_columns(frame: pd.DataFrame, required: Sequence[str], role: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataInputError(f"{role} data is missing column(s) {missing}; it has {list(frame.columns)[:20]}")
+
+
+def numeric_values(series: pd.Series, name: str) -> np.ndarray:
+    """Float values of a numeric column; strings in it are an input error, not a coercion."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=float)
+    if not pd.api.types.is_numeric_dtype(series.dtype):
+        coerced = pd.to_numeric(series, errors="coerce")
+        bad = coerced.isna() & series.notna()
+        if bad.any():
+            example = series[bad].iloc[0]
+            raise DataInputError(
+                f"column {name} must be numeric. Got {int(bad.sum())} non-numeric value(s), e.g. {example!r}, instead."
+            )
+        series = coerced
+    return series.to_numpy(dtype=float, na_value=np.nan)
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("numpy", "pandas", "scipy", *names):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def write_artifact(folder: str | Path | None, name: str, content: bytes, description: str = "") -> Artifact | None:
+    """Write ``content`` under ``folder/name`` and return its record; no folder means no artifact."""
+    if folder is None:
+        return None
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    media = _MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return Artifact(name=name, sha256=hashlib.sha256(content).hexdigest(), media_type=media, size=len(content), description=description)
+
+
+# -- models ----------------------------------------------------------------------------------------------
+
+
+class ModelError(RuntimeError):
+    """A model could not be loaded or failed to predict."""
+
+
+def load_model(model: Any) -> Any:
+    """An object with ``predict``/``predict_proba``, or an MLflow model URI loaded through pyfunc."""
+    if isinstance(model, (str, Path)):
+        try:
+            import mlflow.pyfunc  # lazy: only commands that must run the model pay for it
+        except ImportError as exc:  # pragma: no cover - mlflow is a dependency
+            raise ModelError("mlflow is needed to load a model URI") from exc
+        try:
+            return mlflow.pyfunc.load_model(str(model))
+        except Exception as exc:
+            raise ModelError(f"cannot load model {model}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if not (hasattr(model, "predict") or hasattr(model, "predict_proba")):
+        raise ModelError(f"model must have predict or predict_proba. Got {type(model).__name__} instead.")
+    return model
+
+
+def predict_scores(model: Any, X: pd.DataFrame) -> np.ndarray:
+    """Probability of the positive class where the model gives one, else its prediction, as floats."""
+    try:
+        if hasattr(model, "predict_proba"):
+            proba = np.asarray(model.predict_proba(X))
+            out = proba[:, -1] if proba.ndim == 2 else proba
+        else:
+            pred = model.predict(X)
+            if isinstance(pred, pd.DataFrame):
+                pred = pred.iloc[:, -1]
+            out = np.asarray(pred)
+            if out.ndim == 2:
+                out = out[:, -1]
+        return out.astype(float)
+    except Exception as exc:
+        raise ModelError(f"model failed to predict: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+
+
+# -- reference profiles ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """Sufficient statistics of a reference data set for one monitor kind (bins and counts), saved as JSON
+    so that monitoring a deployed model does not need the raw training data again."""
+
+    kind: str
+    monitor_version: str
+    spec: ColumnSpec
+    payload: Mapping[str, Any]
+    fingerprint: DataFingerprint
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "monitor_version": self.monitor_version,
+                "spec": self.spec.to_dict(),
+                "payload": _jsonable(self.payload),
+                "fingerprint": self.fingerprint.to_dict(),
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ReferenceProfile:
+        d = json.loads(text)
+        f = d["fingerprint"]
+        return cls(
+            kind=d["kind"],
+            monitor_version=d["monitor_version"],
+            spec=ColumnSpec.from_dict(d["spec"]),
+            payload=d["payload"],
+            fingerprint=DataFingerprint(f["role"], f["rows"], tuple(tuple(c) for c in f["columns"]), f["digest"]),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceProfile:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+# -- the monitor interface and registry ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One allowed parameter, declared as data and validated once at the boundary."""
+
+    name: str
+    default: Any
+    check: str  # human text of the constraint, used in messages: "a float in (0, 1)"
+    validate: Any = None  # callable(value) -> bool
+
+
+class Monitor:
+    """Base class. Subclasses set ``kind``, ``version``, ``params`` and implement ``run``."""
+
+    kind: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    params: ClassVar[tuple[ParamSpec, ...]] = ()
+
+    @classmethod
+    def validate_params(cls, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        given = dict(given or {})
+        known = {p.name: p for p in cls.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ParameterError(f"{cls.kind} parameters must be among {sorted(known)}. Got unknown {unknown} instead.")
+        out = {}
+        for name, p in known.items():
+            value = given.get(name, p.default)
+            if p.validate is not None and not p.validate(value):
+                raise ParameterError(f"{name} must be {p.check}. Got {value!r} instead.")
+            out[name] = value
+        return out
+
+    def run(self, spec: ColumnSpec, **kwargs: Any) -> MonitorResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+_BUILTIN = {
+    "drift": "monitors.drift:DriftMonitor",
+    "fairness": "monitors.fairness:FairnessMonitor",
+    "explainability": "monitors.explainability:ExplainabilityMonitor",
+    "performance": "monitors.performance:PerformanceMonitor",
+    "robustness": "monitors.robustness:RobustnessMonitor",
+}
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib import metadata
+
+    found = dict(_BUILTIN)
+    for ep in metadata.entry_points(group="modelreg.monitors"):
+        found[ep.name] = ep.value
+    return found
+
+
+def monitor_kinds() -> list[str]:
+    return sorted(_entry_points())
+
+
+def get_monitor(kind: str) -> Monitor:
+    """An instance of the monitor registered under ``kind`` (first-party ones register like a bank's own)."""
+    target = _entry_points().get(kind)
+    if target is None:
+        raise ParameterError(f"monitor kind must be one of {monitor_kinds()}. Got {kind!r} instead.")
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)()
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["fields", "replace"]
