@@ -15,8 +15,7 @@ def open_registry(settings: Settings, *, actor: str | None = None) -> Registry:
 def _install_plugins(registry: Registry) -> None:
     """Governance gate requirements (policy controls, approvals, attestations) and the MLflow projection plug
     into the registry's one gate mechanism; each is optional so the core works on its own."""
-    try:
-        from modelreg import governance
-    except ImportError:  # pragma: no cover - during development only
-        return
+    from modelreg import governance, mlflow_sync
+
     governance.install(registry)
+    mlflow_sync.install(registry)

@@ -82,6 +82,8 @@ class Registry:
         self.engine = engine or make_engine(settings.database_url)
         self.requirements: dict[str, list[Requirement]] = {g: list(r) for g, r in BASIC_REQUIREMENTS.items()}
         self.projections: list[Projection] = []
+        # Called inside the evaluation's write transaction (e.g. log it as an MLflow run); may return a run id.
+        self.evaluation_projections: list[Callable[..., str | None]] = []
         self._schema_checked = False
         self._db_role: str | bool | None = False
 
@@ -90,6 +92,7 @@ class Registry:
         other = Registry(self.settings, actor=name, engine=self.engine)
         other.requirements = self.requirements
         other.projections = self.projections
+        other.evaluation_projections = self.evaluation_projections
         other._schema_checked = self._schema_checked
         return other
 
@@ -447,7 +450,7 @@ class Registry:
                 )
             if transition.needs_reason and not reason:
                 raise BadInput(f"{action.replace('_', '-')} needs --reason")
-            unmet = self._unmet(session, transition.gate, action, model, row, {"replace": replace})
+            unmet = self._unmet(session, transition.gate, action, model, row, {"replace": replace, "reason": reason})
             if unmet:
                 raise GateRefused(
                     f"{action.replace('_', '-')} {name} {version} refused: {len(unmet)} requirement(s) unmet", unmet=[u.to_dict() for u in unmet]
@@ -599,11 +602,8 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
     from modelreg import signing
     from modelreg.audit import merkle
 
-    key_source = trusted_key
-    if key_source is None:
-        key_source = reg.settings.audit_key_path.with_suffix(".pub") if reg.settings.audit_key_path.with_suffix(".pub").exists() else None
-    if key_source is not None:
-        public = signing.load_public_key(Path(key_source))
+    if trusted_key is not None:
+        public = signing.load_public_key(Path(trusted_key))
     else:
         public = signing.ensure_key(reg.settings.audit_key_path).public_key()
     cp_dict = json_loads(checkpoint.to_json())
@@ -619,9 +619,7 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
             checkpoint=cp_dict,
         )
     leaves = audit_log.leaf_hashes(reg.engine)
-    tree = merkle.MerkleTree()
-    for leaf in leaves:
-        tree.append(leaf)
+    tree = merkle.MerkleTree.from_leaf_hashes(leaves)
     proof = tree.consistency_proof(checkpoint.size, len(leaves)) if checkpoint.size else []
     old_root = bytes.fromhex(checkpoint.root_hash)
     ok = (

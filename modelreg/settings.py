@@ -23,6 +23,8 @@ _KEYS = (
     "MODELREG_EVIDENCE_KEY",
     "MODELREG_MLFLOW_ALIAS",
     "MODELREG_USER",
+    "MODELREG_POLICY",
+    "MODELREG_SIGNING_KEY",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
     "MLFLOW_ARTIFACT_ROOT",
@@ -89,6 +91,17 @@ class Settings:
     mlflow_alias: str
     user: str
     env_file: Path | None
+    policy: str = "cn-fin-algo-risk"
+    signing_key: Path | None = None
+
+    @property
+    def policy_paths(self) -> tuple[Path, ...]:
+        """Where a bank's own packs live (searched before the shipped ones)."""
+        return (self.home / "policies",)
+
+    def signing_key_for(self, user: str) -> Path:
+        """The acting user's private key: $MODELREG_SIGNING_KEY, else <home>/keys/<user>.key."""
+        return self.signing_key or (self.home / "keys" / f"{user}.key")
 
     @property
     def artifact_store(self) -> Path:
@@ -148,4 +161,6 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         mlflow_alias=get("MODELREG_MLFLOW_ALIAS", "production"),
         user=user,
         env_file=env_file,
+        policy=get("MODELREG_POLICY", "cn-fin-algo-risk"),
+        signing_key=_resolve_path(env["MODELREG_SIGNING_KEY"], Path.cwd()) if env.get("MODELREG_SIGNING_KEY") else None,
     )

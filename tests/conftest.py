@@ -103,12 +103,16 @@ def settings_for(tmp_path, env_for):
     return make
 
 
+CAST = {"admin": ["admin"], "dev": ["developer"], "val": ["validator"], "app1": ["approver"], "app2": ["approver"], "ops": ["operator"], "aud": ["auditor"]}
+
+
 @pytest.fixture
 def registry(db_url, settings_for):
-    """An initialised registry with the usual cast: an admin, a developer, a validator, two approvers."""
-    from modelreg.api import open_registry
+    """The registry core (basic gate requirements only, no policy pack plugged in), initialised, with the
+    usual cast: an admin, a developer, a validator, two approvers, an operator and an auditor."""
+    from modelreg.registry import Registry
 
-    reg = open_registry(settings_for(db_url), actor="admin")
+    reg = Registry(settings_for(db_url), actor="admin")
     reg.init()
     reg.add_user("admin", ["admin"])
     reg.add_user("dev", ["developer"])

@@ -1,0 +1,195 @@
+"""Reading governance records: evaluations, findings (with waivers applied), signed records (verified)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from modelreg import clock
+from modelreg.governance.signatures import SignedRecord, decode_payload, verify_record
+from modelreg.store.tables import EvaluationRow, FindingRow, MonitorResultRow, SignedRecordRow, UserRow
+
+PURPOSE_GATE = {"precheck": "submit", "validation": "deploy", "monitoring": "monitor"}
+BLOCKING_STATUSES = ("fail", "error")
+
+
+@dataclass(frozen=True)
+class Finding:
+    control_id: str
+    status: str  # pass | warn | fail | error | waived
+    severity: str
+    clause_ids: tuple[str, ...]
+    detail: dict
+    raw_status: str  # the status before any waiver
+    waiver: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "control_id": self.control_id,
+            "status": self.status,
+            "raw_status": self.raw_status,
+            "severity": self.severity,
+            "clause_ids": list(self.clause_ids),
+            "waiver": self.waiver,
+            **{k: v for k, v in self.detail.items() if k not in ("control_id", "status", "severity", "clause_ids")},
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    id: int
+    model: str
+    version: str
+    purpose: str
+    gate: str
+    tier: str
+    policy_id: str
+    policy_version: str
+    policy_digest: str
+    model_artifact_digest: str | None
+    data: dict
+    status: str
+    digest: str
+    mlflow_run_id: str | None
+    created_by: str
+    created_at: datetime
+    findings: tuple[Finding, ...] = ()
+    suspended: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.findings:
+            out[f.status] = out.get(f.status, 0) + 1
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "version": self.version,
+            "purpose": self.purpose,
+            "gate": self.gate,
+            "tier": self.tier,
+            "policy": {"id": self.policy_id, "version": self.policy_version, "digest": self.policy_digest},
+            "model_artifact_digest": self.model_artifact_digest,
+            "data": self.data,
+            "status": self.status,
+            "digest": self.digest,
+            "mlflow_run_id": self.mlflow_run_id,
+            "created_by": self.created_by,
+            "created_at": clock.isoformat(self.created_at),
+            "counts": self.counts(),
+            "suspended": self.suspended,
+            "findings": [f.to_dict() for f in self.findings],
+            **self.extra,
+        }
+
+    def _repr_html_(self) -> str:
+        from modelreg.governance.report import evaluation_html
+
+        return evaluation_html(self)
+
+
+def latest_evaluation_row(session: Session, version_id: int, purpose: str) -> EvaluationRow | None:
+    return session.execute(
+        select(EvaluationRow).where(EvaluationRow.version_id == version_id, EvaluationRow.purpose == purpose).order_by(EvaluationRow.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def evaluation_rows(session: Session, version_id: int) -> list[EvaluationRow]:
+    return list(session.execute(select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id)).scalars())
+
+
+def monitor_results(session: Session, evaluation_id: int) -> dict[str, dict]:
+    rows = session.execute(select(MonitorResultRow).where(MonitorResultRow.evaluation_id == evaluation_id)).scalars()
+    return {r.kind: dict(r.result) for r in rows}
+
+
+def signed_records(session: Session, version_id: int, kind: str | None = None) -> list[SignedRecord]:
+    q = select(SignedRecordRow, UserRow.public_key_pem).outerjoin(UserRow, UserRow.name == SignedRecordRow.actor).where(SignedRecordRow.version_id == version_id)
+    if kind is not None:
+        q = q.where(SignedRecordRow.kind == kind)
+    out = []
+    for row, pem in session.execute(q.order_by(SignedRecordRow.id)):
+        payload = decode_payload(row.payload)
+        valid = verify_record(row.payload, dict(row.signature), pem)
+        out.append(
+            SignedRecord(
+                id=row.id,
+                kind=row.kind,
+                role=row.role,
+                control_id=row.control_id,
+                actor=row.actor,
+                payload=payload,
+                payload_bytes=bytes(row.payload),
+                signature=dict(row.signature),
+                until=clock.to_utc(row.until) if row.until else None,
+                at=clock.to_utc(row.at),
+                valid_signature=valid,
+                problems=() if valid else ("signature does not verify with the signer's registered key",),
+            )
+        )
+    return out
+
+
+def active_waivers(session: Session, version_id: int, now: datetime | None = None) -> dict[str, SignedRecord]:
+    """Waivers in force now, by control id: valid signature, not expired, payload bound to this record."""
+    now = now or clock.now()
+    out: dict[str, SignedRecord] = {}
+    for rec in signed_records(session, version_id, "waiver"):
+        if not rec.counts or rec.until is None or rec.until <= now:
+            continue
+        if rec.payload.get("control_id") != rec.control_id or rec.payload.get("until") != clock.isoformat(rec.until):
+            continue
+        out[rec.control_id or ""] = rec
+    return out
+
+
+def findings_for(session: Session, evaluation: EvaluationRow, waivers: dict[str, SignedRecord]) -> list[Finding]:
+    rows = session.execute(select(FindingRow).where(FindingRow.evaluation_id == evaluation.id).order_by(FindingRow.id)).scalars()
+    out = []
+    for r in rows:
+        waiver = waivers.get(r.control_id)
+        status = r.status
+        waived = waiver is not None and status in ("warn", "fail", "error")
+        out.append(
+            Finding(
+                control_id=r.control_id,
+                status="waived" if waived else status,
+                severity=r.severity,
+                clause_ids=tuple(r.clause_ids),
+                detail=dict(r.detail),
+                raw_status=status,
+                waiver={"by": waiver.actor, "until": clock.isoformat(waiver.until), "reason": waiver.payload.get("reason")} if waived and waiver and waiver.until else None,
+            )
+        )
+    return out
+
+
+def to_evaluation(session: Session, row: EvaluationRow, model: str, version: str, waivers: dict[str, SignedRecord] | None = None, **extra: Any) -> Evaluation:
+    waivers = active_waivers(session, row.version_id) if waivers is None else waivers
+    return Evaluation(
+        id=row.id,
+        model=model,
+        version=version,
+        purpose=row.purpose,
+        gate=row.gate,
+        tier=row.tier,
+        policy_id=row.policy_id,
+        policy_version=row.policy_version,
+        policy_digest=row.policy_digest,
+        model_artifact_digest=row.model_artifact_digest,
+        data=dict(row.data),
+        status=row.status,
+        digest=row.digest,
+        mlflow_run_id=row.mlflow_run_id,
+        created_by=row.created_by,
+        created_at=clock.to_utc(row.created_at),
+        findings=tuple(findings_for(session, row, waivers)),
+        extra=extra,
+    )

@@ -1,0 +1,256 @@
+"""Run a policy's machine controls on data: build the column spec, compute scores once, run each monitor the
+pack needs with the parameters its controls ask for, and judge every check. Pure computation: nothing here
+touches the registry database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelreg.errors import BadInput
+
+SCORE_COLUMN = "__modelreg_score__"
+
+
+@dataclass
+class EvaluationInput:
+    data: Any  # path or DataFrame: hold-out / scoring data
+    target: str | None = None
+    prediction: str | None = None
+    score: str | None = None
+    model_uri: str | None = None
+    model: Any = None  # an already-loaded model object (Python API)
+    reference: Any = None  # path or DataFrame: training / reference data
+    sensitive: tuple[str, ...] = ()
+    features: tuple[str, ...] | None = None
+    feature_labels: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (zh, en)
+    monotone: dict[str, int] = field(default_factory=dict)
+    scenarios: list[dict] | None = None
+
+
+@dataclass
+class EvaluationDraft:
+    """What a run produced, before it is stored."""
+
+    results: dict[str, Any]  # kind -> MonitorResult
+    outcomes: list[Any]  # ControlOutcome
+    fingerprints: list[dict]
+    spec: dict
+    params: dict[str, dict]
+    artifacts_dir: Path
+    notes: list[str]
+    model_note: str | None
+    reference_profile: bytes | None = None
+
+    @property
+    def status(self) -> str:
+        from modelreg.policy import worst_status
+
+        return worst_status(self.outcomes)
+
+
+def _load(data: Any, what: str):
+    import pandas as pd
+
+    from monitors.base import DataInputError, load_frame
+
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    else:
+        try:
+            frame = load_frame(Path(data))
+        except DataInputError as exc:
+            raise BadInput(f"{what}: {exc}") from None
+    if frame.empty:
+        raise BadInput(f"{what} has no rows")
+    return frame
+
+
+def _model_features(model: Any) -> list[str] | None:
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    metadata = getattr(model, "metadata", None)  # MLflow pyfunc
+    signature = getattr(metadata, "signature", None)
+    if signature is not None and signature.inputs is not None:
+        try:
+            return [str(n) for n in signature.inputs.input_names()]
+        except Exception:
+            return None
+    return None
+
+
+def load_model(uri: str):
+    """Load a model to run it (validate/monitor only). A scikit-learn flavour is loaded natively so SHAP can
+    use a fast explainer; anything else goes through MLflow's pyfunc. Either way it runs in this process."""
+    from modelreg.errors import BadInput as _Bad
+
+    try:
+        import mlflow.sklearn
+
+        try:
+            return mlflow.sklearn.load_model(uri), f"loaded {uri} with mlflow.sklearn in the validator's own process"
+        except Exception:
+            import mlflow.pyfunc
+
+            return mlflow.pyfunc.load_model(uri), f"loaded {uri} with mlflow.pyfunc in the validator's own process"
+    except Exception as exc:
+        first = str(exc).strip().splitlines()
+        raise _Bad(f"cannot load model {uri}: {first[0] if first else type(exc).__name__}") from None
+
+
+def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
+    """(spec, current frame with a score column, reference frame, model, model note)."""
+    import numpy as np
+
+    from monitors.base import ColumnKind, ColumnSpec, Feature, ModelError, predict_scores
+
+    current = _load(inp.data, "--data")
+    reference = _load(inp.reference, "--reference") if inp.reference is not None else None
+    model, note = inp.model, None
+    if model is None and inp.model_uri:
+        model, note = load_model(inp.model_uri)
+    for col in [c for c in (inp.target, inp.prediction, inp.score, *inp.sensitive) if c]:
+        if col not in current.columns:
+            raise BadInput(f"column {col!r} is not in --data (it has {', '.join(map(str, current.columns[:15]))}{'…' if len(current.columns) > 15 else ''})")
+    excluded = {c for c in (inp.target, inp.prediction, inp.score) if c}
+    features = list(inp.features) if inp.features else (_model_features(model) if model is not None else None)
+    if features is None:
+        features = [str(c) for c in current.columns if c not in excluded and c not in inp.sensitive]
+    missing = [f for f in features if f not in current.columns]
+    if missing:
+        raise BadInput(f"--data lacks feature column(s) the model needs: {', '.join(missing)}")
+    feats = []
+    for name in features:
+        dtype = current[name].dtype
+        numeric = np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.bool_)
+        zh, en = inp.feature_labels.get(name, (None, None))
+        feats.append(Feature(name, ColumnKind.NUMERIC if numeric else ColumnKind.CATEGORICAL, label_zh=zh, label_en=en, monotone=inp.monotone.get(name)))
+    score = inp.score
+    if model is not None and score is None:
+        current = current.copy()
+        try:
+            current[SCORE_COLUMN] = predict_scores(model, current[features])
+        except ModelError as exc:
+            raise BadInput(str(exc)) from None
+        score = SCORE_COLUMN
+        if reference is not None and all(f in reference.columns for f in features):
+            reference = reference.copy()
+            try:
+                reference[SCORE_COLUMN] = predict_scores(model, reference[features])
+            except ModelError as exc:
+                raise BadInput(f"on --reference: {exc}") from None
+    spec = ColumnSpec(tuple(feats), target=inp.target, prediction=inp.prediction, score=score, sensitive=tuple(inp.sensitive))
+    return spec, current, reference, model, note
+
+
+def _call(kind: str, spec, current, reference, model, params: dict, folder: Path, extra: dict) -> Any:
+    from monitors.base import MetricStatus, MonitorResult, ParameterError, get_monitor
+
+    monitor = get_monitor(kind)
+    kwargs: dict[str, Any] = {"current": current, "params": params, "artifacts_dir": folder}
+    if reference is not None:
+        kwargs["reference"] = reference
+    if model is not None and kind in ("explainability", "robustness"):
+        kwargs["model"] = model
+    kwargs.update(extra)
+    try:
+        return monitor.run(spec, **kwargs)
+    except ParameterError as exc:
+        reason = f"policy parameters rejected by the {kind} monitor: {exc}"
+    except TypeError as exc:
+        reason = f"{kind} monitor could not be called with these inputs: {exc}"
+    except Exception as exc:  # a monitor bug must not turn into a silent pass or a crash of the whole run
+        reason = f"{kind} monitor failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return MonitorResult(kind=kind, monitor_version="?", params=params, metrics=(), status=MetricStatus.INVALID_INPUT, reason=reason)
+
+
+def run(
+    pack,
+    gate: str,
+    tier: str,
+    inp: EvaluationInput,
+    *,
+    baselines: dict[str, Any] | None = None,
+    profile: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationDraft:
+    from modelreg.policy import evaluate_results
+
+    say = progress or (lambda _m: None)
+    spec, current, reference, model, note = build(inp)
+    wanted = pack.monitors_for(gate, tier)
+    folder = Path(tempfile.mkdtemp(prefix="modelreg-eval-"))
+    results: dict[str, Any] = {}
+    notes: list[str] = []
+    for kind, params in wanted.items():
+        extra: dict[str, Any] = {}
+        params = dict(params)
+        if kind in ("explainability", "robustness") and model is None:
+            from monitors.base import MetricStatus, MonitorResult
+
+            results[kind] = MonitorResult(
+                kind=kind, monitor_version="?", params=params, metrics=(), status=MetricStatus.INVALID_INPUT, reason=f"the {kind} monitor needs the model (--model URI)"
+            )
+            continue
+        if kind == "robustness" and inp.scenarios and "scenarios" not in params:
+            params["scenarios"] = inp.scenarios
+        if kind == "drift" and reference is None:
+            if profile is None:
+                from monitors.base import MetricStatus, MonitorResult
+
+                results[kind] = MonitorResult(
+                    kind=kind, monitor_version="?", params=params, metrics=(), status=MetricStatus.INVALID_INPUT, reason="drift needs --reference data or a stored reference profile"
+                )
+                continue
+            extra["profile"] = profile
+        if kind == "performance" and baselines and "performance" in baselines:
+            extra["baseline"] = baselines["performance"]
+        if kind == "explainability" and baselines and "explainability" in baselines and reference is None:
+            extra["reference"] = baselines["explainability"]
+        say(f"running {kind} monitor on {len(current):,} rows")
+        sub = folder / kind
+        sub.mkdir(parents=True, exist_ok=True)
+        results[kind] = _call(kind, spec, current, reference, model, params, sub, extra)
+    outcomes = evaluate_results(pack, gate, tier, results)
+    fps = []
+    from monitors.base import fingerprint
+
+    fps.append({**fingerprint(current.drop(columns=[SCORE_COLUMN], errors="ignore"), "current").to_dict()})
+    if reference is not None:
+        fps.append({**fingerprint(reference.drop(columns=[SCORE_COLUMN], errors="ignore"), "reference").to_dict()})
+    profile_bytes = None
+    if reference is not None and "drift" in wanted:
+        try:
+            from monitors.drift import DriftMonitor
+
+            prof = DriftMonitor().profile(spec, reference, wanted["drift"])
+            profile_bytes = prof.to_json().encode()
+        except Exception as exc:  # keep the evaluation; monitoring will say the profile is missing
+            notes.append(f"reference profile not saved: {type(exc).__name__}: {exc}")
+    return EvaluationDraft(
+        results=results,
+        outcomes=outcomes,
+        fingerprints=fps,
+        spec=spec.to_dict(),
+        params={k: dict(v) for k, v in wanted.items()},
+        artifacts_dir=folder,
+        notes=notes,
+        model_note=note,
+        reference_profile=profile_bytes,
+    )
+
+
+def digest_of(obj: Any) -> str:
+    from modelreg.audit.canonical import canonical_json
+
+    try:
+        data = canonical_json(obj)
+    except (TypeError, ValueError):
+        data = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(data).hexdigest()

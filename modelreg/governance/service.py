@@ -1,0 +1,434 @@
+"""Governance operations: validation, pre-check and monitoring runs; approvals, rejections, attestations and
+waivers. Each goes through the registry's permission check and write transaction, with its audit event."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+from modelreg import artifacts, clock
+from modelreg.domain.stages import Stage
+from modelreg.errors import BadInput, InvalidTransition, NotFound, PermissionDenied, SegregationOfDuties
+from modelreg.governance import records
+from modelreg.governance.records import Evaluation
+from modelreg.governance.runner import EvaluationInput, digest_of
+from modelreg.governance.signatures import build_payload, load_signing_key, sign_payload
+from modelreg.registry import Registry
+from modelreg.store import repo
+from modelreg.store.tables import (
+    EvaluationArtifactRow,
+    EvaluationRow,
+    FindingRow,
+    MonitorResultRow,
+    SignedRecordRow,
+    TransitionRow,
+    VersionRow,
+)
+
+PURPOSES = {
+    # purpose: (gate, action permission, stage the version must be in)
+    "precheck": ("submit", "precheck", Stage.DEVELOP),
+    "validation": ("deploy", "validate", Stage.VALIDATE),
+    "monitoring": ("monitor", "monitor", Stage.DEPLOY),
+}
+MAX_WAIVER_DAYS = 366
+
+
+def load_policy(reg: Registry, policy: str | None = None):
+    from modelreg.policy import load_pack
+
+    return load_pack(policy or reg.settings.policy, search_paths=[p for p in reg.settings.policy_paths if p.exists()])
+
+
+def _artifact_digest(version) -> str:
+    return version.artifact_digest or "unknown"
+
+
+def run_evaluation(
+    reg: Registry,
+    name: str,
+    version: str,
+    inp: EvaluationInput,
+    *,
+    purpose: str,
+    policy: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    gate, action, stage = PURPOSES[purpose]
+    version = str(version)
+    # 1. Check who and what before spending minutes computing.
+    with reg._read() as session:
+        user = reg._authorize(session, action)
+        model_row, row = repo.version_rows(session, name, version)
+        mv = repo.to_version(row, model_row)
+        if row.stage != stage.value:
+            raise InvalidTransition(f"{purpose} needs {name} {version} in {stage.value}; it is in {row.stage}")
+        if purpose == "validation" and reg.actor in mv.developers:
+            raise SegregationOfDuties(f"{reg.actor} developed {name} (owner or registrant) and cannot validate it: another validator must")
+        baselines: dict[str, Any] = {}
+        profile = None
+        if purpose == "monitoring":
+            base = records.latest_evaluation_row(session, row.id, "validation")
+            if base is None:
+                raise NotFound(f"{name} {version} has no validation evaluation to monitor against")
+            baselines, profile = _baselines(reg, session, base)
+    assert user is not None
+    pack = load_policy(reg, policy)
+    tier = mv.risk_tier
+    from modelreg.governance import runner
+
+    draft = runner.run(pack, gate, tier, inp, baselines=baselines, profile=profile, progress=progress)
+    try:
+        return _store(reg, name, version, mv, row.row_version, pack, gate, tier, purpose, draft, inp)
+    finally:
+        shutil.rmtree(draft.artifacts_dir, ignore_errors=True)
+
+
+def _baselines(reg: Registry, session, base: EvaluationRow) -> tuple[dict, Any]:
+    from monitors.base import MonitorResult, ReferenceProfile
+
+    results = records.monitor_results(session, base.id)
+    baselines = {k: MonitorResult.from_dict(v) for k, v in results.items() if k in ("performance", "explainability")}
+    profile = None
+    sha = (base.data or {}).get("reference_profile")
+    if sha:
+        profile = ReferenceProfile.from_json(artifacts.read_bytes(reg.settings.artifact_store, sha).decode())
+    return baselines, profile
+
+
+def _store(reg: Registry, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp) -> Evaluation:
+    store_root = reg.settings.artifact_store
+    now = clock.now()
+    stored_files: list[tuple[str, str, str, int, str]] = []  # (kind, name, sha, size, media)
+    result_dicts: dict[str, dict] = {}
+    for kind, result in draft.results.items():
+        result_dicts[kind] = result.to_dict()
+        for art in result.artifacts:
+            path = draft.artifacts_dir / kind / art.name
+            if path.exists():
+                sha, size = artifacts.put_file(store_root, path)
+                stored_files.append((kind, art.name, sha, size, art.media_type))
+    profile_sha = None
+    if draft.reference_profile is not None:
+        profile_sha, size = artifacts.put_bytes(store_root, draft.reference_profile)
+        stored_files.append(("drift", "reference_profile.json", profile_sha, size, "application/json"))
+    outcomes = [o.to_dict() for o in draft.outcomes]
+    data = {
+        "fingerprints": draft.fingerprints,
+        "spec": draft.spec,
+        "params": draft.params,
+        "model_uri": inp.model_uri,
+        "model_loading": draft.model_note,
+        "notes": draft.notes,
+        "reference_profile": profile_sha,
+    }
+    content = {
+        "model": name,
+        "version": version,
+        "purpose": purpose,
+        "gate": gate,
+        "tier": tier,
+        "policy": {"id": pack.id, "version": pack.version, "digest": pack.digest},
+        "model_artifact_digest": _artifact_digest(mv),
+        "data": data,
+        "results": {k: digest_of(v) for k, v in sorted(result_dicts.items())},
+        "outcomes": outcomes,
+        "created_by": reg.actor,
+        "created_at": clock.isoformat(now),
+    }
+    digest = digest_of(content)
+    status = draft.status
+    suspend = [o for o in draft.outcomes if getattr(o, "suspend", False)]
+    with reg._write() as session:
+        model_row, row = repo.version_rows(session, name, version)
+        _, _, stage = PURPOSES[purpose]
+        if row.stage != stage.value:
+            raise InvalidTransition(f"{name} {version} moved to {row.stage} while the {purpose} ran: nothing was stored")
+        ev = EvaluationRow(
+            version_id=row.id,
+            purpose=purpose,
+            gate=gate,
+            tier=tier,
+            policy_id=pack.id,
+            policy_version=pack.version,
+            policy_digest=pack.digest,
+            model_artifact_digest=_artifact_digest(mv),
+            data=data,
+            status=status,
+            digest=digest,
+            mlflow_run_id=None,
+            created_by=reg.actor,
+            created_at=now,
+        )
+        session.add(ev)
+        session.flush()
+        for kind, rd in result_dicts.items():
+            session.add(MonitorResultRow(evaluation_id=ev.id, kind=kind, result=rd, digest=digest_of(rd)))
+        for kind, art_name, sha, size, media in stored_files:
+            artifacts.record(session, sha, size, media)
+            session.flush()
+            session.add(EvaluationArtifactRow(evaluation_id=ev.id, monitor_kind=kind, name=art_name, sha256=sha))
+        for o in draft.outcomes:
+            control = pack.control(o.control_id)
+            detail = o.to_dict()
+            detail.update({"title_zh": control.title_zh, "title_en": control.title_en})
+            session.add(
+                FindingRow(evaluation_id=ev.id, version_id=row.id, control_id=o.control_id, status=o.status, severity=o.severity or control.severity, clause_ids=list(o.clause_ids), detail=detail)
+            )
+        counts: dict[str, int] = {}
+        for o in draft.outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        reg._event(
+            session,
+            "evaluation.recorded",
+            model=name,
+            version=version,
+            payload={
+                "evaluation_id": ev.id,
+                "purpose": purpose,
+                "gate": gate,
+                "policy": f"{pack.id}@{pack.version}",
+                "policy_digest": pack.digest,
+                "digest": digest,
+                "status": status,
+                "counts": counts,
+                "failed_controls": sorted(o.control_id for o in draft.outcomes if o.status in ("fail", "error")),
+            },
+        )
+        suspended = False
+        if purpose == "monitoring" and suspend and not row.suspended:
+            waivers = records.active_waivers(session, row.id)
+            really = [o for o in suspend if o.control_id not in waivers]
+            if really:
+                _suspend_in(reg, session, model_row, row, really, ev.id)
+                suspended = True
+        session.flush()
+        evaluation = records.to_evaluation(session, ev, name, version, suspended=suspended)
+        for hook in reg.evaluation_projections:
+            run_id = hook(evaluation, draft, stored_files)
+            if run_id:
+                ev.mlflow_run_id = run_id
+        session.flush()
+        final = records.to_evaluation(session, ev, name, version)
+        return Evaluation(**{**final.__dict__, "suspended": suspended, "extra": {"artifacts": [{"monitor": k, "name": n, "sha256": s} for k, n, s, _, _ in stored_files]}})
+
+
+def _suspend_in(reg: Registry, session, model_row, row: VersionRow, outcomes, evaluation_id: int) -> None:
+    """Suspend at once, in the monitoring run's transaction: a breach of an on_breach: suspend control."""
+    now = clock.now()
+    reason = "automatic suspension: " + "; ".join(f"{o.control_id} {o.metric}={o.value} breaches {o.comparator} {o.threshold}" for o in outcomes)
+    result = session.execute(
+        update(VersionRow).where(VersionRow.id == row.id, VersionRow.row_version == row.row_version).values(suspended=True, row_version=row.row_version + 1, updated_at=now).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        from modelreg.errors import ConcurrentModification
+
+        raise ConcurrentModification(f"{model_row.name} {row.version} changed during monitoring: nothing was stored; rerun")
+    event = reg._event(
+        session,
+        "version.suspended",
+        model=model_row.name,
+        version=row.version,
+        payload={"reason": reason, "automatic": True, "evaluation_id": evaluation_id, "controls": [o.control_id for o in outcomes]},
+    )
+    session.add(TransitionRow(version_id=row.id, action="suspend", source=row.stage, target=row.stage, actor=reg.actor, reason=reason, at=now, audit_seq=event.seq))
+    session.refresh(row)
+    mv = repo.to_version(row, model_row)
+    reg._project(session, "suspend", mv, {})
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def latest(reg: Registry, name: str, version: str, purpose: str | None = None) -> list[Evaluation]:
+    """The latest evaluation of each purpose (or of one), with findings and waivers applied."""
+    with reg._read() as session:
+        _, row = repo.version_rows(session, name, version)
+        waivers = records.active_waivers(session, row.id)
+        out = []
+        for p in ([purpose] if purpose else ["precheck", "validation", "monitoring"]):
+            ev = records.latest_evaluation_row(session, row.id, p)
+            if ev is not None:
+                out.append(records.to_evaluation(session, ev, name, str(version), waivers))
+        return out
+
+
+def all_evaluations(reg: Registry, name: str, version: str) -> list[Evaluation]:
+    with reg._read() as session:
+        _, row = repo.version_rows(session, name, version)
+        waivers = records.active_waivers(session, row.id)
+        return [records.to_evaluation(session, ev, name, str(version), waivers) for ev in records.evaluation_rows(session, row.id)]
+
+
+def signed(reg: Registry, name: str, version: str, kind: str | None = None):
+    with reg._read() as session:
+        _, row = repo.version_rows(session, name, version)
+        return records.signed_records(session, row.id, kind)
+
+
+# -- signed records -------------------------------------------------------------------------------
+
+
+def _key(reg: Registry, key_path: str | Path | None):
+    path = Path(key_path) if key_path else reg.settings.signing_key_for(reg.actor)
+    return load_signing_key(path, reg.actor)
+
+
+def approve(reg: Registry, name: str, version: str, *, role: str, comment: str | None = None, decision: str = "approve", key_path: str | Path | None = None) -> dict:
+    if role not in ("validator", "approver"):
+        raise BadInput(f"--role must be validator or approver. Got {role!r} instead.")
+    if decision not in ("approve", "reject"):
+        raise BadInput(f"decision must be approve or reject. Got {decision!r} instead.")
+    key = _key(reg, key_path)
+    version = str(version)
+    with reg._write() as session:
+        user = reg._authorize(session, decision)
+        assert user is not None
+        if role not in user.roles:
+            raise PermissionDenied(f"{reg.actor} does not hold the {role} role")
+        model_row, row = repo.version_rows(session, name, version)
+        mv = repo.to_version(row, model_row)
+        if row.stage != Stage.VALIDATE.value:
+            raise InvalidTransition(f"approvals are given in validate; {name} {version} is in {row.stage}")
+        check_duties(session, mv, row.id, reg.actor, role)
+        ev = records.latest_evaluation_row(session, row.id, "validation")
+        if ev is None:
+            raise InvalidTransition(f"{name} {version} has no validation evaluation to approve: a validator runs `modelreg validate` first")
+        now = clock.now()
+        payload = build_payload(
+            "approval" if decision == "approve" else "rejection",
+            decision=decision,
+            role=role,
+            model=name,
+            version=version,
+            model_artifact_digest=_artifact_digest(mv),
+            evaluation_id=ev.id,
+            evaluation_digest=ev.digest,
+            policy={"id": ev.policy_id, "version": ev.policy_version, "digest": ev.policy_digest},
+            signer=reg.actor,
+            comment=comment or "",
+            at=clock.isoformat(now),
+        )
+        data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
+        rec = SignedRecordRow(version_id=row.id, kind=payload["kind"], role=role, control_id=None, actor=reg.actor, payload=data, signature=sig.to_dict(), until=None, at=now)
+        session.add(rec)
+        session.flush()
+        reg._event(
+            session,
+            "approval.signed",
+            model=name,
+            version=version,
+            payload={"record_id": rec.id, "decision": decision, "role": role, "evaluation_digest": ev.digest, "key_id": sig.key_id, "comment": comment or ""},
+        )
+        return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
+
+
+def check_duties(session, mv, version_id: int, actor: str, role: str) -> None:
+    """Segregation of duties, in the domain: developers never validate or approve their model; whoever
+    validated it (ran the validation or signed as validator) does not also approve it. No admin bypass."""
+    if actor in mv.developers:
+        raise SegregationOfDuties(f"{actor} developed {mv.model} (owner or registrant) and cannot sign as {role}")
+    if role == "approver":
+        validators = {e.created_by for e in records.evaluation_rows(session, version_id) if e.purpose == "validation"}
+        validators |= {r.actor for r in records.signed_records(session, version_id, "approval") if r.role == "validator"}
+        if actor in validators:
+            raise SegregationOfDuties(f"{actor} validated {mv.model} {mv.version} and cannot also approve it")
+
+
+def attest(reg: Registry, name: str, version: str, *, control_id: str, comment: str | None = None, key_path: str | Path | None = None, policy: str | None = None) -> dict:
+    pack = load_policy(reg, policy)
+    control = pack.control(control_id)
+    if control.attestation is None:
+        raise BadInput(f"control {control_id} is not an attestation (it is a {control.kind}); only attestations are signed with `attest`")
+    key = _key(reg, key_path)
+    version = str(version)
+    with reg._write() as session:
+        user = reg._authorize(session, "attest")
+        assert user is not None
+        if control.attestation.role not in user.roles:
+            raise PermissionDenied(f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}")
+        model_row, row = repo.version_rows(session, name, version)
+        mv = repo.to_version(row, model_row)
+        if row.stage == Stage.RETIRE.value:
+            raise InvalidTransition(f"{name} {version} is retired")
+        if control.attestation.role in ("validator", "approver") and reg.actor in mv.developers:
+            raise SegregationOfDuties(f"{reg.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}")
+        now = clock.now()
+        payload = build_payload(
+            "attestation",
+            control_id=control_id,
+            statement_zh=control.attestation.statement_zh,
+            statement_en=control.attestation.statement_en,
+            role=control.attestation.role,
+            model=name,
+            version=version,
+            model_artifact_digest=_artifact_digest(mv),
+            policy={"id": pack.id, "version": pack.version},
+            signer=reg.actor,
+            comment=comment or "",
+            at=clock.isoformat(now),
+        )
+        data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
+        rec = SignedRecordRow(version_id=row.id, kind="attestation", role=control.attestation.role, control_id=control_id, actor=reg.actor, payload=data, signature=sig.to_dict(), until=None, at=now)
+        session.add(rec)
+        session.flush()
+        reg._event(session, "attestation.signed", model=name, version=version, payload={"record_id": rec.id, "control_id": control_id, "key_id": sig.key_id})
+        return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
+
+
+def waive(reg: Registry, name: str, version: str, *, control_id: str, until: str | datetime, reason: str, key_path: str | Path | None = None, policy: str | None = None) -> dict:
+    pack = load_policy(reg, policy)
+    pack.control(control_id)
+    if not reason or not reason.strip():
+        raise BadInput("a waiver needs --reason")
+    if isinstance(until, str):
+        try:
+            text = until.strip()
+            until_dt = clock.parse(text + ("T23:59:59Z" if len(text) == 10 else ""))
+        except ValueError:
+            raise BadInput(f"--until must be a date (YYYY-MM-DD) or an ISO datetime. Got {until!r} instead.") from None
+    else:
+        until_dt = clock.to_utc(until)
+    now = clock.now()
+    if until_dt <= now:
+        raise BadInput(f"--until must be in the future. Got {clock.isoformat(until_dt)} instead.")
+    if until_dt - now > timedelta(days=MAX_WAIVER_DAYS):
+        raise BadInput(f"a waiver may last at most {MAX_WAIVER_DAYS} days; re-approve it when it expires")
+    key = _key(reg, key_path)
+    version = str(version)
+    with reg._write() as session:
+        user = reg._authorize(session, "waive")
+        assert user is not None
+        model_row, row = repo.version_rows(session, name, version)
+        mv = repo.to_version(row, model_row)
+        if reg.actor in mv.developers:
+            raise SegregationOfDuties(f"{reg.actor} developed {name} and cannot waive its controls")
+        payload = build_payload(
+            "waiver",
+            control_id=control_id,
+            model=name,
+            version=version,
+            model_artifact_digest=_artifact_digest(mv),
+            reason=reason.strip(),
+            until=clock.isoformat(until_dt),
+            signer=reg.actor,
+            at=clock.isoformat(now),
+        )
+        data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
+        rec = SignedRecordRow(version_id=row.id, kind="waiver", role="approver", control_id=control_id, actor=reg.actor, payload=data, signature=sig.to_dict(), until=until_dt, at=now)
+        session.add(rec)
+        session.flush()
+        reg._event(
+            session, "waiver.granted", model=name, version=version, payload={"record_id": rec.id, "control_id": control_id, "until": clock.isoformat(until_dt), "reason": reason.strip(), "key_id": sig.key_id}
+        )
+        return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
+
+
+def evaluation_json(ev: Evaluation) -> str:
+    return json.dumps(ev.to_dict(), ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,164 @@
+"""MLflow as a projection of the registry (never the source of truth).
+
+The registry stage is mirrored to the model-version tag ``modelreg.stage`` and a configurable alias (default
+``production``) points at the deployed, not-suspended version. Projections run inside the registry's write
+transaction, just before commit: if MLflow refuses, the registry change rolls back too. ``sync --check``
+reports any divergence (e.g. an alias moved by hand in MLflow); ``sync`` repairs MLflow from the registry,
+audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelreg.domain.entities import ModelVersion
+from modelreg.domain.stages import Stage
+from modelreg.registry import Registry
+
+STAGE_TAG = "modelreg.stage"
+
+
+@dataclass(frozen=True)
+class Divergence:
+    model: str
+    kind: str  # alias | stage_tag
+    expected: str | None
+    actual: str | None
+    detail: str
+    version: str | None = None  # for stage tags
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "version": self.version, "kind": self.kind, "expected": self.expected, "actual": self.actual, "detail": self.detail}
+
+
+def _gateway(reg: Registry):
+    cached = getattr(reg, "_mlflow_gateway", None)
+    if cached is None:
+        from modelreg.integrations.mlflow import MlflowGateway
+
+        cached = MlflowGateway.from_settings(reg.settings)
+        reg._mlflow_gateway = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _linked(version: ModelVersion) -> bool:
+    return bool(version.model_uri)
+
+
+def install(reg: Registry) -> None:
+    def projection(action: str, version: ModelVersion, extra: dict) -> None:
+        if not _linked(version):
+            return
+        gw = _gateway(reg)
+        alias = reg.settings.mlflow_alias
+        gw.set_stage_tag(version.model, version.version, version.stage.value + (":suspended" if version.suspended else ""))
+        replaced = extra.get("replaced")
+        if replaced is not None:
+            gw.set_stage_tag(replaced.model, replaced.version, replaced.stage.value)
+        if version.stage is Stage.DEPLOY and not version.suspended:
+            gw.set_alias(version.model, alias, version.version)
+        elif gw.get_alias(version.model, alias) == version.version:
+            gw.delete_alias(version.model, alias)
+
+    def evaluation_projection(evaluation, draft, stored_files) -> str | None:
+        return log_evaluation(reg, evaluation, draft)
+
+    reg.projections.append(projection)
+    reg.evaluation_projections.append(evaluation_projection)
+
+
+def log_evaluation(reg: Registry, evaluation, draft) -> str | None:
+    """Each Evaluation is also an MLflow run (metrics with log_batch, artifacts, tags linking the version), so
+    a data scientist sees the findings in the MLflow UI."""
+    if not evaluation.data.get("model_uri") and not _has_link(reg, evaluation):
+        return None
+    metrics: dict[str, float] = {}
+    for kind, result in draft.results.items():
+        for m in result.metrics:
+            if m.value is None:
+                continue
+            key = ".".join(x for x in (kind, m.name, m.feature, m.group) if x)
+            metrics[key] = float(m.value)
+    for f in evaluation.findings:
+        metrics[f"finding.{f.control_id}.failed"] = 1.0 if f.raw_status in ("fail", "error") else 0.0
+    tags = {
+        "modelreg.model": evaluation.model,
+        "modelreg.version": evaluation.version,
+        "modelreg.evaluation_id": str(evaluation.id),
+        "modelreg.purpose": evaluation.purpose,
+        "modelreg.status": evaluation.status,
+        "modelreg.policy": f"{evaluation.policy_id}@{evaluation.policy_version}",
+        "modelreg.digest": evaluation.digest,
+    }
+    params = {"gate": evaluation.gate, "tier": evaluation.tier, "policy_digest": evaluation.policy_digest}
+    return _gateway(reg).log_evaluation(
+        evaluation.model,
+        evaluation.version,
+        run_name=f"modelreg {evaluation.purpose} #{evaluation.id}",
+        metrics=metrics,
+        params=params,
+        tags=tags,
+        artifacts_dir=draft.artifacts_dir,
+    )
+
+
+def _has_link(reg: Registry, evaluation) -> bool:
+    try:
+        return bool(reg.show(evaluation.model, evaluation.version).model_uri)
+    except Exception:
+        return False
+
+
+def check(reg: Registry) -> list[Divergence]:
+    gw = _gateway(reg)
+    alias = reg.settings.mlflow_alias
+    out: list[Divergence] = []
+    by_model: dict[str, list[ModelVersion]] = {}
+    for v in reg.list():
+        if _linked(v):
+            by_model.setdefault(v.model, []).append(v)
+    for model, versions in sorted(by_model.items()):
+        expected = next((v.version for v in versions if v.stage is Stage.DEPLOY and not v.suspended), None)
+        actual = gw.get_alias(model, alias)
+        if actual != expected:
+            out.append(
+                Divergence(
+                    model,
+                    "alias",
+                    expected,
+                    actual,
+                    f"MLflow alias {alias!r} points at version {actual}" if actual else f"MLflow alias {alias!r} is missing",
+                )
+            )
+        tags = gw.stage_tags(model)
+        for v in versions:
+            want = v.stage.value + (":suspended" if v.suspended else "")
+            have = tags.get(v.version)
+            if have != want:
+                out.append(Divergence(model, "stage_tag", want, have, f"version {v.version} tag {STAGE_TAG}={have!r}, registry says {want!r}", v.version))
+    return out
+
+
+def repair(reg: Registry) -> list[Divergence]:
+    """Make MLflow agree with the registry; audited as one ``mlflow.synced`` event."""
+    found = check(reg)
+    if not found:
+        return []
+    gw = _gateway(reg)
+    alias = reg.settings.mlflow_alias
+    with reg._write() as session:
+        reg._authorize(session, "sync")
+        for d in found:
+            if d.kind == "alias":
+                if d.expected is None:
+                    gw.delete_alias(d.model, alias)
+                else:
+                    gw.set_alias(d.model, alias, d.expected)
+            else:
+                gw.set_stage_tag(d.model, d.version or "", d.expected or "")
+        reg._event(session, "mlflow.synced", payload={"repaired": [d.to_dict() for d in found]})
+    return found
+
+
+def describe(d: Divergence) -> str:
+    return f"{d.model}: {d.detail}"

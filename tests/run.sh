@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The README's test command: does all set-up on a fresh machine, then runs the whole test suite, including the
+# PostgreSQL leg (127.0.0.1:5432), the notebooks, the main job's smoke run and the benchmark smoke run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# 1. Debian packages: headless Chromium renders evidence pack pages in the tests.
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium (Debian package) for the evidence page tests"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+
+# 2. PostgreSQL must be reachable: the tests fail loudly rather than skip it.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  log "PostgreSQL not answering on 127.0.0.1:5432: trying to start the local cluster"
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+fi
+
+# 3. Python environment with every extra the tests exercise.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+log "installing modelreg with all extras"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[all]'
+
+export MLFLOW_DISABLE_TELEMETRY=true
+
+log "ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check modelreg monitors tests benchmarks >/dev/null || { echo "ruff format: run .venv/bin/ruff format"; exit 1; }
+
+log "pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
