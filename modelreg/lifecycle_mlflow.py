@@ -36,7 +36,7 @@ def register_from_mlflow(
         if version is None:
             raise NotFound("a model version is required")
         info = gw.version_info(name, str(version))
-    mv = registry.register(
+    return registry.register(
         name,
         info.version,
         owner=owner,
@@ -45,9 +45,4 @@ def register_from_mlflow(
         business_line=business_line,
         mlflow_info=info.to_dict(),
         model_card=model_card,
-    )
-    try:
-        gw.set_stage_tag(name, info.version, mv.stage.value)
-    except Exception:  # the stage tag is a projection; `modelreg sync` repairs it
-        pass
-    return mv
+    )  # the stage tag is mirrored to MLflow by the registry's projection, inside the same transaction

@@ -451,6 +451,13 @@ class Registry:
             if transition.needs_reason and not reason:
                 raise BadInput(f"{action.replace('_', '-')} needs --reason")
             unmet = self._unmet(session, transition.gate, action, model, row, {"replace": replace, "reason": reason})
+            if transition.target is Stage.DEPLOY and replace == "retire":
+                # Retiring the version being replaced is a retirement too: it passes the retire gate.
+                current = repo.deployed_version(session, model.id)
+                if current is not None and current.id != row.id:
+                    reason_text = f"replaced by version {version}"
+                    for u in self._unmet(session, "retire", "retire", model, current, {"reason": reason_text}):
+                        unmet.append(Unmet(u.requirement, f"retiring version {current.version}: {u.message_en}", f"退出版本 {current.version}：{u.message_zh}", u.clause_ids, u.control_id))
             if unmet:
                 raise GateRefused(
                     f"{action.replace('_', '-')} {name} {version} refused: {len(unmet)} requirement(s) unmet", unmet=[u.to_dict() for u in unmet]

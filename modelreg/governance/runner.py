@@ -159,6 +159,12 @@ def _call(kind: str, spec, current, reference, model, params: dict, folder: Path
     if model is not None and kind in ("explainability", "robustness"):
         kwargs["model"] = model
     kwargs.update(extra)
+    # Monitors declare the inputs they take; pass only those (performance has no reference, drift no model).
+    import inspect
+
+    accepted = inspect.signature(monitor.run).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     try:
         return monitor.run(spec, **kwargs)
     except ParameterError as exc:
@@ -172,7 +178,7 @@ def _call(kind: str, spec, current, reference, model, params: dict, folder: Path
 
 def run(
     pack,
-    gate: str,
+    gate: str | tuple[str, ...],
     tier: str,
     inp: EvaluationInput,
     *,
@@ -183,8 +189,12 @@ def run(
     from modelreg.policy import evaluate_results
 
     say = progress or (lambda _m: None)
+    gates = (gate,) if isinstance(gate, str) else tuple(gate)
     spec, current, reference, model, note = build(inp)
-    wanted = pack.monitors_for(gate, tier)
+    wanted: dict[str, dict] = {}
+    for g in gates:
+        for kind, params in pack.monitors_for(g, tier).items():
+            wanted.setdefault(kind, {}).update(params)
     folder = Path(tempfile.mkdtemp(prefix="modelreg-eval-"))
     results: dict[str, Any] = {}
     notes: list[str] = []
@@ -217,7 +227,13 @@ def run(
         sub = folder / kind
         sub.mkdir(parents=True, exist_ok=True)
         results[kind] = _call(kind, spec, current, reference, model, params, sub, extra)
-    outcomes = evaluate_results(pack, gate, tier, results)
+    outcomes = []
+    seen: set[str] = set()
+    for g in gates:
+        for o in evaluate_results(pack, g, tier, results):
+            if o.control_id not in seen:
+                seen.add(o.control_id)
+                outcomes.append(o)
     fps = []
     from monitors.base import fingerprint
 

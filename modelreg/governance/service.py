@@ -67,6 +67,7 @@ def run_evaluation(
         user = reg._authorize(session, action)
         model_row, row = repo.version_rows(session, name, version)
         mv = repo.to_version(row, model_row)
+        row_version = row.row_version
         if row.stage != stage.value:
             raise InvalidTransition(f"{purpose} needs {name} {version} in {stage.value}; it is in {row.stage}")
         if purpose == "validation" and reg.actor in mv.developers:
@@ -79,15 +80,32 @@ def run_evaluation(
                 raise NotFound(f"{name} {version} has no validation evaluation to monitor against")
             baselines, profile = _baselines(reg, session, base)
     assert user is not None
+    _declared_from_card(inp, mv.model_card)
     pack = load_policy(reg, policy)
     tier = mv.risk_tier
     from modelreg.governance import runner
 
-    draft = runner.run(pack, gate, tier, inp, baselines=baselines, profile=profile, progress=progress)
+    # A pre-check is the developer's dry run of what validation will check, plus the submit gate's own checks.
+    gates = ("submit", "deploy") if purpose == "precheck" else (gate,)
+    draft = runner.run(pack, gates, tier, inp, baselines=baselines, profile=profile, progress=progress)
     try:
-        return _store(reg, name, version, mv, row.row_version, pack, gate, tier, purpose, draft, inp)
+        return _store(reg, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp)
     finally:
         shutil.rmtree(draft.artifacts_dir, ignore_errors=True)
+
+
+def _declared_from_card(inp: EvaluationInput, card: dict) -> None:
+    """What the developer declared in the model card feeds the checks: monotone constraints (e.g.
+    ``{"duration": 1}``), stress scenarios, bilingual feature labels (``{"age": ["年龄", "age"]}``)."""
+    if not inp.monotone and isinstance(card.get("monotone_constraints"), dict):
+        try:
+            inp.monotone = {str(k): int(v) for k, v in card["monotone_constraints"].items()}
+        except (TypeError, ValueError):
+            raise BadInput("model card field monotone_constraints must map feature names to -1 or 1") from None
+    if not inp.scenarios and isinstance(card.get("stress_scenarios"), list):
+        inp.scenarios = list(card["stress_scenarios"])
+    if not inp.feature_labels and isinstance(card.get("feature_labels"), dict):
+        inp.feature_labels = {str(k): (v[0], v[1]) for k, v in card["feature_labels"].items() if isinstance(v, (list, tuple)) and len(v) == 2}
 
 
 def _baselines(reg: Registry, session, base: EvaluationRow) -> tuple[dict, Any]:
