@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="modelreg", standalone_mode=False)
+        # Without standalone mode click returns the code of ctx.exit(n) instead of raising it.
+        code = cli.main(args=argv, prog_name="modelreg", standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code
     except ModelregError as exc:
         if debug:
             raise
