@@ -1,0 +1,832 @@
+"""Group fairness of a binary classifier: per-group rates and disparities, with bootstrap intervals.
+
+Aggregate, then compute: every row is reduced once to a cell of the finest intersection of the sensitive
+attributes crossed with (label, prediction), so the whole data set becomes one ``cells × 4`` confusion table
+(``np.bincount``). Every attribute, every intersection, every disparity and every bootstrap replicate is
+derived from that table; rows are only visited again for per-group AUC, which needs the scores.
+
+A rate whose denominator is zero, or whose group is smaller than ``min_group_size``, is undefined with a
+reason (never 0); a disparity needs at least two groups where the rate is defined.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitors.base import (
+    Artifact,
+    ColumnSpec,
+    DataInputError,
+    Metric,
+    MetricStatus,
+    ModelError,
+    Monitor,
+    MonitorResult,
+    ParameterError,
+    ParamSpec,
+    check_columns,
+    fingerprint,
+    invalid_result,
+    library_versions,
+    load_frame,
+    load_model,
+    numeric_values,
+    predict_scores,
+    write_artifact,
+)
+
+MISSING_GROUP = "__missing__"
+RATES = ("selection_rate", "tpr", "fpr", "precision")
+DISPARITIES = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+)
+# Confusion-table columns: index = 2 * label + prediction.
+TN, FP, FN, TP = 0, 1, 2, 3
+# Above this many finest cells the cell code is factorised instead of taken as a mixed-radix number.
+_MAX_DENSE_CELLS = 1_000_000
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    # Reading package metadata costs tens of milliseconds; versions do not change within a process.
+    return library_versions("matplotlib")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_prob(v: Any) -> bool:
+    return (
+        isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+    )
+
+
+def _valid_bins(v: Any) -> bool:
+    if not isinstance(v, Mapping):
+        return False
+    for edges in v.values():
+        if not isinstance(edges, Sequence) or len(edges) < 2:
+            return False
+        try:
+            arr = np.asarray(edges, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        if not np.all(np.diff(arr) > 0):
+            return False
+    return True
+
+
+@dataclass
+class _Grouping:
+    """One way of splitting the rows: a single attribute or an intersection ("a&b")."""
+
+    name: str
+    labels: list[str]
+    cell_to_group: np.ndarray  # finest cell index -> group index
+
+
+@dataclass
+class _Prepared:
+    cells: np.ndarray  # per-row finest cell code, int64
+    n_cells: int
+    y: np.ndarray | None  # bool, None when the spec has no target
+    pred: np.ndarray  # bool
+    score: np.ndarray | None
+    groupings: list[_Grouping]
+    attributes: list[str]
+    excluded: dict[str, int]
+
+
+class FairnessMonitor(Monitor):
+    kind = "fairness"
+    version = "1"
+    params = (
+        ParamSpec(
+            "threshold", 0.5, "a float in [0, 1] (score >= threshold is a positive prediction)", _is_prob
+        ),
+        ParamSpec("min_group_size", 30, "an integer >= 1", lambda v: _is_int(v) and v >= 1),
+        ParamSpec(
+            "bootstrap", 200, "an integer >= 0 (0 disables intervals)", lambda v: _is_int(v) and v >= 0
+        ),
+        ParamSpec("confidence", 0.95, "a float in (0, 1)", lambda v: _is_prob(v) and 0.0 < float(v) < 1.0),
+        ParamSpec("seed", 0, "an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        ParamSpec(
+            "intersections",
+            None,
+            "True, False or None (None: True for 2+ attributes)",
+            lambda v: v is None or isinstance(v, bool),
+        ),
+        ParamSpec(
+            "max_groups",
+            1000,
+            "an integer >= 2 (groupings with more groups are not reported group by group)",
+            lambda v: _is_int(v) and v >= 2,
+        ),
+        ParamSpec("missing_sensitive", "group", 'one of "group", "error"', lambda v: v in ("group", "error")),
+        ParamSpec(
+            "sensitive_bins",
+            {},
+            "a mapping of sensitive attribute -> increasing bin edges (at least 2)",
+            _valid_bins,
+        ),
+    )
+
+    # -- public --------------------------------------------------------------------------------------
+    def run(
+        self,
+        spec: ColumnSpec,
+        *,
+        current: pd.DataFrame | str | Any,
+        reference: Any = None,
+        model: Any = None,
+        params: Mapping[str, Any] | None = None,
+        artifacts_dir: str | None = None,
+        **kw: Any,
+    ) -> MonitorResult:
+        p = self.validate_params(params)
+        if not spec.sensitive:
+            raise ParameterError("spec.sensitive must name at least one sensitive attribute. Got () instead.")
+        unknown_bins = sorted(set(p["sensitive_bins"]) - set(spec.sensitive))
+        if unknown_bins:
+            raise ParameterError(
+                f"sensitive_bins keys must be among {list(spec.sensitive)}. Got {unknown_bins} instead."
+            )
+        try:
+            frame = load_frame(current)
+            prepared = self._prepare(spec, frame, model, p)
+        except (DataInputError, ModelError) as exc:
+            return invalid_result(self.kind, self.version, p, str(exc), seed=p["seed"])
+        fps = (fingerprint(frame, "current"),)
+        versions = _versions()
+        notes = [f"{k}: {v} row(s) excluded" for k, v in prepared.excluded.items() if v]
+        if prepared.cells.size == 0:
+            return MonitorResult(
+                kind=self.kind,
+                monitor_version=self.version,
+                params=p,
+                metrics=(),
+                status=MetricStatus.INSUFFICIENT_DATA,
+                reason="no usable rows" + (f" ({'; '.join(notes)})" if notes else " (empty data)"),
+                fingerprints=fps,
+                seed=p["seed"],
+                library_versions=dict(versions),
+                notes=tuple(notes),
+            )
+        metrics, table = compute_fairness(prepared, p)
+        artifacts: list[Artifact] = []
+        if artifacts_dir is not None:
+            artifacts = _write_artifacts(artifacts_dir, table)
+        worst = [m for m in metrics if m.name in DISPARITIES and m.feature is None]
+        status, reason = MetricStatus.OK, None
+        if not any(m.status is MetricStatus.OK for m in worst):
+            status = MetricStatus.INSUFFICIENT_DATA
+            reason = worst[0].reason if worst else "no disparity could be computed"
+        if prepared.y is None:
+            notes.append("spec has no target: only selection rates and demographic parity are computed")
+        if prepared.score is None:
+            notes.append("no score column or model: per-group AUC is not computed")
+        if p["bootstrap"]:
+            notes.append(
+                f"bootstrap: {p['bootstrap']} replicates stratified by finest sensitive cell (group sizes fixed); "
+                "no interval for AUC"
+            )
+        return MonitorResult(
+            kind=self.kind,
+            monitor_version=self.version,
+            params=p,
+            metrics=tuple(metrics),
+            status=status,
+            reason=reason,
+            artifacts=tuple(artifacts),
+            fingerprints=fps,
+            seed=p["seed"],
+            library_versions=dict(versions),
+            notes=tuple(notes),
+        )
+
+    # -- reduction -----------------------------------------------------------------------------------
+    def _prepare(self, spec: ColumnSpec, frame: pd.DataFrame, model: Any, p: Mapping[str, Any]) -> _Prepared:
+        attributes = list(spec.sensitive)
+        needed = list(attributes)
+        if spec.target:
+            needed.append(spec.target)
+        has_pred = bool(spec.prediction and spec.prediction in frame.columns)
+        has_score = bool(spec.score and spec.score in frame.columns)
+        if not has_pred and not has_score and model is None:
+            wanted = [c for c in (spec.prediction, spec.score) if c]
+            raise DataInputError(
+                "fairness needs predictions: a prediction column, a score column or a model. "
+                f"Got columns {list(frame.columns)[:20]}"
+                + (f" (spec names {wanted})" if wanted else "")
+                + "."
+            )
+        check_columns(frame, needed, "current")
+        n = len(frame)
+        keep = np.ones(n, dtype=bool)
+        excluded: dict[str, int] = {}
+
+        y = None
+        if spec.target:
+            y_raw = frame[spec.target]
+            y_missing = y_raw.isna().to_numpy()
+            y = (y_raw == spec.positive_label).to_numpy(dtype=bool)
+            excluded["missing target"] = int(y_missing.sum())
+            keep &= ~y_missing
+
+        score = None
+        if has_score:
+            score = numeric_values(frame[spec.score], spec.score)
+        elif model is not None and not has_pred:
+            check_columns(frame, spec.feature_names, "current")
+            fitted = load_model(model)
+            score = predict_scores(fitted, frame[spec.feature_names])
+            if score.shape != (n,):
+                raise ModelError(f"model must return one score per row. Got shape {score.shape} instead.")
+        if score is not None:
+            bad = ~np.isfinite(score)
+            excluded["non-finite score"] = int((bad & keep).sum())
+            keep &= ~bad
+
+        if has_pred:
+            pr = frame[spec.prediction]
+            pr_missing = pr.isna().to_numpy()
+            excluded["missing prediction"] = int((pr_missing & keep).sum())
+            keep &= ~pr_missing
+            pred = (pr == spec.positive_label).to_numpy(dtype=bool)
+        else:
+            assert score is not None
+            with np.errstate(invalid="ignore"):
+                pred = score >= float(p["threshold"])
+
+        codes_list: list[np.ndarray] = []
+        labels_list: list[list[str]] = []
+        for attr in attributes:
+            codes, labels = _encode_group(frame[attr], attr, p["sensitive_bins"].get(attr))
+            if len(codes) and codes.min() < 0:
+                if p["missing_sensitive"] == "error":
+                    raise DataInputError(
+                        f"sensitive attribute {attr} has {int((codes < 0).sum())} missing value(s); "
+                        'set missing_sensitive="group" to report them as group "__missing__"'
+                    )
+                codes = np.where(codes < 0, len(labels), codes.astype(np.int64))
+                labels = [*labels, MISSING_GROUP]
+            codes_list.append(codes)
+            labels_list.append(labels)
+
+        if not keep.all():
+            y = None if y is None else y[keep]
+            pred = pred[keep]
+            score = None if score is None else score[keep]
+            codes_list = [c[keep] for c in codes_list]
+
+        cells, n_cells, cell_attr_codes = _combine(codes_list, [len(lab) for lab in labels_list])
+        groupings: list[_Grouping] = []
+        for i, attr in enumerate(attributes):
+            groupings.append(_Grouping(attr, labels_list[i], cell_attr_codes[:, i]))
+        want_inter = p["intersections"] if p["intersections"] is not None else len(attributes) >= 2
+        if want_inter and len(attributes) >= 2:
+            for size in range(2, len(attributes) + 1):
+                for combo in itertools.combinations(range(len(attributes)), size):
+                    sub = cell_attr_codes[:, list(combo)]
+                    uniq, inv = np.unique(sub, axis=0, return_inverse=True)
+                    labels = [
+                        "&".join(labels_list[a][c] for a, c in zip(combo, row, strict=True)) for row in uniq
+                    ]
+                    groupings.append(_Grouping("&".join(attributes[a] for a in combo), labels, inv.ravel()))
+        return _Prepared(cells, n_cells, y, pred, score, groupings, attributes, excluded)
+
+
+def _encode_group(series: pd.Series, name: str, bins: Sequence[float] | None) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (−1 = missing) and sorted string labels; O(n) for categoricals and small integers."""
+    if bins is not None:
+        values = numeric_values(series, name)
+        edges = np.asarray(bins, dtype=float)
+        idx = np.searchsorted(edges, values, side="right") - 1
+        # The last edge is inclusive, like numpy.histogram; values outside the edges are an input error
+        # rather than a silently dropped group.
+        idx = np.where(values == edges[-1], len(edges) - 2, idx)
+        finite = np.isfinite(values)
+        outside = finite & ((idx < 0) | (idx > len(edges) - 2))
+        if outside.any():
+            raise DataInputError(
+                f"sensitive attribute {name} has {int(outside.sum())} value(s) outside sensitive_bins "
+                f"[{edges[0]:g}, {edges[-1]:g}], e.g. {values[outside][0]!r}"
+            )
+        labels = [
+            f"[{_fmt(edges[i])}, {_fmt(edges[i + 1])}{']' if i == len(edges) - 2 else ')'}"
+            for i in range(len(edges) - 1)
+        ]
+        return np.where(finite, idx, -1).astype(np.int64), labels
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        # Unused categories are not compacted away: their cells stay empty and empty groups are never
+        # reported, which saves a pass over the rows.
+        return series.cat.codes.to_numpy(), [str(c) for c in series.cat.categories]
+    if (
+        pd.api.types.is_integer_dtype(dtype)
+        and not pd.api.types.is_extension_array_dtype(dtype)
+        and len(series)
+    ):
+        arr = series.to_numpy()
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo < 1_000_000:
+            codes = arr.astype(np.int64) - lo
+            return _compact(codes, [str(v) for v in range(lo, hi + 1)])
+    try:
+        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+    except TypeError:  # mixed types (e.g. 1 and "1") cannot be sorted: keep first-seen order
+        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    labels = [str(u) for u in uniques]
+    if len(set(labels)) < len(labels):  # e.g. 1 and "1": keep the groups apart and say why
+        labels = [f"{type(u).__name__}:{u}" for u in uniques]
+    return codes.astype(np.int64), labels
+
+
+def _compact(codes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Drop labels that never occur (unused categories, gaps in an integer range)."""
+    if len(codes) == 0:
+        return codes, labels
+    # Skip the masked copy in the common case of no missing values.
+    valid = codes if codes.min() >= 0 else codes[codes >= 0]
+    present = np.bincount(valid, minlength=len(labels)) > 0
+    if present.all():
+        return codes, labels
+    remap = np.cumsum(present) - 1
+    out = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+    return out, [lab for lab, keep in zip(labels, present, strict=True) if keep]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _combine(codes_list: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, int, np.ndarray]:
+    """Finest cell per row, the number of cells, and each cell's code in every attribute."""
+    total = math.prod(sizes)
+    if total <= _MAX_DENSE_CELLS:
+        # One attribute: its codes are the cells, in their own (often int8) dtype.
+        cells = codes_list[0]
+        if len(codes_list) > 1:
+            cells = cells.astype(np.int64)
+            for codes, size in zip(codes_list[1:], sizes[1:], strict=True):
+                cells *= size
+                cells += codes
+        grid = np.stack(np.unravel_index(np.arange(total), sizes), axis=1).astype(np.int64)
+        return cells, total, grid
+    stacked = np.stack(codes_list, axis=1)
+    uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
+    return inv.ravel().astype(np.int64), len(uniq), uniq
+
+
+# -- statistics --------------------------------------------------------------------------------------
+
+
+def _rates(table: np.ndarray) -> dict[str, np.ndarray]:
+    """Rates from confusion counts ``(..., groups, 4)``; NaN where the denominator is zero."""
+    tn, fp, fn, tp = (table[..., i].astype(float) for i in range(4))
+    n = tn + fp + fn + tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "selection_rate": (fp + tp) / n,
+            "tpr": tp / (tp + fn),
+            "fpr": fp / (fp + tn),
+            "precision": tp / (tp + fp),
+        }
+
+
+def _spread(values: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """max − min, min / max and the count of defined groups over the last axis (NaN = undefined)."""
+    v = np.where(eligible, values, np.nan)
+    count = np.sum(~np.isnan(v), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"), _nan_quiet():
+        hi = np.nanmax(v, axis=-1)
+        lo = np.nanmin(v, axis=-1)
+        diff = np.where(count >= 2, hi - lo, np.nan)
+        ratio = np.where((count >= 2) & (hi > 0), lo / hi, np.nan)
+    return diff, ratio, count
+
+
+class _nan_quiet:
+    """All-NaN slices are expected (undefined groups); silence numpy's RuntimeWarning for them only here."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+
+
+def _group_auc(
+    groups: np.ndarray, score: np.ndarray, y: np.ndarray, n_groups: int, order: np.ndarray
+) -> np.ndarray:
+    """Mann–Whitney AUC per group with average ranks for ties; ``order`` sorts ``score`` ascending."""
+    # A stable sort by group of the score-sorted order gives (group, score) order; on 8/16-bit keys numpy's
+    # stable sort is a radix sort, so each grouping costs O(n) after the one O(n log n) sort of the scores.
+    key_type = np.uint8 if n_groups <= 256 else np.uint16 if n_groups <= 65536 else np.int64
+    o = order[np.argsort(groups[order].astype(key_type), kind="stable")]
+    g, s, yy = groups[o], score[o], y[o]
+    n = len(o)
+    new_block = np.empty(n, dtype=bool)
+    new_block[0] = True
+    new_block[1:] = (g[1:] != g[:-1]) | (s[1:] != s[:-1])
+    block_id = np.cumsum(new_block) - 1
+    starts = np.flatnonzero(new_block)
+    ends = np.concatenate((starts[1:], [n]))
+    avg_pos = (starts + ends - 1) / 2.0
+    sizes = np.bincount(g, minlength=n_groups)
+    group_start = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    rank = avg_pos[block_id] - group_start[g] + 1.0
+    r_pos = np.bincount(g, weights=rank * yy, minlength=n_groups)
+    n_pos = np.bincount(g, weights=yy.astype(float), minlength=n_groups)
+    n_neg = sizes - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (r_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def confusion_by_cell(cells: np.ndarray, y: np.ndarray | None, pred: np.ndarray, n_cells: int) -> np.ndarray:
+    """The one pass over the rows: ``(n_cells, 4)`` counts of (label, prediction)."""
+    idx = np.multiply(cells, 4, dtype=np.int64)
+    idx += pred
+    if y is not None:
+        idx += y
+        idx += y
+    return np.bincount(idx, minlength=n_cells * 4).reshape(n_cells, 4)
+
+
+# Replicates are drawn in chunks so that one chunk holds at most this many (replicate, cell) draws.
+_BOOT_CHUNK_DRAWS = 2_000_000
+
+
+def _bootstrap_tables(
+    cell_table: np.ndarray, groupings: list[_Grouping], replicates: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Confusion tables ``(replicates, groups, 4)`` per grouping from one stratified bootstrap.
+
+    Each occupied finest cell keeps its size and redraws its four counts from a multinomial with the
+    observed proportions: equivalent to resampling rows within cells, without touching the rows. Every
+    grouping is a sum of the same cell draws, so attributes, intersections and the worst case come from
+    one joint resample.
+    """
+    if not replicates:
+        return {}
+    rng = np.random.default_rng(seed)
+    n_cell = cell_table.sum(axis=1)
+    occupied = np.flatnonzero(n_cell)
+    probs = cell_table[occupied] / n_cell[occupied, None]
+    # Per grouping: the occupied cells sorted by group, so a reduceat sums each group's cells.
+    plans = []
+    for g in groupings:
+        gidx = g.cell_to_group[occupied]
+        perm = np.argsort(gidx, kind="stable")
+        sorted_g = gidx[perm]
+        starts = np.flatnonzero(np.r_[True, sorted_g[1:] != sorted_g[:-1]])
+        plans.append((g, perm, starts, sorted_g[starts]))
+    out = {g.name: np.zeros((replicates, len(g.labels), 4), dtype=np.int64) for g in groupings}
+    chunk = max(1, _BOOT_CHUNK_DRAWS // max(1, len(occupied)))
+    for lo in range(0, replicates, chunk):
+        hi = min(replicates, lo + chunk)
+        draws = rng.multinomial(n_cell[occupied], probs, size=(hi - lo, len(occupied)))
+        for g, perm, starts, group_ids in plans:
+            out[g.name][lo:hi, group_ids, :] = np.add.reduceat(draws[:, perm, :], starts, axis=1)
+    return out
+
+
+def compute_fairness(prepared: _Prepared, p: Mapping[str, Any]) -> tuple[list[Metric], pd.DataFrame]:
+    min_n = int(p["min_group_size"])
+    has_y = prepared.y is not None
+    cell_table = confusion_by_cell(prepared.cells, prepared.y, prepared.pred, prepared.n_cells)
+
+    tables = {}
+    for grouping in prepared.groupings:
+        table = np.zeros((len(grouping.labels), 4), dtype=np.int64)
+        np.add.at(table, grouping.cell_to_group, cell_table)
+        tables[grouping.name] = table
+    reported = [
+        g for g in prepared.groupings if int((tables[g.name].sum(axis=1) > 0).sum()) <= int(p["max_groups"])
+    ]
+    boot_tables = _bootstrap_tables(cell_table, reported, int(p["bootstrap"]), int(p["seed"]))
+    alpha = (1.0 - float(p["confidence"])) / 2.0
+
+    order = None
+    if prepared.score is not None and has_y:
+        order = np.argsort(prepared.score)  # ties are averaged later, so the sort need not be stable
+
+    metrics: list[Metric] = []
+    rows: list[dict[str, Any]] = []
+    per_attribute: dict[str, dict[str, Metric]] = {}
+    for grouping in prepared.groupings:
+        G = len(grouping.labels)
+        table = tables[grouping.name]
+        n = table.sum(axis=1)
+        present = n > 0
+        if int(present.sum()) > int(p["max_groups"]):
+            # Thousands of (mostly tiny) groups are not a fairness report; say so instead of listing them.
+            reason = f"{grouping.name} has {int(present.sum())} groups > max_groups={p['max_groups']}"
+            for name in DISPARITIES:
+                metrics.append(Metric.undefined(name, reason, feature=grouping.name))
+            per_attribute[grouping.name] = {m.name: m for m in metrics[-len(DISPARITIES) :]}
+            continue
+        rates = _rates(table)
+        large = n >= min_n
+        auc = None
+        if order is not None:
+            row_groups = grouping.cell_to_group[prepared.cells]
+            auc = _group_auc(row_groups, prepared.score, prepared.y, G, order)
+
+        boot_rates = _rates(boot_tables[grouping.name]) if boot_tables else None
+
+        for gi in np.flatnonzero(present):
+            label = grouping.labels[gi]
+            tn, fp, fn, tp = (int(v) for v in table[gi])
+            counts = {"n": int(n[gi]), "tn": tn, "fp": fp, "fn": fn, "tp": tp}
+            kw = {"feature": grouping.name, "group": label}
+            row: dict[str, Any] = {"feature": grouping.name, "group": label, "n": int(n[gi])}
+            metrics.append(Metric("n", float(n[gi]), counts=counts, **kw))
+            metrics.append(Metric("predicted_positives", float(fp + tp), **kw))
+            row["predicted_positives"] = fp + tp
+            if has_y:
+                metrics.append(Metric("positives", float(fn + tp), **kw))
+                row["positives"] = fn + tp
+            else:
+                metrics.append(Metric.undefined("positives", "spec has no target column", **kw))
+                row["positives"] = None
+            for rate in RATES:
+                m = _rate_metric(
+                    rate, rates[rate][gi], int(n[gi]), min_n, has_y, counts, kw, boot_rates, gi, alpha
+                )
+                metrics.append(m)
+                row[rate] = m.value
+                row[f"{rate}_ci_low"] = m.ci_low
+                row[f"{rate}_ci_high"] = m.ci_high
+                if m.status is not MetricStatus.OK:
+                    row[f"{rate}_reason"] = m.reason
+            metrics.append(_auc_metric(auc, gi, int(n[gi]), min_n, tp + fn, tn + fp, has_y, counts, kw))
+            row["auc"] = metrics[-1].value
+            rows.append(row)
+
+        disp = _disparities(grouping, rates, large & present, boot_rates, alpha, has_y, min_n)
+        per_attribute[grouping.name] = {m.name: m for m in disp}
+        metrics.extend(disp)
+
+    metrics.extend(_worst_case(per_attribute, prepared.attributes))
+    return metrics, pd.DataFrame(rows)
+
+
+def _rate_metric(
+    rate: str,
+    value: float,
+    n: int,
+    min_n: int,
+    has_y: bool,
+    counts: Mapping[str, int],
+    kw: Mapping[str, Any],
+    boot_rates: Mapping[str, np.ndarray] | None,
+    gi: int,
+    alpha: float,
+) -> Metric:
+    denominators = {
+        "selection_rate": ("n", n),
+        "tpr": ("positives (tp + fn)", counts["tp"] + counts["fn"]),
+        "fpr": ("negatives (fp + tn)", counts["fp"] + counts["tn"]),
+        "precision": ("predicted positives (tp + fp)", counts["tp"] + counts["fp"]),
+    }
+    if rate != "selection_rate" and not has_y:
+        return Metric.undefined(rate, "spec has no target column", **kw)
+    if n < min_n:
+        return Metric.undefined(rate, f"group has n={n} < min_group_size={min_n}", counts=counts, **kw)
+    what, denom = denominators[rate]
+    if denom == 0:
+        return Metric.undefined(rate, f"group has no {what}: {rate} is undefined", counts=counts, **kw)
+    lo = hi = None
+    if boot_rates is not None:
+        lo, hi = _percentiles(boot_rates[rate][:, gi], alpha)
+    return Metric(rate, float(value), counts=counts, ci_low=lo, ci_high=hi, **kw)
+
+
+def _auc_metric(
+    auc: np.ndarray | None,
+    gi: int,
+    n: int,
+    min_n: int,
+    n_pos: int,
+    n_neg: int,
+    has_y: bool,
+    counts: Mapping[str, int],
+    kw: Mapping[str, Any],
+) -> Metric:
+    if not has_y:
+        return Metric.undefined("auc", "spec has no target column", **kw)
+    if auc is None:
+        return Metric.undefined("auc", "no score column or model: AUC needs scores", **kw)
+    if n < min_n:
+        return Metric.undefined("auc", f"group has n={n} < min_group_size={min_n}", counts=counts, **kw)
+    if n_pos == 0 or n_neg == 0:
+        return Metric.undefined(
+            "auc",
+            f"group has {n_pos} positive(s) and {n_neg} negative(s): AUC needs both",
+            counts=counts,
+            **kw,
+        )
+    return Metric("auc", float(auc[gi]), counts=counts, **kw)
+
+
+def _percentiles(samples: np.ndarray, alpha: float) -> tuple[float | None, float | None]:
+    s = samples[~np.isnan(samples)]
+    if s.size == 0:
+        return None, None
+    lo, hi = np.quantile(s, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def _disparities(
+    grouping: _Grouping,
+    rates: Mapping[str, np.ndarray],
+    eligible: np.ndarray,
+    boot_rates: Mapping[str, np.ndarray] | None,
+    alpha: float,
+    has_y: bool,
+    min_n: int,
+) -> list[Metric]:
+    kw = {"feature": grouping.name, "group": None}
+    n_present = int(np.sum(~np.isnan(rates["selection_rate"])))
+    n_large = int(eligible.sum())
+    out: list[Metric] = []
+
+    def why(rate_names: str, count: int) -> str:
+        if n_present < 2:
+            return f"{grouping.name} has {n_present} group(s): a disparity needs at least 2"
+        return (
+            f"{grouping.name}: {count} group(s) with a defined {rate_names} and n >= min_group_size={min_n} "
+            f"({n_large} of {n_present} groups are large enough): a disparity needs at least 2"
+        )
+
+    def ci(name: str) -> tuple[float | None, float | None]:
+        if boot_rates is None:
+            return None, None
+        # Eligibility is fixed by the observed data so every replicate compares the same groups.
+        if name in ("demographic_parity_difference", "demographic_parity_ratio"):
+            d, r, _ = _spread(boot_rates["selection_rate"], eligible)
+            return _percentiles(d if name.endswith("difference") else r, alpha)
+        t, _, _ = _spread(boot_rates["tpr"], eligible & ~np.isnan(rates["tpr"]))
+        if name == "equal_opportunity_difference":
+            return _percentiles(t, alpha)
+        f, _, _ = _spread(boot_rates["fpr"], eligible & ~np.isnan(rates["fpr"]))
+        # Both TPR and FPR must be defined in a replicate, as for the point estimate.
+        return _percentiles(np.maximum(t, f), alpha)
+
+    sel_diff, sel_ratio, sel_count = _spread(rates["selection_rate"], eligible)
+    counts = {"groups": n_present, "eligible_groups": int(sel_count)}
+    if sel_count >= 2:
+        lo, hi = ci("demographic_parity_difference")
+        out.append(
+            Metric(
+                "demographic_parity_difference", float(sel_diff), ci_low=lo, ci_high=hi, counts=counts, **kw
+            )
+        )
+        if np.isnan(sel_ratio):
+            out.append(
+                Metric.undefined(
+                    "demographic_parity_ratio",
+                    "every eligible group has selection rate 0",
+                    counts=counts,
+                    **kw,
+                )
+            )
+        else:
+            lo, hi = ci("demographic_parity_ratio")
+            out.append(
+                Metric(
+                    "demographic_parity_ratio", float(sel_ratio), ci_low=lo, ci_high=hi, counts=counts, **kw
+                )
+            )
+    else:
+        reason = why("selection rate", int(sel_count))
+        out.append(Metric.undefined("demographic_parity_difference", reason, counts=counts, **kw))
+        out.append(Metric.undefined("demographic_parity_ratio", reason, counts=counts, **kw))
+
+    if not has_y:
+        for name in ("equalized_odds_difference", "equal_opportunity_difference"):
+            out.append(Metric.undefined(name, "spec has no target column", **kw))
+        return out
+    tpr_diff, _, tpr_count = _spread(rates["tpr"], eligible)
+    fpr_diff, _, fpr_count = _spread(rates["fpr"], eligible)
+    counts_t = {**counts, "tpr_groups": int(tpr_count), "fpr_groups": int(fpr_count)}
+    if tpr_count >= 2:
+        lo, hi = ci("equal_opportunity_difference")
+        out.append(
+            Metric(
+                "equal_opportunity_difference", float(tpr_diff), ci_low=lo, ci_high=hi, counts=counts_t, **kw
+            )
+        )
+    else:
+        out.append(
+            Metric.undefined(
+                "equal_opportunity_difference", why("TPR", int(tpr_count)), counts=counts_t, **kw
+            )
+        )
+    if tpr_count >= 2 and fpr_count >= 2:
+        lo, hi = ci("equalized_odds_difference")
+        value = max(float(tpr_diff), float(fpr_diff))
+        out.append(Metric("equalized_odds_difference", value, ci_low=lo, ci_high=hi, counts=counts_t, **kw))
+    else:
+        which = "TPR" if tpr_count < 2 else "FPR"
+        out.append(
+            Metric.undefined(
+                "equalized_odds_difference",
+                why(which, int(tpr_count if which == "TPR" else fpr_count)),
+                counts=counts_t,
+                **kw,
+            )
+        )
+    return out
+
+
+def _worst_case(per_attribute: Mapping[str, Mapping[str, Metric]], attributes: list[str]) -> list[Metric]:
+    """Worst value over the declared attributes (intersections are reported per intersection only)."""
+    out = []
+    for name in DISPARITIES:
+        found = [(a, per_attribute[a][name]) for a in attributes if name in per_attribute.get(a, {})]
+        defined = [(a, m) for a, m in found if m.status is MetricStatus.OK]
+        undefined = [a for a, m in found if m.status is not MetricStatus.OK]
+        if not defined:
+            reasons = "; ".join(m.reason or "" for _, m in found)
+            out.append(Metric.undefined(name, f"no attribute has a defined {name}: {reasons}"))
+            continue
+        pick = min if name == "demographic_parity_ratio" else max
+        attr, m = pick(defined, key=lambda am: am[1].value)
+        counts = {
+            "attribute": attr,
+            "attributes_defined": [a for a, _ in defined],
+            "attributes_undefined": undefined,
+        }
+        out.append(Metric(name, m.value, ci_low=m.ci_low, ci_high=m.ci_high, counts=counts))
+    return out
+
+
+# -- artifacts -----------------------------------------------------------------------------------------
+
+
+def _write_artifacts(folder: str, table: pd.DataFrame) -> list[Artifact]:
+    out = []
+    buf = io.StringIO()
+    table.to_csv(buf, index=False, lineterminator="\n")
+    a = write_artifact(
+        folder, "fairness_groups.csv", buf.getvalue().encode("utf-8"), "per-group fairness metrics"
+    )
+    if a is not None:
+        out.append(a)
+    png = _bar_chart(table)
+    a = write_artifact(folder, "fairness_groups.png", png, "selection rate and TPR per group")
+    if a is not None:
+        out.append(a)
+    return out
+
+
+def _bar_chart(table: pd.DataFrame) -> bytes:
+    # Figure + Agg canvas directly: no pyplot global state, no backend switch for the host process.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    features = list(dict.fromkeys(table["feature"])) if len(table) else []
+    fig = Figure(figsize=(8, 2.6 * max(1, len(features))), dpi=80)
+    FigureCanvasAgg(fig)
+    for i, feat in enumerate(features):
+        ax = fig.add_subplot(max(1, len(features)), 1, i + 1)
+        sub = table[table["feature"] == feat]
+        x = np.arange(len(sub))
+        sel = pd.to_numeric(sub["selection_rate"], errors="coerce").fillna(0.0).to_numpy()
+        tpr = (
+            pd.to_numeric(sub.get("tpr", pd.Series([np.nan] * len(sub))), errors="coerce")
+            .fillna(0.0)
+            .to_numpy()
+        )
+        ax.bar(x - 0.2, sel, width=0.4, label="selection rate")
+        ax.bar(x + 0.2, tpr, width=0.4, label="TPR")
+        ax.set_xticks(x, [str(g) for g in sub["group"]], rotation=30, fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{feat} (undefined rates drawn as 0-height bars)", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+__all__ = ["DISPARITIES", "MISSING_GROUP", "FairnessMonitor", "compute_fairness", "confusion_by_cell"]
