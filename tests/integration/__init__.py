@@ -1,0 +1,1 @@
+"""Integration tests against real components: SQLite/PostgreSQL stores, a real MLflow store and server."""
