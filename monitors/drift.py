@@ -1,0 +1,875 @@
+"""Data drift: how far the current data's feature (and score) distributions moved from the reference.
+
+Aggregate, then compute: :mod:`monitors.engines.pandas` reduces each column to counts on reference bins and a
+sorted sample; every metric below is derived from those statistics only. ``DriftMonitor.profile`` saves the
+reference statistics (a :class:`~monitors.base.ReferenceProfile`) so that ``run(spec, current=...,
+profile=...)`` needs no raw reference data and gives exactly the numbers ``run(spec, reference=...,
+current=...)`` gives.
+
+Definitions (per feature, ``feature=<column>``)
+-----------------------------------------------
+``psi``
+    Population stability index ``Σ (q_i − p_i) · ln(q_i / p_i)`` over bins, where ``p``/``q`` are the shares
+    of *all* reference/current rows in each bin. Numeric bins: ``n_bins`` (default 10) reference quantiles,
+    deduplicated (see the engine's docstring for the exact interval rule), plus three bins of their own for
+    NaN, +inf and −inf, so a shift in missingness moves the PSI. Categorical bins: the reference's
+    ``max_categories`` most frequent levels, ``__other__`` (the reference's remaining levels),
+    ``__new__`` (levels the reference never had) and ``__missing__``. Smoothing: every share is raised to at
+    least ``epsilon`` (default 1e-4) before the formula, so an empty bin on one side costs
+    ``≈ share · ln(share / 1e-4)`` instead of infinity; bins empty on both sides contribute 0.
+    Evidently's PSI is a different number: it bins numeric columns into equal-width Sturges bins over
+    reference + current together (30 bins only as a fallback), so the bins, and the value, change with the
+    sample size and with the current data; ours are fixed by the reference and comparable over time.
+``ks_statistic``, ``ks_pvalue`` (numeric)
+    Two-sample Kolmogorov–Smirnov on the finite values, equal to ``scipy.stats.ks_2samp`` (method "auto":
+    exact p-value up to 10,000 values per side, else the asymptotic ``kstwo`` one). Above ``sample_size``
+    finite values per side both are computed on the seeded sorted sample (see the engine), which the notes
+    say, and the p-value then comes from the limiting Kolmogorov distribution (``ks_pvalue.counts["method"]``).
+``wasserstein_norm`` (numeric)
+    ``scipy.stats.wasserstein_distance`` of the finite values (of the samples, as above) divided by the
+    population standard deviation (ddof=0) of all finite reference values, as Evidently does. Undefined
+    (insufficient_data) when that standard deviation is 0.
+``chi2_pvalue``, ``js_distance`` (categorical)
+    On the non-missing bins (kept levels, ``__other__``, ``__new__``): ``scipy.stats.chisquare`` of the
+    current counts against the reference shares times the current total (bins empty on both sides dropped;
+    if the current data has a level whose reference count is 0 the statistic is infinite and the p-value is
+    0), and ``scipy.spatial.distance.jensenshannon(reference_counts, current_counts, base=2)`` (in [0, 1]).
+``missing_share_reference``, ``missing_share_current``, ``missing_share_delta``
+    Share of rows that are NaN/None or ±inf, and current − reference.
+``new_category_share`` (categorical)
+    Share of current rows whose level never occurs in the reference.
+``drifted``
+    1.0 when ``psi >= psi_threshold`` (0.2) or ``|missing_share_delta| >= missing_share_threshold`` (0.1) or
+    ``new_category_share >= new_category_threshold`` (0.1), else 0.0. KS and chi-square p-values are
+    reported but not part of the rule: at monitoring sizes they flag shifts too small to matter.
+
+Dataset level: ``drift_share`` (drifted features / features with a defined ``drifted``), ``max_psi``,
+``max_missing_share_delta`` (the largest *absolute* change), ``max_new_category_share`` and ``score_psi``
+(the PSI of the spec's score column, else its prediction column, when both data sets have it).
+
+Why not Evidently's verdict: Evidently 0.7 drops NaN and ±inf before its tests, so a current column that is
+half NaN (or half +inf) and otherwise unchanged is "not drifted" there. Here the NaN/inf bins enter the PSI and
+``missing_share_delta`` is its own metric, so such a column is drifted.
+
+Bad input never raises out of ``run``: unreadable data or missing feature columns give an ``invalid_input``
+result naming the problem; an empty data set gives ``insufficient_data``; a feature with strings in a numeric
+column is ``invalid_input`` (its metrics and the whole result), and a feature with no usable values on one side
+makes its KS/Wasserstein/chi-square/JS metrics and the whole result ``insufficient_data``, while the metrics
+that stay defined (PSI, missingness) are still reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitors.base import (
+    ColumnKind,
+    ColumnSpec,
+    DataFingerprint,
+    DataInputError,
+    Metric,
+    MetricStatus,
+    Monitor,
+    MonitorResult,
+    ParameterError,
+    ParamSpec,
+    ReferenceProfile,
+    fingerprint,
+    invalid_result,
+    library_versions,
+    load_frame,
+    numeric_values,
+    write_artifact,
+)
+from monitors.engines.pandas import (
+    OTHER,
+    CategoricalReduction,
+    NumericReduction,
+    ks_wasserstein,
+    reduce_categorical,
+    reduce_numeric,
+    sample_rng,
+)
+
+#: scipy's ks_2samp computes an exact p-value up to this many values per side ("auto" method).
+_KS_EXACT_MAX_N = 10_000
+
+
+def _is_int(lo: int, hi: int):
+    return lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_float(lo: float, hi: float, *, lo_open: bool = False):
+    def check(v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            return False
+        v = float(v)
+        return math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+
+    return check
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+#: Parameters that shape the reduction: a profile fixes them.
+_REDUCTION_PARAMS = ("n_bins", "max_categories", "sample_size", "seed")
+
+
+@dataclass(frozen=True)
+class _FeatureStats:
+    """One column's reduction, or why there is none."""
+
+    kind: str  # "numeric" | "categorical" | "invalid"
+    stats: NumericReduction | CategoricalReduction | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "stats": None if self.stats is None else self.stats.to_dict(),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> _FeatureStats:
+        kind = d["kind"]
+        stats: NumericReduction | CategoricalReduction | None = None
+        if d.get("stats") is not None:
+            stats = (NumericReduction if kind == "numeric" else CategoricalReduction).from_dict(d["stats"])
+        return cls(kind=kind, stats=stats, reason=d.get("reason"))
+
+
+def psi_from_counts(reference: np.ndarray, current: np.ndarray, epsilon: float) -> float:
+    """PSI of two count vectors on the same bins, shares floored at ``epsilon`` (see the module docstring)."""
+    p = np.maximum(np.asarray(reference, dtype=float) / max(int(np.sum(reference)), 1), epsilon)
+    q = np.maximum(np.asarray(current, dtype=float) / max(int(np.sum(current)), 1), epsilon)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def ks_test(
+    reference: np.ndarray, current: np.ndarray, statistic: float | None = None, *, sampled: bool = False
+) -> tuple[float, float, str]:
+    """KS statistic, p-value and the p-value method for two sorted finite samples.
+
+    On complete data (``sampled=False``) both equal ``scipy.stats.ks_2samp`` (method "auto"): its exact
+    distribution up to 10,000 values per side ("exact"), else ``kstwo.sf(D, round(n·m/(n+m)))`` ("kstwo").
+    On seeded samples the numbers are estimates anyway, and ``kstwo.sf`` can take ~0.1 s per call at
+    sample sizes (e.g. n = 25,000, D ≈ 0.01), so the limiting Kolmogorov distribution
+    ``scipy.special.kolmogorov(√(n·m/(n+m)) · D)`` is used ("kolmogorov")."""
+    from scipy import special, stats
+
+    n1, n2 = reference.size, current.size
+    if not sampled and max(n1, n2) <= _KS_EXACT_MAX_N:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # scipy's own exact → asymp fallback notice
+            res = stats.ks_2samp(reference, current)
+        return float(res.statistic), float(res.pvalue), "exact"
+    d = statistic if statistic is not None else ks_wasserstein(reference, current)[0]
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    en = m * n / (m + n)
+    if sampled:
+        return d, float(np.clip(special.kolmogorov(math.sqrt(en) * d), 0, 1)), "kolmogorov"
+    # The same asymptotic formula ks_2samp uses above its exact range.
+    return d, float(np.clip(stats.kstwo.sf(d, np.round(en)), 0, 1)), "kstwo"
+
+
+class DriftMonitor(Monitor):
+    """Feature and score drift between a reference and a current data set (see the module docstring)."""
+
+    kind = "drift"
+    version = "1"
+    params = (
+        ParamSpec("n_bins", 10, "an integer in [2, 1000]", _is_int(2, 1000)),
+        ParamSpec("epsilon", 1e-4, "a float in (0, 0.01]", _is_float(0.0, 0.01, lo_open=True)),
+        ParamSpec("psi_threshold", 0.2, "a float in (0, 100]", _is_float(0.0, 100.0, lo_open=True)),
+        ParamSpec("missing_share_threshold", 0.1, "a float in (0, 1]", _is_float(0.0, 1.0, lo_open=True)),
+        ParamSpec("new_category_threshold", 0.1, "a float in (0, 1]", _is_float(0.0, 1.0, lo_open=True)),
+        ParamSpec("max_categories", 50, "an integer in [1, 10000]", _is_int(1, 10_000)),
+        ParamSpec("sample_size", 50_000, "an integer in [100, 100000000]", _is_int(100, 100_000_000)),
+        ParamSpec("seed", 0, "an integer in [0, 2**32 - 1]", _is_int(0, 2**32 - 1)),
+        ParamSpec("evidently_report", True, "a boolean", _is_bool),
+        ParamSpec("html_sample_rows", 5_000, "an integer in [10, 100000]", _is_int(10, 100_000)),
+    )
+
+    # -- reference profile ----------------------------------------------------------------------------
+    def profile(
+        self, spec: ColumnSpec, reference: pd.DataFrame | str | Path, params: Mapping[str, Any] | None = None
+    ) -> ReferenceProfile:
+        """Reduce the reference once and keep its statistics. Unreadable data, missing feature columns or an
+        empty frame raise ``DataInputError`` (there is no result to carry them); problems in single columns
+        are stored and come back as metric statuses in ``run``."""
+        p = self.validate_params(params)
+        frame = load_frame(reference)
+        _check_features(frame, spec, "reference")
+        if len(frame) == 0:
+            raise DataInputError("reference data has 0 rows")
+        payload = self._serialise(self._reduce_reference(spec, frame, p))
+        return ReferenceProfile(
+            kind=self.kind,
+            monitor_version=self.version,
+            spec=spec,
+            payload=payload,
+            fingerprint=fingerprint(frame, "reference"),
+        )
+
+    def _reduce_reference(
+        self, spec: ColumnSpec, frame: pd.DataFrame, p: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The reference statistics as live objects; ``_serialise``/``_deserialise`` map them to JSON."""
+        features = {
+            feat.name: _reduce_ref_column(frame[feat.name], feat.name, feat.kind, p) for feat in spec.features
+        }
+        score_col = _score_column(spec)
+        score = None
+        if score_col is not None and score_col in frame.columns:
+            score = _reduce_ref_column(frame[score_col], score_col, ColumnKind.ORDINAL, p)
+        return {
+            "reduction_params": {k: p[k] for k in _REDUCTION_PARAMS},
+            "features": features,
+            "score_column": score_col,
+            "score": score,
+        }
+
+    @staticmethod
+    def _serialise(live: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            **live,
+            "features": {k: v.to_dict() for k, v in live["features"].items()},
+            "score": None if live["score"] is None else live["score"].to_dict(),
+        }
+
+    @staticmethod
+    def _deserialise(payload: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            **payload,
+            "features": {k: _FeatureStats.from_dict(v) for k, v in payload["features"].items()},
+            "score": None if payload.get("score") is None else _FeatureStats.from_dict(payload["score"]),
+        }
+
+    # -- run ------------------------------------------------------------------------------------------
+    def run(
+        self,
+        spec: ColumnSpec,
+        *,
+        reference: pd.DataFrame | str | Path | None = None,
+        current: pd.DataFrame | str | Path | None = None,
+        profile: ReferenceProfile | None = None,
+        params: Mapping[str, Any] | None = None,
+        artifacts_dir: str | Path | None = None,
+    ) -> MonitorResult:
+        p = self.validate_params(params)
+        if (reference is None) == (profile is None):
+            raise ParameterError(
+                "reference must be given either as data (reference=) or as a profile (profile=). "
+                f"Got {'both' if reference is not None else 'neither'} instead."
+            )
+        if current is None:
+            raise ParameterError("current must be a DataFrame or a Parquet/CSV path. Got None instead.")
+        if profile is not None:
+            p = _merge_profile_params(profile, p, params or {})
+        fingerprints: list[DataFingerprint] = []
+        notes: list[str] = []
+        ref_frame: pd.DataFrame | None = None
+        try:
+            if profile is None:
+                ref_frame = load_frame(reference)  # type: ignore[arg-type]
+                fingerprints.append(fingerprint(ref_frame, "reference"))
+            else:
+                fingerprints.append(profile.fingerprint)
+            cur_frame = load_frame(current)
+            fingerprints.append(fingerprint(cur_frame, "current"))
+            if ref_frame is not None:
+                _check_features(ref_frame, spec, "reference")
+            _check_features(cur_frame, spec, "current")
+        except DataInputError as exc:
+            return invalid_result(
+                self.kind, self.version, p, str(exc), fingerprints=tuple(fingerprints), seed=p["seed"]
+            )
+
+        empty = [
+            role
+            for role, f in (("reference", ref_frame), ("current", cur_frame))
+            if f is not None and len(f) == 0
+        ]
+        if empty:
+            return MonitorResult(
+                kind=self.kind,
+                monitor_version=self.version,
+                params=p,
+                metrics=(),
+                status=MetricStatus.INSUFFICIENT_DATA,
+                reason=f"{' and '.join(empty)} data {'have' if len(empty) > 1 else 'has'} 0 rows",
+                fingerprints=tuple(fingerprints),
+                seed=p["seed"],
+                library_versions=library_versions("evidently"),
+            )
+
+        if profile is not None:
+            missing = [n for n in spec.feature_names if n not in profile.payload["features"]]
+            if missing:
+                return invalid_result(
+                    self.kind,
+                    self.version,
+                    p,
+                    f"the reference profile has no statistics for feature(s) {missing}; rebuild it with this spec",
+                    fingerprints=tuple(fingerprints),
+                    seed=p["seed"],
+                )
+            payload = self._deserialise(profile.payload)
+        else:
+            assert ref_frame is not None
+            payload = self._reduce_reference(spec, ref_frame, p)
+
+        used = set(spec.feature_names) | {c for c in (spec.score, spec.prediction, spec.target) if c}
+        extra = [str(c) for c in cur_frame.columns if c not in used]
+        if extra:
+            notes.append(f"ignored {len(extra)} current column(s) not in the spec: {extra[:10]}")
+
+        metrics: list[Metric] = []
+        table_rows: list[dict[str, Any]] = []
+        bin_rows: list[dict[str, Any]] = []
+        invalid: list[str] = []
+        insufficient: list[str] = []
+        sampled: list[str] = []
+        capped: list[str] = []
+        for feat in spec.features:
+            ref = payload["features"][feat.name]
+            cur = _reduce_cur_column(cur_frame[feat.name], feat.name, ref, p)
+            fm, status = _feature_metrics(feat.name, ref, cur, p, bin_rows)
+            metrics.extend(fm)
+            if status is MetricStatus.INVALID_INPUT:
+                invalid.append(feat.name)
+            elif status is MetricStatus.INSUFFICIENT_DATA:
+                insufficient.append(feat.name)
+            if (
+                isinstance(ref.stats, NumericReduction)
+                and isinstance(cur.stats, NumericReduction)
+                and not (ref.stats.sample_exact and cur.stats.sample_exact)
+            ):
+                sampled.append(feat.name)
+            if isinstance(ref.stats, CategoricalReduction) and ref.stats.capped:
+                capped.append(f"{feat.name} ({ref.stats.levels} levels)")
+            table_rows.append(_table_row(feat.name, ref.kind, fm))
+
+        metrics.extend(_dataset_metrics(metrics, spec))
+        metrics.append(self._score_psi(spec, payload, cur_frame, p, bin_rows))
+
+        if sampled:
+            notes.append(
+                f"KS and Wasserstein use seeded samples of {p['sample_size']} finite values per side "
+                f"(seed {p['seed']}) for {len(sampled)} feature(s) with more values: {sampled[:10]}; exact otherwise"
+            )
+        if capped:
+            notes.append(
+                f"categorical levels capped to the reference's top {p['max_categories']} + '__other__' for: {capped[:10]}"
+            )
+        if profile is not None:
+            notes.append(
+                f"reference statistics from a profile (reference digest {profile.fingerprint.digest[:12]}, "
+                f"{profile.fingerprint.rows} rows)"
+            )
+
+        status, reason = MetricStatus.OK, None
+        if invalid:
+            status = MetricStatus.INVALID_INPUT
+            reason = f"invalid values in feature(s) {invalid}" + (
+                f"; no usable values in {insufficient}" if insufficient else ""
+            )
+        elif insufficient:
+            status = MetricStatus.INSUFFICIENT_DATA
+            reason = f"no usable (finite / non-missing) values in feature(s) {insufficient} on one side"
+
+        artifacts = []
+        if artifacts_dir is not None:
+            artifacts = self._write_artifacts(
+                Path(artifacts_dir), spec, metrics, table_rows, bin_rows, p, ref_frame, cur_frame, notes
+            )
+        return MonitorResult(
+            kind=self.kind,
+            monitor_version=self.version,
+            params=p,
+            metrics=tuple(metrics),
+            status=status,
+            reason=reason,
+            artifacts=tuple(artifacts),
+            fingerprints=tuple(fingerprints),
+            seed=p["seed"],
+            library_versions=library_versions("evidently"),
+            notes=tuple(notes),
+        )
+
+    def _score_psi(
+        self,
+        spec: ColumnSpec,
+        payload: Mapping[str, Any],
+        cur_frame: pd.DataFrame,
+        p: Mapping[str, Any],
+        bin_rows: list[dict[str, Any]],
+    ) -> Metric:
+        col = payload.get("score_column")
+        if col is None:
+            return Metric.undefined("score_psi", "the spec names no score or prediction column")
+        if payload.get("score") is None:
+            return Metric.undefined("score_psi", f"the reference data has no column {col!r}")
+        if col not in cur_frame.columns:
+            return Metric.undefined("score_psi", f"the current data has no column {col!r}")
+        ref = payload["score"]
+        cur = _reduce_cur_column(cur_frame[col], col, ref, p)
+        if ref.stats is None or cur.stats is None:
+            return Metric.undefined(
+                "score_psi",
+                str(ref.reason or cur.reason),
+                status=MetricStatus.INVALID_INPUT,
+                counts={"column": col},
+            )
+        value = psi_from_counts(ref.stats.full_counts(), cur.stats.full_counts(), p["epsilon"])
+        _append_bins(bin_rows, f"score:{col}", ref.stats, cur.stats, p["epsilon"])
+        return Metric("score_psi", value, counts={"column": col, "bins": len(ref.stats.full_counts())})
+
+    # -- artifacts ------------------------------------------------------------------------------------
+    def _write_artifacts(
+        self,
+        folder: Path,
+        spec: ColumnSpec,
+        metrics: list[Metric],
+        table_rows: list[dict[str, Any]],
+        bin_rows: list[dict[str, Any]],
+        p: Mapping[str, Any],
+        ref_frame: pd.DataFrame | None,
+        cur_frame: pd.DataFrame,
+        notes: list[str],
+    ) -> list:
+        out = []
+        features_csv = pd.DataFrame(table_rows).to_csv(index=False, lineterminator="\n").encode()
+        out.append(write_artifact(folder, "drift_features.csv", features_csv, "per-feature drift metrics"))
+        bins_csv = pd.DataFrame(bin_rows).to_csv(index=False, lineterminator="\n").encode()
+        out.append(write_artifact(folder, "drift_bins.csv", bins_csv, "reference/current counts per PSI bin"))
+        summary = {
+            "params": dict(p),
+            "dataset": {m.name: m.value for m in metrics if m.feature is None},
+            "drifted_features": [m.feature for m in metrics if m.name == "drifted" and m.value == 1.0],
+        }
+        text = json.dumps(summary, sort_keys=True, indent=2, ensure_ascii=False).encode()
+        out.append(write_artifact(folder, "drift_summary.json", text, "dataset-level drift summary"))
+        if p["evidently_report"]:
+            if ref_frame is None:
+                notes.append("no Evidently report: the reference came from a profile, not raw data")
+            else:
+                html = _evidently_html(spec, ref_frame, cur_frame, p, notes)
+                if html is not None:
+                    out.append(
+                        write_artifact(
+                            folder, "drift_evidently.html", html, "Evidently data drift report (sample)"
+                        )
+                    )
+        return [a for a in out if a is not None]
+
+
+# -- reduction helpers ---------------------------------------------------------------------------------
+
+
+def _score_column(spec: ColumnSpec) -> str | None:
+    return spec.score or spec.prediction
+
+
+def _check_features(frame: pd.DataFrame, spec: ColumnSpec, role: str) -> None:
+    missing = [n for n in spec.feature_names if n not in frame.columns]
+    if missing:
+        raise DataInputError(
+            f"{role} data is missing feature column(s) {missing}; it has {[str(c) for c in frame.columns][:20]}"
+        )
+
+
+def _reduce_ref_column(series: pd.Series, name: str, kind: ColumnKind, p: Mapping[str, Any]) -> _FeatureStats:
+    # An ordinal column is binned like a number when it holds numbers, else counted like categories.
+    numeric = kind is ColumnKind.NUMERIC or (
+        kind is ColumnKind.ORDINAL and pd.api.types.is_numeric_dtype(series.dtype)
+    )
+    if numeric:
+        try:
+            values = numeric_values(series, name)
+        except DataInputError as exc:
+            return _FeatureStats("invalid", reason=f"reference {exc}")
+        stats = reduce_numeric(
+            values,
+            n_bins=p["n_bins"],
+            sample_size=p["sample_size"],
+            rng=sample_rng(p["seed"], name, 0),
+            with_std=True,
+        )
+        return _FeatureStats("numeric", stats)
+    return _FeatureStats("categorical", reduce_categorical(series, max_categories=p["max_categories"]))
+
+
+def _reduce_cur_column(
+    series: pd.Series, name: str, ref: _FeatureStats, p: Mapping[str, Any]
+) -> _FeatureStats:
+    if ref.kind == "numeric":
+        assert isinstance(ref.stats, NumericReduction)
+        try:
+            values = numeric_values(series, name)
+        except DataInputError as exc:
+            return _FeatureStats("invalid", reason=f"current {exc}")
+        stats = reduce_numeric(
+            values, edges=ref.stats.edges, sample_size=p["sample_size"], rng=sample_rng(p["seed"], name, 1)
+        )
+        return _FeatureStats("numeric", stats)
+    if ref.kind == "categorical":
+        assert isinstance(ref.stats, CategoricalReduction)
+        return _FeatureStats("categorical", reduce_categorical(series, reference=ref.stats))
+    # The reference column was unusable: still check the current one so both problems are reported.
+    try:
+        numeric_values(series, name)
+    except DataInputError as exc:
+        return _FeatureStats("invalid", reason=f"current {exc}")
+    return _FeatureStats("invalid", reason=None)
+
+
+def _merge_profile_params(
+    profile: ReferenceProfile, p: dict[str, Any], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    if profile.kind != "drift":
+        raise ParameterError(f"profile must be a drift profile. Got a {profile.kind!r} profile instead.")
+    fixed = profile.payload.get("reduction_params", {})
+    for name in _REDUCTION_PARAMS:
+        if name in given and given[name] != fixed.get(name):
+            raise ParameterError(
+                f"{name} must be {fixed.get(name)!r} (fixed by the reference profile). Got {given[name]!r} instead."
+            )
+    return {**p, **{k: fixed[k] for k in _REDUCTION_PARAMS if k in fixed}}
+
+
+# -- metrics from statistics ---------------------------------------------------------------------------
+
+
+def _share(part: int, rows: int) -> float:
+    return part / rows if rows else 0.0
+
+
+def _feature_metrics(
+    name: str, ref: _FeatureStats, cur: _FeatureStats, p: Mapping[str, Any], bin_rows: list[dict[str, Any]]
+) -> tuple[list[Metric], MetricStatus]:
+    """All metrics of one feature and the feature's input status."""
+    if ref.stats is None or cur.stats is None:
+        reason = "; ".join(r for r in (ref.reason, cur.reason) if r) or "invalid input"
+        names = ["psi", "missing_share_reference", "missing_share_current", "missing_share_delta", "drifted"]
+        names += (
+            ["ks_statistic", "ks_pvalue", "wasserstein_norm"]
+            if ref.kind in ("numeric", "invalid")
+            else ["chi2_pvalue", "js_distance", "new_category_share"]
+        )
+        return [
+            Metric.undefined(n, reason, status=MetricStatus.INVALID_INPUT, feature=name) for n in names
+        ], MetricStatus.INVALID_INPUT
+
+    out: list[Metric] = []
+    r, c = ref.stats, cur.stats
+    eps = p["epsilon"]
+    psi = psi_from_counts(r.full_counts(), c.full_counts(), eps)
+    _append_bins(bin_rows, name, r, c, eps)
+    out.append(
+        Metric(
+            "psi",
+            psi,
+            feature=name,
+            counts={"bins": int(r.full_counts().size), "reference_rows": r.rows, "current_rows": c.rows},
+        )
+    )
+    miss_ref, miss_cur = _share(r.missing, r.rows), _share(c.missing, c.rows)
+    out.append(
+        Metric(
+            "missing_share_reference", miss_ref, feature=name, counts={"missing": r.missing, "rows": r.rows}
+        )
+    )
+    out.append(
+        Metric("missing_share_current", miss_cur, feature=name, counts={"missing": c.missing, "rows": c.rows})
+    )
+    out.append(Metric("missing_share_delta", miss_cur - miss_ref, feature=name))
+
+    status = MetricStatus.OK
+    new_share: float | None = None
+    if isinstance(r, NumericReduction) and isinstance(c, NumericReduction):
+        if r.finite == 0 or c.finite == 0:
+            side = "reference" if r.finite == 0 else "current"
+            reason = f"{side} data has no finite values in {name}"
+            out += [
+                Metric.undefined(n, reason, feature=name)
+                for n in ("ks_statistic", "ks_pvalue", "wasserstein_norm")
+            ]
+            status = MetricStatus.INSUFFICIENT_DATA
+        else:
+            exact = r.sample_exact and c.sample_exact
+            counts = {"reference_n": int(r.sample.size), "current_n": int(c.sample.size), "exact": exact}
+            d_merge, w = ks_wasserstein(r.sample, c.sample)
+            d, pvalue, method = ks_test(r.sample, c.sample, d_merge, sampled=not exact)
+            out.append(Metric("ks_statistic", d, feature=name, counts=counts))
+            out.append(Metric("ks_pvalue", pvalue, feature=name, counts={**counts, "method": method}))
+            if not r.std:
+                out.append(
+                    Metric.undefined(
+                        "wasserstein_norm",
+                        f"reference standard deviation of {name} is 0 (constant column): the distance cannot be normalised",
+                        feature=name,
+                    )
+                )
+            else:
+                out.append(
+                    Metric(
+                        "wasserstein_norm", w / r.std, feature=name, counts={**counts, "reference_std": r.std}
+                    )
+                )
+    elif isinstance(r, CategoricalReduction) and isinstance(c, CategoricalReduction):
+        ref_vec = np.concatenate((r.counts, [r.other, 0])).astype(float)
+        cur_vec = np.concatenate((c.counts, [c.other, c.new])).astype(float)
+        if ref_vec.sum() == 0 or cur_vec.sum() == 0:
+            side = "reference" if ref_vec.sum() == 0 else "current"
+            reason = f"{side} data has no non-missing values in {name}"
+            out += [Metric.undefined(n, reason, feature=name) for n in ("chi2_pvalue", "js_distance")]
+            status = MetricStatus.INSUFFICIENT_DATA
+        else:
+            out.append(_chi2(name, ref_vec, cur_vec))
+            from scipy.spatial.distance import jensenshannon
+
+            js = float(jensenshannon(ref_vec, cur_vec, base=2))
+            if math.isnan(js):  # sqrt of a divergence rounded to just below 0: identical distributions
+                js = 0.0
+            out.append(Metric("js_distance", min(max(js, 0.0), 1.0), feature=name))
+        if r.reference_levels is None:
+            out.append(
+                Metric.undefined(
+                    "new_category_share",
+                    f"the reference has more than {len(r.categories)} kept levels and too many to remember all (an identifier?)",
+                    feature=name,
+                )
+            )
+        else:
+            new_share = _share(c.new, c.rows)
+            out.append(
+                Metric(
+                    "new_category_share",
+                    new_share,
+                    feature=name,
+                    counts={"new_rows": c.new, "examples": list(c.new_examples)},
+                )
+            )
+
+    reasons = []
+    if psi >= p["psi_threshold"]:
+        reasons.append(f"psi {psi:.4g} >= {p['psi_threshold']}")
+    if abs(miss_cur - miss_ref) >= p["missing_share_threshold"]:
+        reasons.append(
+            f"|missing_share_delta| {abs(miss_cur - miss_ref):.4g} >= {p['missing_share_threshold']}"
+        )
+    if new_share is not None and new_share >= p["new_category_threshold"]:
+        reasons.append(f"new_category_share {new_share:.4g} >= {p['new_category_threshold']}")
+    out.append(Metric("drifted", 1.0 if reasons else 0.0, feature=name, counts={"because": reasons}))
+    return out, status
+
+
+def _chi2(name: str, ref_vec: np.ndarray, cur_vec: np.ndarray) -> Metric:
+    from scipy import stats
+
+    keep = (ref_vec + cur_vec) > 0
+    r, c = ref_vec[keep], cur_vec[keep]
+    if r.size < 2:
+        return Metric.undefined(
+            "chi2_pvalue", f"{name} has a single level on both sides: nothing to test", feature=name
+        )
+    counts = {"bins": int(r.size), "dof": int(r.size - 1)}
+    if np.any((r == 0) & (c > 0)):
+        return Metric(
+            "chi2_pvalue",
+            0.0,
+            feature=name,
+            counts={**counts, "statistic": "inf (a level absent from the reference)"},
+        )
+    expected = r / r.sum() * c.sum()
+    res = stats.chisquare(c, f_exp=expected)
+    return Metric(
+        "chi2_pvalue", float(res.pvalue), feature=name, counts={**counts, "statistic": float(res.statistic)}
+    )
+
+
+def _append_bins(
+    rows: list[dict[str, Any]],
+    name: str,
+    r: NumericReduction | CategoricalReduction,
+    c: NumericReduction | CategoricalReduction,
+    eps: float,
+) -> None:
+    rc, cc = r.full_counts(), c.full_counts()
+    if isinstance(r, NumericReduction):
+        e = r.edges
+        lows = ["-inf", *[repr(float(v)) for v in e]]
+        highs = [*[repr(float(v)) for v in e], "inf"]
+        labels = [
+            f"({lo}, {hi}]" if i < len(e) else f"({lo}, inf)"
+            for i, (lo, hi) in enumerate(zip(lows, highs, strict=True))
+        ]
+        labels += ["NaN", "+inf", "-inf"]
+    else:
+        labels = c.bin_labels()
+    p = np.maximum(rc / max(rc.sum(), 1), eps)
+    q = np.maximum(cc / max(cc.sum(), 1), eps)
+    for label, a, b, pa, qb in zip(labels, rc, cc, p, q, strict=True):
+        rows.append(
+            {
+                "feature": name,
+                "bin": label,
+                "reference_count": int(a),
+                "current_count": int(b),
+                "reference_share": int(a) / max(int(rc.sum()), 1),
+                "current_share": int(b) / max(int(cc.sum()), 1),
+                "psi_term": float((qb - pa) * np.log(qb / pa)),
+            }
+        )
+
+
+def _dataset_metrics(metrics: list[Metric], spec: ColumnSpec) -> list[Metric]:
+    def ok(name: str) -> list[Metric]:
+        return [
+            m for m in metrics if m.name == name and m.feature is not None and m.status is MetricStatus.OK
+        ]
+
+    out = []
+    drifted = ok("drifted")
+    if drifted:
+        n = sum(m.value for m in drifted)  # type: ignore[misc]
+        out.append(
+            Metric(
+                "drift_share",
+                n / len(drifted),
+                counts={
+                    "drifted": int(n),
+                    "features": len(drifted),
+                    "drifted_features": [m.feature for m in drifted if m.value],
+                },
+            )
+        )
+    else:
+        out.append(Metric.undefined("drift_share", "no feature has a defined drift verdict"))
+    for name, source, key in (
+        ("max_psi", "psi", lambda v: v),
+        ("max_missing_share_delta", "missing_share_delta", abs),
+        ("max_new_category_share", "new_category_share", lambda v: v),
+    ):
+        found = ok(source)
+        if not found:
+            reason = (
+                "no categorical feature with known reference levels"
+                if source == "new_category_share"
+                else f"no feature has a defined {source}"
+            )
+            out.append(Metric.undefined(name, reason))
+            continue
+        best = max(found, key=lambda m: key(m.value))
+        out.append(Metric(name, key(best.value), counts={"feature": best.feature}))
+    return out
+
+
+def _table_row(name: str, kind: str, fm: list[Metric]) -> dict[str, Any]:
+    row: dict[str, Any] = {"feature": name, "kind": kind}
+    for col in (
+        "psi",
+        "ks_statistic",
+        "ks_pvalue",
+        "wasserstein_norm",
+        "chi2_pvalue",
+        "js_distance",
+        "missing_share_reference",
+        "missing_share_current",
+        "missing_share_delta",
+        "new_category_share",
+        "drifted",
+    ):
+        row[col] = None
+    notes = []
+    for m in fm:
+        row[m.name] = m.value
+        if m.status is not MetricStatus.OK:
+            notes.append(f"{m.name}: {m.reason}")
+    row["notes"] = "; ".join(dict.fromkeys(notes))
+    return row
+
+
+# -- Evidently HTML report on a bounded sample ---------------------------------------------------------
+
+
+def _evidently_html(
+    spec: ColumnSpec, ref: pd.DataFrame, cur: pd.DataFrame, p: Mapping[str, Any], notes: list[str]
+) -> bytes | None:
+    """Evidently's own drift report on at most ``html_sample_rows`` seeded rows per side (for people to look
+    at; the metrics of this monitor never come from it)."""
+    k = p["html_sample_rows"]
+    rng = np.random.default_rng(p["seed"])
+
+    def sample(frame: pd.DataFrame) -> pd.DataFrame:
+        cols = [c for c in (*spec.feature_names, _score_column(spec)) if c and c in frame.columns]
+        frame = frame[cols]
+        if len(frame) <= k:
+            return frame.reset_index(drop=True)
+        idx = np.sort(rng.choice(len(frame), size=k, replace=False))
+        return frame.iloc[idx].reset_index(drop=True)
+
+    ref_s, cur_s = sample(ref), sample(cur)
+    try:
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+
+        numeric = [
+            c
+            for c in ref_s.columns
+            if pd.api.types.is_numeric_dtype(ref_s[c].dtype) and spec_kind(spec, c) != "categorical"
+        ]
+        categorical = [c for c in ref_s.columns if c not in numeric]
+        # Evidently draws every level; pool the long tail as this monitor does so the report stays readable
+        # and fast (a 20,000-level column otherwise takes tens of seconds to render).
+        pooled = []
+        for c in categorical:
+            top = ref_s[c].value_counts().index[: p["max_categories"]]
+            if ref_s[c].nunique() > len(top) or not cur_s[c].dropna().isin(top).all():
+                pooled.append(c)
+                for frame in (ref_s, cur_s):
+                    col = frame[c].astype(object)
+                    frame[c] = col.where(col.isna() | col.isin(top), OTHER)
+        if pooled:
+            notes.append(
+                f"Evidently report: levels outside the reference sample's top {p['max_categories']} pooled as {OTHER!r} in {pooled[:10]}"
+            )
+        definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            snapshot = Report([DataDriftPreset()]).run(
+                Dataset.from_pandas(cur_s, data_definition=definition),
+                Dataset.from_pandas(ref_s, data_definition=definition),
+            )
+            # save_html silently ignores a file object in 0.7.23: take the string.
+            html = snapshot.get_html_str(as_iframe=False)
+    except Exception as exc:  # Evidently failing must not lose the metrics, only its picture
+        notes.append(
+            f"Evidently report not written: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
+        return None
+    notes.append(
+        f"Evidently report on a seeded sample (seed {p['seed']}) of {len(ref_s)} reference and {len(cur_s)} current rows; "
+        "its verdicts use its own tests and drop NaN/inf"
+    )
+    return html.encode("utf-8")
+
+
+def spec_kind(spec: ColumnSpec, column: str) -> str:
+    try:
+        return spec.feature(column).kind.value
+    except KeyError:
+        return "numeric"
