@@ -66,5 +66,7 @@ def read_bytes(root: Path, sha256: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != sha256:
         from modelreg.errors import VerificationFailed
 
-        raise VerificationFailed(f"artifact {sha256} in the store does not match its digest (modified on disk)")
+        raise VerificationFailed(
+            f"artifact {sha256} in the store does not match its digest (modified on disk)"
+        )
     return data

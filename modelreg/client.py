@@ -1,11 +1,11 @@
 """The Python API for notebooks: the same functions the CLI calls, with objects that render in Jupyter.
 
-    import modelreg
-    reg = modelreg.connect()                       # reads mlflow.env like the CLI
-    reg.register("credit_scoring", "1", owner="alice", risk_tier="high", purpose="...")
-    reg.attach_data("credit_scoring", "1", role="training", data=train_df)
-    reg.precheck("credit_scoring", "1", data=holdout_df, target="default", sensitive=["sex"])
-    reg.submit("credit_scoring", "1")
+import modelreg
+reg = modelreg.connect()                       # reads mlflow.env like the CLI
+reg.register("credit_scoring", "1", owner="alice", risk_tier="high", purpose="...")
+reg.attach_data("credit_scoring", "1", role="training", data=train_df)
+reg.precheck("credit_scoring", "1", data=holdout_df, target="default", sensitive=["sex"])
+reg.submit("credit_scoring", "1")
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ class VersionView:
             f"<tr><td>{h.at:%Y-%m-%d %H:%M}</td><td>{html.escape(h.action)}</td><td>{h.source} → {h.target}</td><td>{html.escape(h.actor)}</td><td>{html.escape(h.reason or '')}</td></tr>"
             for h in self.history
         )
-        data = "".join(f"<tr><td>{d.role}</td><td>{html.escape(d.name)}</td><td>{d.rows}</td><td><code>{d.digest[:16]}…</code></td></tr>" for d in self.datasets)
+        data = "".join(
+            f"<tr><td>{d.role}</td><td>{html.escape(d.name)}</td><td>{d.rows}</td><td><code>{d.digest[:16]}…</code></td></tr>"
+            for d in self.datasets
+        )
         evs = "".join(e._repr_html_() for e in self.evaluations)
         return (
             f"<h4>{html.escape(v.model)} {html.escape(v.version)} — {v.stage.value}{' (暂停 suspended)' if v.suspended else ''}</h4>"
@@ -81,25 +84,67 @@ class Client:
         user = user or self.registry.actor
         path = self.settings.signing_key_for(user)
         signing.write_key_pair(path, signing.public_key_path_for(path))
-        self.registry.as_user(user).register_key(signing.public_key_path_for(path).read_text(encoding="utf-8"))
+        self.registry.as_user(user).register_key(
+            signing.public_key_path_for(path).read_text(encoding="utf-8")
+        )
         return path
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def register(self, name: str, version: str | None = None, *, run_id: str | None = None, artifact_path: str = "model", owner: str, risk_tier: str, purpose: str, business_line: str | None = None, model_card: dict | None = None):
+    def register(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        run_id: str | None = None,
+        artifact_path: str = "model",
+        owner: str,
+        risk_tier: str,
+        purpose: str,
+        business_line: str | None = None,
+        model_card: dict | None = None,
+    ):
         from modelreg.lifecycle_mlflow import register_from_mlflow
 
-        return register_from_mlflow(self.registry, name, version, run_id=run_id, artifact_path=artifact_path, owner=owner, risk_tier=risk_tier, purpose=purpose, business_line=business_line, model_card=model_card)
+        return register_from_mlflow(
+            self.registry,
+            name,
+            version,
+            run_id=run_id,
+            artifact_path=artifact_path,
+            owner=owner,
+            risk_tier=risk_tier,
+            purpose=purpose,
+            business_line=business_line,
+            model_card=model_card,
+        )
 
     def update_card(self, name: str, version: str, **fields: Any):
         return self.registry.update_card(name, version, fields)
 
-    def attach_data(self, name: str, version: str, *, role: str, data: Any, name_hint: str | None = None, owner: str | None = None):
+    def attach_data(
+        self,
+        name: str,
+        version: str,
+        *,
+        role: str,
+        data: Any,
+        name_hint: str | None = None,
+        owner: str | None = None,
+    ):
         import pandas as pd
 
         from modelreg.datasets import attach_file, attach_frame
 
         if isinstance(data, pd.DataFrame):
-            return attach_frame(self.registry, name, version, role=role, frame=data, dataset_name=name_hint or f"{role}-dataframe", owner=owner)
+            return attach_frame(
+                self.registry,
+                name,
+                version,
+                role=role,
+                frame=data,
+                dataset_name=name_hint or f"{role}-dataframe",
+                owner=owner,
+            )
         return attach_file(self.registry, name, version, role=role, path=data, owner=owner)
 
     def submit(self, name: str, version: str):
@@ -126,7 +171,12 @@ class Client:
     def show(self, name: str, version: str) -> VersionView:
         from modelreg.governance.service import latest
 
-        return VersionView(self.registry.show(name, version), self.registry.history(name, version), self.registry.datasets(name, version), latest(self.registry, name, version))
+        return VersionView(
+            self.registry.show(name, version),
+            self.registry.history(name, version),
+            self.registry.datasets(name, version),
+            latest(self.registry, name, version),
+        )
 
     # -- governance ----------------------------------------------------------------------------------
     def _evaluate(self, purpose: str, name: str, version: str, data: Any, **kw: Any):
@@ -134,11 +184,18 @@ class Client:
         from modelreg.governance.service import run_evaluation
 
         policy = kw.pop("policy", None)
-        if kw.get("model_uri") is None and kw.get("model") is None and kw.get("score") is None and kw.get("prediction") is None:
+        if (
+            kw.get("model_uri") is None
+            and kw.get("model") is None
+            and kw.get("score") is None
+            and kw.get("prediction") is None
+        ):
             kw["model_uri"] = self.registry.show(name, version).model_uri
         if "sensitive" in kw:
             kw["sensitive"] = tuple(kw["sensitive"])
-        return run_evaluation(self.registry, name, version, EvaluationInput(data=data, **kw), purpose=purpose, policy=policy)
+        return run_evaluation(
+            self.registry, name, version, EvaluationInput(data=data, **kw), purpose=purpose, policy=policy
+        )
 
     def precheck(self, name: str, version: str, *, data: Any, **kw: Any):
         """Run the submit gate's machine controls now; the returned evaluation shows what would fail, with
@@ -156,7 +213,15 @@ class Client:
 
         return latest(self.registry, name, version)
 
-    def approve(self, name: str, version: str, *, role: str, comment: str | None = None, key_path: str | Path | None = None):
+    def approve(
+        self,
+        name: str,
+        version: str,
+        *,
+        role: str,
+        comment: str | None = None,
+        key_path: str | Path | None = None,
+    ):
         from modelreg.governance.service import approve
 
         return approve(self.registry, name, version, role=role, comment=comment, key_path=key_path)
@@ -164,17 +229,38 @@ class Client:
     def reject(self, name: str, version: str, *, role: str, comment: str, key_path: str | Path | None = None):
         from modelreg.governance.service import approve
 
-        return approve(self.registry, name, version, role=role, comment=comment, decision="reject", key_path=key_path)
+        return approve(
+            self.registry, name, version, role=role, comment=comment, decision="reject", key_path=key_path
+        )
 
-    def attest(self, name: str, version: str, *, control: str, comment: str | None = None, key_path: str | Path | None = None):
+    def attest(
+        self,
+        name: str,
+        version: str,
+        *,
+        control: str,
+        comment: str | None = None,
+        key_path: str | Path | None = None,
+    ):
         from modelreg.governance.service import attest
 
         return attest(self.registry, name, version, control_id=control, comment=comment, key_path=key_path)
 
-    def waive(self, name: str, version: str, *, control: str, until: Any, reason: str, key_path: str | Path | None = None):
+    def waive(
+        self,
+        name: str,
+        version: str,
+        *,
+        control: str,
+        until: Any,
+        reason: str,
+        key_path: str | Path | None = None,
+    ):
         from modelreg.governance.service import waive
 
-        return waive(self.registry, name, version, control_id=control, until=until, reason=reason, key_path=key_path)
+        return waive(
+            self.registry, name, version, control_id=control, until=until, reason=reason, key_path=key_path
+        )
 
     def gate_check(self, name: str, version: str, action: str = "deploy"):
         gate = {"submit": "submit", "deploy": "deploy", "retire": "retire"}[action]

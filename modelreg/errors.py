@@ -19,7 +19,11 @@ class ModelregError(Exception):
         self.details = details or {}
 
     def to_dict(self) -> dict:
-        return {"error": self.code, "message": self.message, **({"details": self.details} if self.details else {})}
+        return {
+            "error": self.code,
+            "message": self.message,
+            **({"details": self.details} if self.details else {}),
+        }
 
 
 class BadInput(ModelregError, ValueError):

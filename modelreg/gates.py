@@ -72,7 +72,14 @@ def purpose_stated(ctx: GateContext) -> list[Unmet]:
 def risk_tier_assigned(ctx: GateContext) -> list[Unmet]:
     if ctx.version.risk_tier in ("high", "medium", "low"):
         return []
-    return [Unmet("risk_tier_assigned", "the model has no risk tier (high/medium/low)", "未确定模型风险等级", ("NFRA-2025-24.1",))]
+    return [
+        Unmet(
+            "risk_tier_assigned",
+            "the model has no risk tier (high/medium/low)",
+            "未确定模型风险等级",
+            ("NFRA-2025-24.1",),
+        )
+    ]
 
 
 BASIC_REQUIREMENTS: dict[str, list[Requirement]] = {

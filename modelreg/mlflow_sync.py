@@ -28,7 +28,14 @@ class Divergence:
     version: str | None = None  # for stage tags
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "version": self.version, "kind": self.kind, "expected": self.expected, "actual": self.actual, "detail": self.detail}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "kind": self.kind,
+            "expected": self.expected,
+            "actual": self.actual,
+            "detail": self.detail,
+        }
 
 
 def _gateway(reg: Registry):
@@ -51,7 +58,9 @@ def install(reg: Registry) -> None:
             return
         gw = _gateway(reg)
         alias = reg.settings.mlflow_alias
-        gw.set_stage_tag(version.model, version.version, version.stage.value + (":suspended" if version.suspended else ""))
+        gw.set_stage_tag(
+            version.model, version.version, version.stage.value + (":suspended" if version.suspended else "")
+        )
         replaced = extra.get("replaced")
         if replaced is not None:
             gw.set_stage_tag(replaced.model, replaced.version, replaced.stage.value)
@@ -127,7 +136,9 @@ def check(reg: Registry) -> list[Divergence]:
                     "alias",
                     expected,
                     actual,
-                    f"MLflow alias {alias!r} points at version {actual}" if actual else f"MLflow alias {alias!r} is missing",
+                    f"MLflow alias {alias!r} points at version {actual}"
+                    if actual
+                    else f"MLflow alias {alias!r} is missing",
                 )
             )
         tags = gw.stage_tags(model)
@@ -135,7 +146,16 @@ def check(reg: Registry) -> list[Divergence]:
             want = v.stage.value + (":suspended" if v.suspended else "")
             have = tags.get(v.version)
             if have != want:
-                out.append(Divergence(model, "stage_tag", want, have, f"version {v.version} tag {STAGE_TAG}={have!r}, registry says {want!r}", v.version))
+                out.append(
+                    Divergence(
+                        model,
+                        "stage_tag",
+                        want,
+                        have,
+                        f"version {v.version} tag {STAGE_TAG}={have!r}, registry says {want!r}",
+                        v.version,
+                    )
+                )
     return out
 
 

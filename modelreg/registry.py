@@ -130,7 +130,11 @@ class Registry:
     def db_role(self, session: Session) -> str | None:
         """On PostgreSQL, the authenticated database role is recorded beside the claimed user."""
         if self._db_role is False:
-            self._db_role = session.execute(text("SELECT current_user")).scalar() if self.engine.dialect.name == "postgresql" else None
+            self._db_role = (
+                session.execute(text("SELECT current_user")).scalar()
+                if self.engine.dialect.name == "postgresql"
+                else None
+            )
         return self._db_role  # type: ignore[return-value]
 
     def _authorize(self, session: Session, action: str) -> User | None:
@@ -147,12 +151,28 @@ class Registry:
         user = repo.to_user(row)
         if not allowed(action, frozenset(user.roles)):
             need = " or ".join(sorted(rule))  # type: ignore[arg-type]
-            raise PermissionDenied(f"{action} needs the role {need}; user {self.actor!r} has {', '.join(user.roles) or 'no roles'}")
+            raise PermissionDenied(
+                f"{action} needs the role {need}; user {self.actor!r} has {', '.join(user.roles) or 'no roles'}"
+            )
         return user
 
-    def _event(self, session: Session, event: str, *, model: str | None = None, version: str | None = None, payload: dict | None = None) -> AuditEvent:
+    def _event(
+        self,
+        session: Session,
+        event: str,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        payload: dict | None = None,
+    ) -> AuditEvent:
         return audit_log.append_event(
-            session, event, actor=self.actor, model=model, version=version, payload=payload or {}, db_role=self.db_role(session)
+            session,
+            event,
+            actor=self.actor,
+            model=model,
+            version=version,
+            payload=payload or {},
+            db_role=self.db_role(session),
         )
 
     # -- schema and users ---------------------------------------------------------------------------
@@ -162,9 +182,16 @@ class Registry:
         if before is None:
             with write_session(self.engine) as session:
                 self._event(session, "registry.initialized", payload={"schema_revision": after})
-        return {"before": before, "after": after, "created": before is None, "upgraded": before is not None and before != after}
+        return {
+            "before": before,
+            "after": after,
+            "created": before is None,
+            "upgraded": before is not None and before != after,
+        }
 
-    def add_user(self, name: str, roles: list[str] | tuple[str, ...], *, public_key_pem: str | None = None) -> User:
+    def add_user(
+        self, name: str, roles: list[str] | tuple[str, ...], *, public_key_pem: str | None = None
+    ) -> User:
         name = _clean(name, "user name", limit=200)  # type: ignore[assignment]
         roles = tuple(dict.fromkeys(roles))
         if not roles:
@@ -181,13 +208,22 @@ class Registry:
             if repo.count_users(session) == 0:
                 # Bootstrap: the first user is created by whoever holds the database and must be an admin.
                 if Role.ADMIN.value not in roles:
-                    raise BadInput("the first user must have the admin role (modelreg user add NAME --role admin)")
+                    raise BadInput(
+                        "the first user must have the admin role (modelreg user add NAME --role admin)"
+                    )
             else:
                 self._authorize(session, "user.add")
             if repo.user_row(session, name) is not None:
                 raise AlreadyExists(f"user {name!r} already exists")
             now = clock.now()
-            row = UserRow(name=name, roles=list(roles), public_key_pem=public_key_pem, key_id=key_id, created_at=now, created_by=self.actor)
+            row = UserRow(
+                name=name,
+                roles=list(roles),
+                public_key_pem=public_key_pem,
+                key_id=key_id,
+                created_at=now,
+                created_by=self.actor,
+            )
             session.add(row)
             self._event(session, "user.added", payload={"user": name, "roles": list(roles), "key_id": key_id})
             session.flush()
@@ -215,7 +251,9 @@ class Registry:
         from sqlalchemy import select
 
         with self._read() as session:
-            return [repo.to_user(r) for r in session.execute(select(UserRow).order_by(UserRow.name)).scalars()]
+            return [
+                repo.to_user(r) for r in session.execute(select(UserRow).order_by(UserRow.name)).scalars()
+            ]
 
     def user(self, name: str) -> User:
         with self._read() as session:
@@ -252,20 +290,38 @@ class Registry:
         with self._write() as session:
             self._authorize(session, "register")
             if repo.user_row(session, owner) is None:
-                raise NotFound(f"owner {owner!r} is not a registered user: add them first with `modelreg user add`")
+                raise NotFound(
+                    f"owner {owner!r} is not a registered user: add them first with `modelreg user add`"
+                )
             now = clock.now()
             model = repo.model_row(session, name)
             if model is None:
-                model = ModelRow(name=name, owner=owner, purpose=purpose, business_line=business_line, risk_tier=risk_tier, created_at=now, created_by=self.actor)
+                model = ModelRow(
+                    name=name,
+                    owner=owner,
+                    purpose=purpose,
+                    business_line=business_line,
+                    risk_tier=risk_tier,
+                    created_at=now,
+                    created_by=self.actor,
+                )
                 session.add(model)
                 session.flush()
             else:
-                changed = {k: (getattr(model, k), v) for k, v in (("owner", owner), ("risk_tier", risk_tier)) if getattr(model, k) != v}
+                changed = {
+                    k: (getattr(model, k), v)
+                    for k, v in (("owner", owner), ("risk_tier", risk_tier))
+                    if getattr(model, k) != v
+                }
                 if changed:
                     what = ", ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in changed.items())
-                    raise BadInput(f"model {name!r} is registered with different attributes ({what}); a version inherits them")
+                    raise BadInput(
+                        f"model {name!r} is registered with different attributes ({what}); a version inherits them"
+                    )
             existing = session.execute(
-                VersionRow.__table__.select().where(VersionRow.model_id == model.id, VersionRow.version == version)
+                VersionRow.__table__.select().where(
+                    VersionRow.model_id == model.id, VersionRow.version == version
+                )
             ).first()
             if existing is not None:
                 raise AlreadyExists(f"model {name!r} version {version!r} is already registered")
@@ -313,7 +369,9 @@ class Registry:
         with self._read() as session:
             self._authorize(session, "register")
             if repo.user_row(session, owner) is None:
-                raise NotFound(f"owner {owner!r} is not a registered user: add them first with `modelreg user add`")
+                raise NotFound(
+                    f"owner {owner!r} is not a registered user: add them first with `modelreg user add`"
+                )
             model = repo.model_row(session, name)
             if model is not None and (model.owner != owner or model.risk_tier != risk_tier):
                 raise BadInput(
@@ -327,11 +385,19 @@ class Registry:
             self._authorize(session, "update_card")
             model, row = repo.version_rows(session, name, version)
             if row.stage not in (Stage.DEVELOP.value,):
-                raise InvalidTransition(f"the model card can only change in develop; {name} {version} is in {row.stage}")
+                raise InvalidTransition(
+                    f"the model card can only change in develop; {name} {version} is in {row.stage}"
+                )
             row.model_card = {**(row.model_card or {}), **fields}
             row.updated_at = clock.now()
             row.row_version += 1
-            self._event(session, "version.card_updated", model=name, version=str(version), payload={"fields": sorted(fields)})
+            self._event(
+                session,
+                "version.card_updated",
+                model=name,
+                version=str(version),
+                payload={"fields": sorted(fields)},
+            )
             session.flush()
             return repo.to_version(row, model)
 
@@ -355,12 +421,21 @@ class Registry:
             raise BadInput(f"data set {dataset_name!r} is empty: {rows} rows")
         with self._write() as session:
             self._authorize(session, "attach_data")
-            model, row = repo.version_rows(session, name, version)
+            _model, row = repo.version_rows(session, name, version)
             if row.stage == Stage.RETIRE.value:
                 raise InvalidTransition(f"{name} {version} is retired: no data can be attached")
             now = clock.now()
             ds = DatasetRow(
-                version_id=row.id, role=role, name=dataset_name, digest=digest, rows=int(rows), columns=list(columns), source=source, owner=owner, attached_by=self.actor, at=now
+                version_id=row.id,
+                role=role,
+                name=dataset_name,
+                digest=digest,
+                rows=int(rows),
+                columns=list(columns),
+                source=source,
+                owner=owner,
+                attached_by=self.actor,
+                at=now,
             )
             session.add(ds)
             self._event(
@@ -368,15 +443,36 @@ class Registry:
                 "version.data_attached",
                 model=name,
                 version=str(version),
-                payload={"role": role, "name": dataset_name, "digest": digest, "rows": int(rows), "source": source, "owner": owner},
+                payload={
+                    "role": role,
+                    "name": dataset_name,
+                    "digest": digest,
+                    "rows": int(rows),
+                    "source": source,
+                    "owner": owner,
+                },
             )
             session.flush()
-            return Dataset(name, str(version), role, dataset_name, digest, int(rows), list(columns), source, owner, self.actor, now)
+            return Dataset(
+                name,
+                str(version),
+                role,
+                dataset_name,
+                digest,
+                int(rows),
+                list(columns),
+                source,
+                owner,
+                self.actor,
+                now,
+            )
 
     # -- reads --------------------------------------------------------------------------------------
     def list(self, stage: str | None = None, model: str | None = None) -> list[ModelVersion]:
         if stage is not None and stage not in [s.value for s in Stage]:
-            raise BadInput(f"--stage must be one of {', '.join(s.value for s in Stage)}. Got {stage!r} instead.")
+            raise BadInput(
+                f"--stage must be one of {', '.join(s.value for s in Stage)}. Got {stage!r} instead."
+            )
         with self._read() as session:
             return repo.list_versions(session, stage, model)
 
@@ -416,7 +512,9 @@ class Registry:
             model, row = repo.version_rows(session, name, version)
             return self._unmet(session, gate, action, model, row, {})
 
-    def _unmet(self, session: Session, gate: str | None, action: str, model: ModelRow, row: VersionRow, options: dict) -> list[Unmet]:
+    def _unmet(
+        self, session: Session, gate: str | None, action: str, model: ModelRow, row: VersionRow, options: dict
+    ) -> list[Unmet]:
         if gate is None:
             return []
         ctx = GateContext(
@@ -434,7 +532,9 @@ class Registry:
             unmet.extend(requirement(ctx))
         return unmet
 
-    def _transition(self, action: str, name: str, version: str, *, reason: str | None, replace: str | None = None) -> TransitionResult:
+    def _transition(
+        self, action: str, name: str, version: str, *, reason: str | None, replace: str | None = None
+    ) -> TransitionResult:
         version = str(version)
         reason = _clean(reason, "--reason", required=False, limit=4000)
         with self._write() as session:
@@ -446,21 +546,38 @@ class Registry:
                 can = allowed_actions(source)
                 raise InvalidTransition(
                     f"cannot {action.replace('_', '-')} {name} {version}: it is in {source.value}"
-                    + (f" (allowed from there: {', '.join(a.replace('_', '-') for a in can)})" if can else " (no further moves)")
+                    + (
+                        f" (allowed from there: {', '.join(a.replace('_', '-') for a in can)})"
+                        if can
+                        else " (no further moves)"
+                    )
                 )
             if transition.needs_reason and not reason:
                 raise BadInput(f"{action.replace('_', '-')} needs --reason")
-            unmet = self._unmet(session, transition.gate, action, model, row, {"replace": replace, "reason": reason})
+            unmet = self._unmet(
+                session, transition.gate, action, model, row, {"replace": replace, "reason": reason}
+            )
             if transition.target is Stage.DEPLOY and replace == "retire":
                 # Retiring the version being replaced is a retirement too: it passes the retire gate.
                 current = repo.deployed_version(session, model.id)
                 if current is not None and current.id != row.id:
                     reason_text = f"replaced by version {version}"
-                    for u in self._unmet(session, "retire", "retire", model, current, {"reason": reason_text}):
-                        unmet.append(Unmet(u.requirement, f"retiring version {current.version}: {u.message_en}", f"退出版本 {current.version}：{u.message_zh}", u.clause_ids, u.control_id))
+                    for u in self._unmet(
+                        session, "retire", "retire", model, current, {"reason": reason_text}
+                    ):
+                        unmet.append(
+                            Unmet(
+                                u.requirement,
+                                f"retiring version {current.version}: {u.message_en}",
+                                f"退出版本 {current.version}：{u.message_zh}",
+                                u.clause_ids,
+                                u.control_id,
+                            )
+                        )
             if unmet:
                 raise GateRefused(
-                    f"{action.replace('_', '-')} {name} {version} refused: {len(unmet)} requirement(s) unmet", unmet=[u.to_dict() for u in unmet]
+                    f"{action.replace('_', '-')} {name} {version} refused: {len(unmet)} requirement(s) unmet",
+                    unmet=[u.to_dict() for u in unmet],
                 )
             moves: list[tuple[VersionRow, str, Stage, str | None, str]] = []
             replaced = None
@@ -468,7 +585,9 @@ class Registry:
                 current = repo.deployed_version(session, model.id)
                 if current is not None and current.id != row.id:
                     if replace is None:
-                        raise InvalidTransition(f"{name} version {current.version} is deployed: pass --replace retire|demote to replace it")
+                        raise InvalidTransition(
+                            f"{name} version {current.version} is deployed: pass --replace retire|demote to replace it"
+                        )
                     target = Stage.RETIRE if replace == "retire" else Stage.VALIDATE
                     note = f"replaced by version {version}"
                     moves.append((current, current.stage, target, note, f"replace.{replace}"))
@@ -480,41 +599,73 @@ class Registry:
                 payload["reason"] = reason
             if replaced is not None:
                 payload["replaced"] = {"version": replaced.version, "to": replaced.stage.value}
-            event_name = {"submit": "version.submitted", "send_back": "version.sent_back", "deploy": "version.deployed", "retire": "version.retired"}[action]
+            event_name = {
+                "submit": "version.submitted",
+                "send_back": "version.sent_back",
+                "deploy": "version.deployed",
+                "retire": "version.retired",
+            }[action]
             event = self._event(session, event_name, model=name, version=version, payload=payload)
             now = event.at
             for moved, src, target, why, act in moves:
-                session.add(TransitionRow(version_id=moved.id, action=act, source=src, target=target.value, actor=self.actor, reason=why, at=now, audit_seq=event.seq))
+                session.add(
+                    TransitionRow(
+                        version_id=moved.id,
+                        action=act,
+                        source=src,
+                        target=target.value,
+                        actor=self.actor,
+                        reason=why,
+                        at=now,
+                        audit_seq=event.seq,
+                    )
+                )
             session.flush()
             self._project(session, action, updated, {"replaced": replaced})
             return TransitionResult(updated, event, replaced)
 
     def _move(self, session: Session, model: ModelRow, row: VersionRow, target: Stage) -> ModelVersion:
         """Compare-and-set the stage: only if nobody moved this version since we read it."""
-        values: dict[str, Any] = {"stage": target.value, "row_version": row.row_version + 1, "updated_at": clock.now()}
+        values: dict[str, Any] = {
+            "stage": target.value,
+            "row_version": row.row_version + 1,
+            "updated_at": clock.now(),
+        }
         if target is not Stage.DEPLOY:
             values["suspended"] = False
         try:
             result = session.execute(
                 update(VersionRow)
-                .where(VersionRow.id == row.id, VersionRow.stage == row.stage, VersionRow.row_version == row.row_version)
+                .where(
+                    VersionRow.id == row.id,
+                    VersionRow.stage == row.stage,
+                    VersionRow.row_version == row.row_version,
+                )
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
         except IntegrityError:
-            raise InvalidTransition(f"another version of {model.name} is already deployed: pass --replace retire|demote to replace it") from None
+            raise InvalidTransition(
+                f"another version of {model.name} is already deployed: pass --replace retire|demote to replace it"
+            ) from None
         if result.rowcount != 1:
-            raise ConcurrentModification(f"{model.name} {row.version} was changed by someone else meanwhile: nothing was written; retry")
+            raise ConcurrentModification(
+                f"{model.name} {row.version} was changed by someone else meanwhile: nothing was written; retry"
+            )
         session.refresh(row)
         return repo.to_version(row, model)
 
-    def suspend(self, name: str, version: str, *, reason: str, actor_note: dict | None = None) -> TransitionResult:
+    def suspend(
+        self, name: str, version: str, *, reason: str, actor_note: dict | None = None
+    ) -> TransitionResult:
         return self._flag(name, version, suspend=True, reason=reason, extra=actor_note)
 
     def resume(self, name: str, version: str, *, reason: str) -> TransitionResult:
         return self._flag(name, version, suspend=False, reason=reason)
 
-    def _flag(self, name: str, version: str, *, suspend: bool, reason: str, extra: dict | None = None) -> TransitionResult:
+    def _flag(
+        self, name: str, version: str, *, suspend: bool, reason: str, extra: dict | None = None
+    ) -> TransitionResult:
         version = str(version)
         reason = _clean(reason, "--reason", limit=4000)  # type: ignore[assignment]
         action = "suspend" if suspend else "resume"
@@ -522,9 +673,13 @@ class Registry:
             self._authorize(session, action)
             model, row = repo.version_rows(session, name, version)
             if row.stage != Stage.DEPLOY.value:
-                raise InvalidTransition(f"cannot {action} {name} {version}: only a deployed version can be {action}ed; it is in {row.stage}")
+                raise InvalidTransition(
+                    f"cannot {action} {name} {version}: only a deployed version can be {action}ed; it is in {row.stage}"
+                )
             if row.suspended == suspend:
-                raise InvalidTransition(f"{name} {version} is already {'suspended' if suspend else 'running (not suspended)'}")
+                raise InvalidTransition(
+                    f"{name} {version} is already {'suspended' if suspend else 'running (not suspended)'}"
+                )
             now = clock.now()
             result = session.execute(
                 update(VersionRow)
@@ -533,10 +688,29 @@ class Registry:
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:
-                raise ConcurrentModification(f"{name} {version} was changed by someone else meanwhile: nothing was written; retry")
+                raise ConcurrentModification(
+                    f"{name} {version} was changed by someone else meanwhile: nothing was written; retry"
+                )
             payload: dict[str, Any] = {"reason": reason, **(extra or {})}
-            event = self._event(session, "version.suspended" if suspend else "version.resumed", model=name, version=version, payload=payload)
-            session.add(TransitionRow(version_id=row.id, action=action, source=row.stage, target=row.stage, actor=self.actor, reason=reason, at=now, audit_seq=event.seq))
+            event = self._event(
+                session,
+                "version.suspended" if suspend else "version.resumed",
+                model=name,
+                version=version,
+                payload=payload,
+            )
+            session.add(
+                TransitionRow(
+                    version_id=row.id,
+                    action=action,
+                    source=row.stage,
+                    target=row.stage,
+                    actor=self.actor,
+                    reason=reason,
+                    at=now,
+                    audit_seq=event.seq,
+                )
+            )
             session.flush()
             session.refresh(row)
             updated = repo.to_version(row, model)
@@ -548,7 +722,9 @@ class Registry:
             projection(action, version, extra)
 
     # -- audit --------------------------------------------------------------------------------------
-    def audit_log(self, name: str | None = None, version: str | None = None, *, limit: int | None = None) -> list[AuditEvent]:
+    def audit_log(
+        self, name: str | None = None, version: str | None = None, *, limit: int | None = None
+    ) -> list[AuditEvent]:
         with self._read() as session:
             if name is not None:
                 if version is not None:
@@ -557,7 +733,9 @@ class Registry:
                     raise NotFound(f"model {name!r} is not registered")
             return audit_log.list_events(session, name, version, limit=limit)
 
-    def audit_verify(self, checkpoint_path: str | Path | None = None, *, trusted_key: str | Path | None = None) -> VerifyReport:
+    def audit_verify(
+        self, checkpoint_path: str | Path | None = None, *, trusted_key: str | Path | None = None
+    ) -> VerifyReport:
         """Recompute the whole log. With a checkpoint: check its signature and that today's log extends it."""
         from modelreg.audit import checkpoint as cp_mod
 
@@ -582,7 +760,11 @@ class Registry:
             size, root = audit_log.state(session)
             cp = cp_mod.sign_checkpoint(size, root, key, time=clock.isoformat(clock.now()))
             # The checkpoint is issued first and then recorded: the record is itself event #size, outside it.
-            self._event(session, "audit.checkpoint", payload={"size": size, "root_hash": root.hex(), "key_id": cp.key_id})
+            self._event(
+                session,
+                "audit.checkpoint",
+                payload={"size": size, "root_hash": root.hex(), "key_id": cp.key_id},
+            )
             from modelreg.store.tables import CheckpointRow
 
             session.add(CheckpointRow(size=size, body=json_loads(cp.to_json()), at=clock.now()))
@@ -615,7 +797,13 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
         public = signing.ensure_key(reg.settings.audit_key_path).public_key()
     cp_dict = json_loads(checkpoint.to_json())
     if not _verify_cp(checkpoint, public):
-        return VerifyReport(False, report.size, report.root_hash, problem="the checkpoint's signature does not verify with the registry's audit key", checkpoint=cp_dict)
+        return VerifyReport(
+            False,
+            report.size,
+            report.root_hash,
+            problem="the checkpoint's signature does not verify with the registry's audit key",
+            checkpoint=cp_dict,
+        )
     if checkpoint.size > report.size:
         return VerifyReport(
             False,
@@ -644,7 +832,9 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
             problem=f"the log is not an extension of the checkpoint (size {checkpoint.size}): an event before #{checkpoint.size} was changed and the log rewritten",
             checkpoint=cp_dict,
         )
-    return VerifyReport(True, report.size, report.root_hash, checkpoint=cp_dict, events_per_second=report.events_per_second)
+    return VerifyReport(
+        True, report.size, report.root_hash, checkpoint=cp_dict, events_per_second=report.events_per_second
+    )
 
 
 def _verify_cp(checkpoint, public) -> bool:

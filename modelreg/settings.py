@@ -135,14 +135,19 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         return file_values.get(key, default)
 
     home = _resolve_path(get("MODELREG_HOME", ".modelreg"), base)
+
     # Values from the environment are relative to the current folder, values from the file to the file.
     def base_for(key: str) -> Path:
         return Path.cwd() if env.get(key) else base
 
     db_default = "sqlite:///" + str(home / "registry.db")
-    database_url = _resolve_sqlite_url(get("MODELREG_DATABASE_URL", db_default), base_for("MODELREG_DATABASE_URL"))
+    database_url = _resolve_sqlite_url(
+        get("MODELREG_DATABASE_URL", db_default), base_for("MODELREG_DATABASE_URL")
+    )
     mlflow_default = "sqlite:///" + str(home / "mlflow.db")
-    tracking = _resolve_sqlite_url(get("MLFLOW_TRACKING_URI", mlflow_default), base_for("MLFLOW_TRACKING_URI"))
+    tracking = _resolve_sqlite_url(
+        get("MLFLOW_TRACKING_URI", mlflow_default), base_for("MLFLOW_TRACKING_URI")
+    )
     registry = _resolve_sqlite_url(get("MLFLOW_REGISTRY_URI", tracking), base_for("MLFLOW_REGISTRY_URI"))
     try:
         user = env.get("MODELREG_USER") or getpass.getuser()
@@ -151,16 +156,24 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
     return Settings(
         database_url=database_url,
         home=home,
-        audit_key_path=_resolve_path(get("MODELREG_AUDIT_KEY", str(home / "keys" / "registry-audit.key")), base_for("MODELREG_AUDIT_KEY")),
+        audit_key_path=_resolve_path(
+            get("MODELREG_AUDIT_KEY", str(home / "keys" / "registry-audit.key")),
+            base_for("MODELREG_AUDIT_KEY"),
+        ),
         evidence_key_path=_resolve_path(
-            get("MODELREG_EVIDENCE_KEY", str(home / "keys" / "registry-evidence.key")), base_for("MODELREG_EVIDENCE_KEY")
+            get("MODELREG_EVIDENCE_KEY", str(home / "keys" / "registry-evidence.key")),
+            base_for("MODELREG_EVIDENCE_KEY"),
         ),
         mlflow_tracking_uri=tracking,
         mlflow_registry_uri=registry,
-        mlflow_artifact_root=_resolve_path(get("MLFLOW_ARTIFACT_ROOT", str(home / "mlartifacts")), base_for("MLFLOW_ARTIFACT_ROOT")),
+        mlflow_artifact_root=_resolve_path(
+            get("MLFLOW_ARTIFACT_ROOT", str(home / "mlartifacts")), base_for("MLFLOW_ARTIFACT_ROOT")
+        ),
         mlflow_alias=get("MODELREG_MLFLOW_ALIAS", "production"),
         user=user,
         env_file=env_file,
         policy=get("MODELREG_POLICY", "cn-fin-algo-risk"),
-        signing_key=_resolve_path(env["MODELREG_SIGNING_KEY"], Path.cwd()) if env.get("MODELREG_SIGNING_KEY") else None,
+        signing_key=_resolve_path(env["MODELREG_SIGNING_KEY"], Path.cwd())
+        if env.get("MODELREG_SIGNING_KEY")
+        else None,
     )

@@ -123,7 +123,9 @@ class ColumnSpec:
             dtype = frame[col].dtype
             numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
             feats.append(Feature(str(col), ColumnKind.NUMERIC if numeric else ColumnKind.CATEGORICAL))
-        return cls(tuple(feats), target=target, prediction=prediction, score=score, sensitive=tuple(sensitive))
+        return cls(
+            tuple(feats), target=target, prediction=prediction, score=score, sensitive=tuple(sensitive)
+        )
 
 
 def _clean_float(value: Any) -> float | None:
@@ -171,7 +173,9 @@ class Metric:
         object.__setattr__(self, "counts", dict(self.counts))
 
     @classmethod
-    def undefined(cls, name: str, reason: str, *, status: MetricStatus = MetricStatus.INSUFFICIENT_DATA, **kw: Any) -> Metric:
+    def undefined(
+        cls, name: str, reason: str, *, status: MetricStatus = MetricStatus.INSUFFICIENT_DATA, **kw: Any
+    ) -> Metric:
         return cls(name=name, value=None, status=status, reason=reason, **kw)
 
     def to_dict(self) -> dict:
@@ -199,7 +203,12 @@ class DataFingerprint:
     digest: str  # sha256 of the canonical content
 
     def to_dict(self) -> dict:
-        return {"role": self.role, "rows": self.rows, "columns": [list(c) for c in self.columns], "digest": self.digest}
+        return {
+            "role": self.role,
+            "rows": self.rows,
+            "columns": [list(c) for c in self.columns],
+            "digest": self.digest,
+        }
 
 
 _MEDIA_TYPES = {
@@ -415,7 +424,9 @@ def _library_versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def write_artifact(folder: str | Path | None, name: str, content: bytes, description: str = "") -> Artifact | None:
+def write_artifact(
+    folder: str | Path | None, name: str, content: bytes, description: str = ""
+) -> Artifact | None:
     """Write ``content`` under ``folder/name`` and return its record; no folder means no artifact."""
     if folder is None:
         return None
@@ -423,7 +434,13 @@ def write_artifact(folder: str | Path | None, name: str, content: bytes, descrip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     media = _MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    return Artifact(name=name, sha256=hashlib.sha256(content).hexdigest(), media_type=media, size=len(content), description=description)
+    return Artifact(
+        name=name,
+        sha256=hashlib.sha256(content).hexdigest(),
+        media_type=media,
+        size=len(content),
+        description=description,
+    )
 
 
 # -- models ----------------------------------------------------------------------------------------------
@@ -443,7 +460,9 @@ def load_model(model: Any) -> Any:
         try:
             return mlflow.pyfunc.load_model(str(model))
         except Exception as exc:
-            raise ModelError(f"cannot load model {model}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            raise ModelError(
+                f"cannot load model {model}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from exc
     if not (hasattr(model, "predict") or hasattr(model, "predict_proba")):
         raise ModelError(f"model must have predict or predict_proba. Got {type(model).__name__} instead.")
     return model
@@ -464,7 +483,9 @@ def predict_scores(model: Any, X: pd.DataFrame) -> np.ndarray:
                 out = out[:, -1]
         return out.astype(float)
     except Exception as exc:
-        raise ModelError(f"model failed to predict: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise ModelError(
+            f"model failed to predict: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
 
 
 # -- reference profiles ----------------------------------------------------------------------------------
@@ -503,7 +524,9 @@ class ReferenceProfile:
             monitor_version=d["monitor_version"],
             spec=ColumnSpec.from_dict(d["spec"]),
             payload=d["payload"],
-            fingerprint=DataFingerprint(f["role"], f["rows"], tuple(tuple(c) for c in f["columns"]), f["digest"]),
+            fingerprint=DataFingerprint(
+                f["role"], f["rows"], tuple(tuple(c) for c in f["columns"]), f["digest"]
+            ),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -542,7 +565,9 @@ class Monitor:
         known = {p.name: p for p in cls.params}
         unknown = sorted(set(given) - set(known))
         if unknown:
-            raise ParameterError(f"{cls.kind} parameters must be among {sorted(known)}. Got unknown {unknown} instead.")
+            raise ParameterError(
+                f"{cls.kind} parameters must be among {sorted(known)}. Got unknown {unknown} instead."
+            )
         out = {}
         for name, p in known.items():
             value = given.get(name, p.default)

@@ -20,7 +20,9 @@ def _pg_admin_engine():
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 5})
+    return create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 5}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +54,11 @@ def pg_url(pg_available) -> Iterator[str]:
         yield url
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+            conn.execute(
+                text(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                )
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
 
 
@@ -69,11 +75,7 @@ def env_for(tmp_path) -> callable:
 
     def make(db: str, **extra: str) -> dict[str, str]:
         home = tmp_path / "home"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("MODELREG_", "MLFLOW_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELREG_", "MLFLOW_"))}
         env.update(
             {
                 "MODELREG_CONFIG": str(REPO_ROOT / "mlflow.env"),
@@ -103,7 +105,15 @@ def settings_for(tmp_path, env_for):
     return make
 
 
-CAST = {"admin": ["admin"], "dev": ["developer"], "val": ["validator"], "app1": ["approver"], "app2": ["approver"], "ops": ["operator"], "aud": ["auditor"]}
+CAST = {
+    "admin": ["admin"],
+    "dev": ["developer"],
+    "val": ["validator"],
+    "app1": ["approver"],
+    "app2": ["approver"],
+    "ops": ["operator"],
+    "aud": ["auditor"],
+}
 
 
 @pytest.fixture
@@ -127,4 +137,6 @@ def registry(db_url, settings_for):
 
 def register_version(reg, name: str = "credit_scoring", version: str = "1", *, tier: str = "medium"):
     """Register without MLflow (the MLflow path is covered in tests/integration)."""
-    return reg.as_user("dev").register(name, version, owner="dev", risk_tier=tier, purpose="PD scoring for consumer loans")
+    return reg.as_user("dev").register(
+        name, version, owner="dev", risk_tier=tier, purpose="PD scoring for consumer loans"
+    )

@@ -61,7 +61,15 @@ def frontier_root(frontier: list[bytes]) -> bytes:
 
 
 def event_bytes(
-    *, seq: int, event: str, actor: str, at: datetime, model: str | None, version: str | None, payload: dict, db_role: str | None
+    *,
+    seq: int,
+    event: str,
+    actor: str,
+    at: datetime,
+    model: str | None,
+    version: str | None,
+    payload: dict,
+    db_role: str | None,
 ) -> bytes:
     return canonical_json(
         {
@@ -98,7 +106,14 @@ def append_event(
         raise RuntimeError("audit_state row missing: the schema is damaged")
     seq = state.size
     data = event_bytes(
-        seq=seq, event=event, actor=actor, at=at, model=model, version=version, payload=payload or {}, db_role=db_role
+        seq=seq,
+        event=event,
+        actor=actor,
+        at=at,
+        model=model,
+        version=version,
+        payload=payload or {},
+        db_role=db_role,
     )
     leaf = _leaf(data)
     frontier = frontier_push([bytes.fromhex(h) for h in state.frontier], seq, leaf)
@@ -154,7 +169,9 @@ def decode(row_canonical: bytes, leaf_hash: bytes, root_hash: bytes) -> AuditEve
 def list_events(
     session: Session, model: str | None = None, version: str | None = None, *, limit: int | None = None
 ) -> list[AuditEvent]:
-    q = select(AuditEventRow.canonical, AuditEventRow.leaf_hash, AuditEventRow.root_hash).order_by(AuditEventRow.seq)
+    q = select(AuditEventRow.canonical, AuditEventRow.leaf_hash, AuditEventRow.root_hash).order_by(
+        AuditEventRow.seq
+    )
     if model is not None:
         q = q.where(AuditEventRow.model == model)
     if version is not None:
@@ -190,7 +207,9 @@ def leaf_hashes(engine: Engine) -> list[bytes]:
     return [bytes(r[2]) for r in iter_rows(engine)]
 
 
-def verify_rows(rows: Iterable[tuple], *, state_size: int | None = None, state_root: bytes | None = None) -> VerifyReport:
+def verify_rows(
+    rows: Iterable[tuple], *, state_size: int | None = None, state_root: bytes | None = None
+) -> VerifyReport:
     """Recompute every leaf and the root after every append; report the first entry that disagrees.
 
     Checks: seq numbers contiguous from 0 (deletion, insertion, reordering); canonical bytes hash to the stored
@@ -209,10 +228,27 @@ def verify_rows(rows: Iterable[tuple], *, state_size: int | None = None, state_r
             return VerifyReport(False, n, root.hex(), first_bad_seq=min(n, seq), problem=problem)
         leaf = _sha256(b"\x00" + canonical).digest()
         if leaf != bytes(leaf_hash):
-            return VerifyReport(False, n, root.hex(), first_bad_seq=n, problem=f"event #{n}: content does not match its leaf hash (edited)")
+            return VerifyReport(
+                False,
+                n,
+                root.hex(),
+                first_bad_seq=n,
+                problem=f"event #{n}: content does not match its leaf hash (edited)",
+            )
         d = loads(canonical)
-        if d.get("seq") != seq or d.get("event") != event or d.get("model") != model or d.get("version") != version:
-            return VerifyReport(False, n, root.hex(), first_bad_seq=n, problem=f"event #{n}: row columns disagree with the signed-over content (edited or moved)")
+        if (
+            d.get("seq") != seq
+            or d.get("event") != event
+            or d.get("model") != model
+            or d.get("version") != version
+        ):
+            return VerifyReport(
+                False,
+                n,
+                root.hex(),
+                first_bad_seq=n,
+                problem=f"event #{n}: row columns disagree with the signed-over content (edited or moved)",
+            )
         # inline frontier_push/frontier_root: this loop is the verify hot path
         frontier.append(leaf)
         m = n
@@ -225,10 +261,28 @@ def verify_rows(rows: Iterable[tuple], *, state_size: int | None = None, state_r
             root = _sha256(b"\x01" + h + root).digest()
         n += 1
         if root != bytes(root_hash):
-            return VerifyReport(False, n - 1, root.hex(), first_bad_seq=n - 1, problem=f"event #{n - 1}: stored tree root differs from the recomputed one (log rewritten)")
+            return VerifyReport(
+                False,
+                n - 1,
+                root.hex(),
+                first_bad_seq=n - 1,
+                problem=f"event #{n - 1}: stored tree root differs from the recomputed one (log rewritten)",
+            )
     elapsed = time.perf_counter() - started
     if state_size is not None and state_size != n:
-        return VerifyReport(False, n, root.hex(), first_bad_seq=n, problem=f"the log holds {n} events but the registry recorded {state_size}: events were removed from the end")
+        return VerifyReport(
+            False,
+            n,
+            root.hex(),
+            first_bad_seq=n,
+            problem=f"the log holds {n} events but the registry recorded {state_size}: events were removed from the end",
+        )
     if state_root is not None and state_root != root:
-        return VerifyReport(False, n, root.hex(), first_bad_seq=n - 1 if n else 0, problem="the log's root differs from the registry's recorded root")
+        return VerifyReport(
+            False,
+            n,
+            root.hex(),
+            first_bad_seq=n - 1 if n else 0,
+            problem="the log's root differs from the registry's recorded root",
+        )
     return VerifyReport(True, n, root.hex(), events_per_second=(n / elapsed) if elapsed > 0 and n else None)

@@ -18,7 +18,9 @@ def audit_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
 @json_option
 @pass_ctx
-def audit_log_cmd(obj: CliContext, name: str | None, version: str | None, limit: int | None, as_json: bool) -> None:
+def audit_log_cmd(
+    obj: CliContext, name: str | None, version: str | None, limit: int | None, as_json: bool
+) -> None:
     """Audit events, oldest first (all, or one model / version)."""
     events = obj.registry().audit_log(name, version, limit=limit)
 
@@ -28,16 +30,29 @@ def audit_log_cmd(obj: CliContext, name: str | None, version: str | None, limit:
         lines = []
         for e in events:
             subject = f" {e.model} {e.version}" if e.model else ""
-            detail = ", ".join(f"{k}={v}" for k, v in sorted(e.payload.items()) if v not in (None, "", [], {}))
-            lines.append(f"#{e.seq:<6} {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.event}{subject}" + (f"  ({detail})" if detail else ""))
+            detail = ", ".join(
+                f"{k}={v}" for k, v in sorted(e.payload.items()) if v not in (None, "", [], {})
+            )
+            lines.append(
+                f"#{e.seq:<6} {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.event}{subject}"
+                + (f"  ({detail})" if detail else "")
+            )
         return "\n".join(lines)
 
     emit([e.to_dict() for e in events], as_json, human)
 
 
 @audit_group.command("verify")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="A signed checkpoint you kept: the log must extend it.")
-@click.option("--trusted-key", type=click.Path(exists=True, dir_okay=False), help="Public key to check the checkpoint with (default: the registry's audit key).")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A signed checkpoint you kept: the log must extend it.",
+)
+@click.option(
+    "--trusted-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Public key to check the checkpoint with (default: the registry's audit key).",
+)
 @json_option
 @pass_ctx
 def audit_verify_cmd(obj: CliContext, checkpoint: str | None, trusted_key: str | None, as_json: bool) -> None:
@@ -60,14 +75,24 @@ def audit_verify_cmd(obj: CliContext, checkpoint: str | None, trusted_key: str |
 
 
 @audit_group.command("checkpoint")
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="File to write the signed checkpoint to (keep it outside the registry).")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write the signed checkpoint to (keep it outside the registry).",
+)
 @json_option
 @pass_ctx
 def audit_checkpoint_cmd(obj: CliContext, out: str, as_json: bool) -> None:
     """Write a signed checkpoint (size, root, time, key id) for auditors to keep."""
     result = obj.registry().audit_checkpoint(out)
     cp = result["checkpoint"]
-    emit(result, as_json, f"checkpoint: {cp['size']} events, root {cp['root_hash']}, signed by {cp['key_id']} → {out} (public key {result['public_key']})")
+    emit(
+        result,
+        as_json,
+        f"checkpoint: {cp['size']} events, root {cp['root_hash']}, signed by {cp['key_id']} → {out} (public key {result['public_key']})",
+    )
 
 
 @audit_group.command("proof")
@@ -80,4 +105,10 @@ def audit_proof_cmd(obj: CliContext, seq: int, size: int | None, as_json: bool) 
     from modelreg.audit.proofs import inclusion_proof
 
     proof = inclusion_proof(obj.registry(), seq, size)
-    emit(proof, as_json, lambda p: f"event #{p['seq']} leaf {p['leaf_hash']}\n  tree size {p['tree_size']} root {p['root_hash']}\n  proof: {' '.join(p['proof']) or '(empty)'}")
+    emit(
+        proof,
+        as_json,
+        lambda p: (
+            f"event #{p['seq']} leaf {p['leaf_hash']}\n  tree size {p['tree_size']} root {p['root_hash']}\n  proof: {' '.join(p['proof']) or '(empty)'}"
+        ),
+    )

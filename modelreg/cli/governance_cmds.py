@@ -11,13 +11,29 @@ from modelreg.cli.common import CliContext, emit, json_option, pass_ctx
 
 def _data_options(fn: Callable) -> Callable:
     options = [
-        click.option("--data", "data", required=True, type=click.Path(exists=True), help="Hold-out / scoring data (CSV or Parquet)."),
-        click.option("--reference", type=click.Path(exists=True), help="Training / reference data for drift and explanation stability."),
+        click.option(
+            "--data",
+            "data",
+            required=True,
+            type=click.Path(exists=True),
+            help="Hold-out / scoring data (CSV or Parquet).",
+        ),
+        click.option(
+            "--reference",
+            type=click.Path(exists=True),
+            help="Training / reference data for drift and explanation stability.",
+        ),
         click.option("--target", help="Target column (1 = the positive class, e.g. default)."),
         click.option("--prediction", help="Column with the model's hard predictions."),
         click.option("--score", help="Column with the model's scores (probability of the positive class)."),
-        click.option("--model", "model_uri", help="MLflow model URI to run (default: the version's own model, when registered from MLflow)."),
-        click.option("--sensitive", multiple=True, help="Sensitive attribute column (repeatable), e.g. sex, age_group."),
+        click.option(
+            "--model",
+            "model_uri",
+            help="MLflow model URI to run (default: the version's own model, when registered from MLflow).",
+        ),
+        click.option(
+            "--sensitive", multiple=True, help="Sensitive attribute column (repeatable), e.g. sex, age_group."
+        ),
         click.option("--policy", help="Policy pack id or file (default: $MODELREG_POLICY)."),
     ]
     for option in reversed(options):
@@ -33,7 +49,21 @@ def _progress(as_json: bool) -> Callable[[str], None]:
     return say
 
 
-def _run(obj: CliContext, purpose: str, name: str, version: str, data, reference, target, prediction, score, model_uri, sensitive, policy, as_json):
+def _run(
+    obj: CliContext,
+    purpose: str,
+    name: str,
+    version: str,
+    data,
+    reference,
+    target,
+    prediction,
+    score,
+    model_uri,
+    sensitive,
+    policy,
+    as_json,
+):
     from modelreg.governance.runner import EvaluationInput
     from modelreg.governance.service import run_evaluation
 
@@ -41,8 +71,18 @@ def _run(obj: CliContext, purpose: str, name: str, version: str, data, reference
     if model_uri is None and score is None and prediction is None:
         mv = reg.show(name, version)
         model_uri = mv.model_uri
-    inp = EvaluationInput(data=data, reference=reference, target=target, prediction=prediction, score=score, model_uri=model_uri, sensitive=tuple(sensitive))
-    return run_evaluation(reg, name, version, inp, purpose=purpose, policy=policy, progress=_progress(as_json))
+    inp = EvaluationInput(
+        data=data,
+        reference=reference,
+        target=target,
+        prediction=prediction,
+        score=score,
+        model_uri=model_uri,
+        sensitive=tuple(sensitive),
+    )
+    return run_evaluation(
+        reg, name, version, inp, purpose=purpose, policy=policy, progress=_progress(as_json)
+    )
 
 
 def _report(ev, as_json: bool) -> None:
@@ -57,9 +97,36 @@ def _report(ev, as_json: bool) -> None:
 @_data_options
 @json_option
 @pass_ctx
-def validate_cmd(obj: CliContext, name, version, data, reference, target, prediction, score, model_uri, sensitive, policy, as_json) -> None:
+def validate_cmd(
+    obj: CliContext,
+    name,
+    version,
+    data,
+    reference,
+    target,
+    prediction,
+    score,
+    model_uri,
+    sensitive,
+    policy,
+    as_json,
+) -> None:
     """Run every machine control of the deploy gate and store the Evaluation (exit 1 if any fails)."""
-    ev = _run(obj, "validation", name, version, data, reference, target, prediction, score, model_uri, sensitive, policy, as_json)
+    ev = _run(
+        obj,
+        "validation",
+        name,
+        version,
+        data,
+        reference,
+        target,
+        prediction,
+        score,
+        model_uri,
+        sensitive,
+        policy,
+        as_json,
+    )
     _report(ev, as_json)
     if ev.status in ("fail", "error") and any(f.status in ("fail", "error") for f in ev.findings):
         click.get_current_context().exit(1)
@@ -71,9 +138,36 @@ def validate_cmd(obj: CliContext, name, version, data, reference, target, predic
 @_data_options
 @json_option
 @pass_ctx
-def precheck_cmd(obj: CliContext, name, version, data, reference, target, prediction, score, model_uri, sensitive, policy, as_json) -> None:
+def precheck_cmd(
+    obj: CliContext,
+    name,
+    version,
+    data,
+    reference,
+    target,
+    prediction,
+    score,
+    model_uri,
+    sensitive,
+    policy,
+    as_json,
+) -> None:
     """Run the submit gate's machine controls before submitting; the result is recorded for the gate."""
-    ev = _run(obj, "precheck", name, version, data, reference, target, prediction, score, model_uri, sensitive, policy, as_json)
+    ev = _run(
+        obj,
+        "precheck",
+        name,
+        version,
+        data,
+        reference,
+        target,
+        prediction,
+        score,
+        model_uri,
+        sensitive,
+        policy,
+        as_json,
+    )
     _report(ev, as_json)
     if any(f.status in ("fail", "error") for f in ev.findings):
         click.get_current_context().exit(1)
@@ -82,7 +176,9 @@ def precheck_cmd(obj: CliContext, name, version, data, reference, target, predic
 @click.command("monitor")
 @click.argument("name")
 @click.argument("version")
-@click.option("--data", "data", required=True, type=click.Path(exists=True), help="Scoring data (CSV or Parquet).")
+@click.option(
+    "--data", "data", required=True, type=click.Path(exists=True), help="Scoring data (CSV or Parquet)."
+)
 @click.option("--target", help="Target column, once outcomes are known.")
 @click.option("--score", help="Score column (else the model is run).")
 @click.option("--prediction", help="Prediction column.")
@@ -91,10 +187,26 @@ def precheck_cmd(obj: CliContext, name, version, data, reference, target, predic
 @click.option("--policy")
 @json_option
 @pass_ctx
-def monitor_cmd(obj: CliContext, name, version, data, target, score, prediction, model_uri, sensitive, policy, as_json) -> None:
+def monitor_cmd(
+    obj: CliContext, name, version, data, target, score, prediction, model_uri, sensitive, policy, as_json
+) -> None:
     """Evaluate the monitor gate's controls on new data against the validation baseline. A breach exits 1;
     controls with on_breach: suspend suspend the version at once."""
-    ev = _run(obj, "monitoring", name, version, data, None, target, prediction, score, model_uri, sensitive, policy, as_json)
+    ev = _run(
+        obj,
+        "monitoring",
+        name,
+        version,
+        data,
+        None,
+        target,
+        prediction,
+        score,
+        model_uri,
+        sensitive,
+        policy,
+        as_json,
+    )
     _report(ev, as_json)
     if any(f.status in ("fail", "error") for f in ev.findings):
         click.get_current_context().exit(1)
@@ -103,7 +215,11 @@ def monitor_cmd(obj: CliContext, name, version, data, target, score, prediction,
 @click.command("findings")
 @click.argument("name")
 @click.argument("version")
-@click.option("--purpose", type=click.Choice(["precheck", "validation", "monitoring"]), help="Only this kind of evaluation.")
+@click.option(
+    "--purpose",
+    type=click.Choice(["precheck", "validation", "monitoring"]),
+    help="Only this kind of evaluation.",
+)
 @json_option
 @pass_ctx
 def findings_cmd(obj: CliContext, name: str, version: str, purpose: str | None, as_json: bool) -> None:
@@ -122,7 +238,9 @@ def findings_cmd(obj: CliContext, name: str, version: str, purpose: str | None, 
         text = "\n\n".join(evaluation_text(e) for e in evs)
         if waivers:
             text += "\n\nwaivers:\n" + "\n".join(
-                f"  {w.control_id} by {w.actor} until {w.payload.get('until')}: {w.payload.get('reason')}" + ("" if w.counts else " (INVALID SIGNATURE)") for w in waivers
+                f"  {w.control_id} by {w.actor} until {w.payload.get('until')}: {w.payload.get('reason')}"
+                + ("" if w.counts else " (INVALID SIGNATURE)")
+                for w in waivers
             )
         return text
 
@@ -130,7 +248,13 @@ def findings_cmd(obj: CliContext, name: str, version: str, purpose: str | None, 
 
 
 def _sign_output(result: dict, as_json: bool, what: str) -> None:
-    emit(result, as_json, lambda r: f"{what}: record #{r['record_id']} signed with {r['signature']['key_id']} ({r['signature']['algorithm']})")
+    emit(
+        result,
+        as_json,
+        lambda r: (
+            f"{what}: record #{r['record_id']} signed with {r['signature']['key_id']} ({r['signature']['algorithm']})"
+        ),
+    )
 
 
 @click.command("approve")
@@ -138,14 +262,23 @@ def _sign_output(result: dict, as_json: bool, what: str) -> None:
 @click.argument("version")
 @click.option("--role", required=True, type=click.Choice(["validator", "approver"]))
 @click.option("--comment")
-@click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Your private key (default: $MODELREG_SIGNING_KEY or <home>/keys/<user>.key).")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False),
+    help="Your private key (default: $MODELREG_SIGNING_KEY or <home>/keys/<user>.key).",
+)
 @json_option
 @pass_ctx
 def approve_cmd(obj: CliContext, name, version, role, comment, key_path, as_json) -> None:
     """Sign an approval bound to the version's artifact and latest validation evaluation."""
     from modelreg.governance.service import approve
 
-    _sign_output(approve(obj.registry(), name, version, role=role, comment=comment, key_path=key_path), as_json, f"approved {name} {version} as {role}")
+    _sign_output(
+        approve(obj.registry(), name, version, role=role, comment=comment, key_path=key_path),
+        as_json,
+        f"approved {name} {version} as {role}",
+    )
 
 
 @click.command("reject")
@@ -160,7 +293,13 @@ def reject_cmd(obj: CliContext, name, version, role, comment, key_path, as_json)
     """Sign a rejection: the version cannot deploy on this evaluation."""
     from modelreg.governance.service import approve
 
-    _sign_output(approve(obj.registry(), name, version, role=role, comment=comment, decision="reject", key_path=key_path), as_json, f"rejected {name} {version} as {role}")
+    _sign_output(
+        approve(
+            obj.registry(), name, version, role=role, comment=comment, decision="reject", key_path=key_path
+        ),
+        as_json,
+        f"rejected {name} {version} as {role}",
+    )
 
 
 @click.command("attest")
@@ -175,7 +314,11 @@ def attest_cmd(obj: CliContext, name, version, control_id, comment, key_path, as
     """Sign an attestation control's statement (zh/en) for NAME VERSION."""
     from modelreg.governance.service import attest
 
-    _sign_output(attest(obj.registry(), name, version, control_id=control_id, comment=comment, key_path=key_path), as_json, f"attested {control_id} for {name} {version}")
+    _sign_output(
+        attest(obj.registry(), name, version, control_id=control_id, comment=comment, key_path=key_path),
+        as_json,
+        f"attested {control_id} for {name} {version}",
+    )
 
 
 @click.command("waive")
@@ -191,4 +334,16 @@ def waive_cmd(obj: CliContext, name, version, control_id, until, reason, key_pat
     """Grant a time-limited waiver of one control (approver, not a developer). Waived shows as waived."""
     from modelreg.governance.service import waive
 
-    _sign_output(waive(obj.registry(), name, version, control_id=control_id, until=until, reason=reason, key_path=key_path), as_json, f"waived {control_id} for {name} {version} until {until}")
+    _sign_output(
+        waive(
+            obj.registry(),
+            name,
+            version,
+            control_id=control_id,
+            until=until,
+            reason=reason,
+            key_path=key_path,
+        ),
+        as_json,
+        f"waived {control_id} for {name} {version} until {until}",
+    )

@@ -36,14 +36,32 @@ def init_cmd(obj: CliContext, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("version", required=False)
 @click.option("--from-run", "run_id", help="Create the MLflow model version from this run first.")
-@click.option("--artifact-path", default="model", show_default=True, help="Model artifact path inside the run.")
+@click.option(
+    "--artifact-path", default="model", show_default=True, help="Model artifact path inside the run."
+)
 @click.option("--owner", required=True, help="Accountable owner (a registered user).")
-@click.option("--risk-tier", required=True, type=click.Choice(["high", "medium", "low"]), help="NFRA 2025 item 24 classification.")
+@click.option(
+    "--risk-tier",
+    required=True,
+    type=click.Choice(["high", "medium", "low"]),
+    help="NFRA 2025 item 24 classification.",
+)
 @click.option("--purpose", required=True, help="What decisions the model supports.")
 @click.option("--business-line", help="Business line using the model.")
 @json_option
 @pass_ctx
-def register_cmd(obj: CliContext, name: str, version: str | None, run_id: str | None, artifact_path: str, owner: str, risk_tier: str, purpose: str, business_line: str | None, as_json: bool) -> None:
+def register_cmd(
+    obj: CliContext,
+    name: str,
+    version: str | None,
+    run_id: str | None,
+    artifact_path: str,
+    owner: str,
+    risk_tier: str,
+    purpose: str,
+    business_line: str | None,
+    as_json: bool,
+) -> None:
     """Register MLflow model NAME VERSION (or a run with --from-run) in stage develop."""
     from modelreg.errors import BadInput
     from modelreg.lifecycle_mlflow import register_from_mlflow
@@ -51,20 +69,40 @@ def register_cmd(obj: CliContext, name: str, version: str | None, run_id: str | 
     if (version is None) == (run_id is None):
         raise BadInput("give exactly one of VERSION or --from-run RUN_ID")
     mv = register_from_mlflow(
-        obj.registry(), name, version, run_id=run_id, artifact_path=artifact_path, owner=owner, risk_tier=risk_tier, purpose=purpose, business_line=business_line
+        obj.registry(),
+        name,
+        version,
+        run_id=run_id,
+        artifact_path=artifact_path,
+        owner=owner,
+        risk_tier=risk_tier,
+        purpose=purpose,
+        business_line=business_line,
     )
-    emit(mv, as_json, lambda v: f"registered {v.model} {v.version} ({v.risk_tier} risk, owner {v.owner}): stage {v.stage.value}")
+    emit(
+        mv,
+        as_json,
+        lambda v: (
+            f"registered {v.model} {v.version} ({v.risk_tier} risk, owner {v.owner}): stage {v.stage.value}"
+        ),
+    )
 
 
 @click.command("attach-data")
 @click.argument("name")
 @click.argument("version")
-@click.option("--role", required=True, type=click.Choice(["training", "validation", "holdout", "reference", "monitoring"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["training", "validation", "holdout", "reference", "monitoring"]),
+)
 @click.option("--data", "path", required=True, type=click.Path(dir_okay=True), help="CSV or Parquet file.")
 @click.option("--owner", help="Accountable data owner.")
 @json_option
 @pass_ctx
-def attach_data_cmd(obj: CliContext, name: str, version: str, role: str, path: str, owner: str | None, as_json: bool) -> None:
+def attach_data_cmd(
+    obj: CliContext, name: str, version: str, role: str, path: str, owner: str | None, as_json: bool
+) -> None:
     """Fingerprint a data set (rows, schema, content digest) and attach it to NAME VERSION."""
     from modelreg.datasets import attach_file
 
@@ -75,11 +113,24 @@ def attach_data_cmd(obj: CliContext, name: str, version: str, role: str, path: s
 @click.command("card")
 @click.argument("name")
 @click.argument("version")
-@click.option("--set", "pairs", multiple=True, metavar="FIELD=VALUE", help="A model card field, e.g. intended_use=...; repeatable.")
-@click.option("--file", "card_file", type=click.Path(exists=True, dir_okay=False), help="A YAML/JSON file of model card fields.")
+@click.option(
+    "--set",
+    "pairs",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="A model card field, e.g. intended_use=...; repeatable.",
+)
+@click.option(
+    "--file",
+    "card_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A YAML/JSON file of model card fields.",
+)
 @json_option
 @pass_ctx
-def card_cmd(obj: CliContext, name: str, version: str, pairs: tuple[str, ...], card_file: str | None, as_json: bool) -> None:
+def card_cmd(
+    obj: CliContext, name: str, version: str, pairs: tuple[str, ...], card_file: str | None, as_json: bool
+) -> None:
     """Set model card fields (intended use, excluded uses, limitations, features...)."""
     from modelreg.errors import BadInput
 
@@ -101,7 +152,11 @@ def card_cmd(obj: CliContext, name: str, version: str, pairs: tuple[str, ...], c
             raise BadInput(f"--set must be FIELD=VALUE. Got {pair!r} instead.")
         fields[key.strip()] = value
     mv = obj.registry().update_card(name, version, fields)
-    emit(mv, as_json, lambda v: f"model card of {v.model} {v.version} now has: {', '.join(sorted(v.model_card))}")
+    emit(
+        mv,
+        as_json,
+        lambda v: f"model card of {v.model} {v.version} now has: {', '.join(sorted(v.model_card))}",
+    )
 
 
 @click.command("list")
@@ -116,7 +171,17 @@ def list_cmd(obj: CliContext, stage: str | None, model_name: str | None, as_json
         [v.to_dict() for v in versions],
         as_json,
         lambda _: table(
-            [[v.model, v.version, v.stage.value + (" (suspended)" if v.suspended else ""), v.risk_tier, v.owner, v.updated_at.strftime("%Y-%m-%d %H:%M")] for v in versions],
+            [
+                [
+                    v.model,
+                    v.version,
+                    v.stage.value + (" (suspended)" if v.suspended else ""),
+                    v.risk_tier,
+                    v.owner,
+                    v.updated_at.strftime("%Y-%m-%d %H:%M"),
+                ]
+                for v in versions
+            ],
             ["MODEL", "VERSION", "STAGE", "TIER", "OWNER", "UPDATED (UTC)"],
         ),
     )
@@ -133,7 +198,11 @@ def show_cmd(obj: CliContext, name: str, version: str, as_json: bool) -> None:
     mv = reg.show(name, version)
     history = reg.history(name, version)
     data = reg.datasets(name, version)
-    payload = {"version": mv.to_dict(), "history": [h.to_dict() for h in history], "datasets": [d.to_dict() for d in data]}
+    payload = {
+        "version": mv.to_dict(),
+        "history": [h.to_dict() for h in history],
+        "datasets": [d.to_dict() for d in data],
+    }
 
     def human(_: dict) -> str:
         lines = [
@@ -143,12 +212,18 @@ def show_cmd(obj: CliContext, name: str, version: str, as_json: bool) -> None:
             f"  registered by {mv.registered_by} at {mv.created_at:%Y-%m-%d %H:%M:%S} UTC",
         ]
         if mv.model_uri:
-            lines.append(f"  MLflow: {mv.model_uri} (run {mv.mlflow_run_id}, artifact sha256 {str(mv.artifact_digest)[:16]}…)")
+            lines.append(
+                f"  MLflow: {mv.model_uri} (run {mv.mlflow_run_id}, artifact sha256 {str(mv.artifact_digest)[:16]}…)"
+            )
         if data:
             lines.append("  data:")
             lines += [f"    {d.role:<10} {d.name} {d.rows} rows sha256 {d.digest[:16]}…" for d in data]
         lines.append("  history:")
-        lines += [f"    {h.at:%Y-%m-%d %H:%M:%S} {h.action:<10} {h.source} → {h.target} by {h.actor}" + (f": {h.reason}" if h.reason else "") for h in history] or ["    (registered, no moves yet)"]
+        lines += [
+            f"    {h.at:%Y-%m-%d %H:%M:%S} {h.action:<10} {h.source} → {h.target} by {h.actor}"
+            + (f": {h.reason}" if h.reason else "")
+            for h in history
+        ] or ["    (registered, no moves yet)"]
         return "\n".join(lines)
 
     emit(payload, as_json, human)
@@ -188,7 +263,14 @@ def send_back_cmd(obj: CliContext, name: str, version: str, reason: str, as_json
 @click.command("deploy")
 @click.argument("name")
 @click.argument("version")
-@click.option("--replace", type=click.Choice(["retire", "demote"]), is_flag=False, flag_value="retire", default=None, help="Replace the deployed version: retire it (default) or demote it to validate.")
+@click.option(
+    "--replace",
+    type=click.Choice(["retire", "demote"]),
+    is_flag=False,
+    flag_value="retire",
+    default=None,
+    help="Replace the deployed version: retire it (default) or demote it to validate.",
+)
 @json_option
 @pass_ctx
 def deploy_cmd(obj: CliContext, name: str, version: str, replace: str | None, as_json: bool) -> None:

@@ -16,20 +16,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("modelreg.cli.users:user_group", "Users and their roles."),
     "keys": ("modelreg.cli.users:keys_group", "Signing keys (Ed25519)."),
     "register": ("modelreg.cli.lifecycle:register_cmd", "Register an MLflow model version (stage develop)."),
-    "attach-data": ("modelreg.cli.lifecycle:attach_data_cmd", "Attach a data set's fingerprint to a version."),
+    "attach-data": (
+        "modelreg.cli.lifecycle:attach_data_cmd",
+        "Attach a data set's fingerprint to a version.",
+    ),
     "card": ("modelreg.cli.lifecycle:card_cmd", "Set model card fields of a version in develop."),
     "list": ("modelreg.cli.lifecycle:list_cmd", "List registered model versions."),
     "show": ("modelreg.cli.lifecycle:show_cmd", "Show one model version with its history."),
     "submit": ("modelreg.cli.lifecycle:submit_cmd", "develop → validate."),
     "send-back": ("modelreg.cli.lifecycle:send_back_cmd", "validate → develop, with a reason."),
     "deploy": ("modelreg.cli.lifecycle:deploy_cmd", "validate → deploy (gate: policy, approvals)."),
-    "suspend": ("modelreg.cli.lifecycle:suspend_cmd", "Suspend a deployed version at once (human intervention)."),
+    "suspend": (
+        "modelreg.cli.lifecycle:suspend_cmd",
+        "Suspend a deployed version at once (human intervention).",
+    ),
     "resume": ("modelreg.cli.lifecycle:resume_cmd", "Resume a suspended version."),
     "retire": ("modelreg.cli.lifecycle:retire_cmd", "Retire a version, with a reason."),
-    "audit": ("modelreg.cli.audit_cmds:audit_group", "The tamper-evident audit log: log, verify, checkpoint, proof."),
+    "audit": (
+        "modelreg.cli.audit_cmds:audit_group",
+        "The tamper-evident audit log: log, verify, checkpoint, proof.",
+    ),
     "policy": ("modelreg.cli.policy_cmds:policy", "Policy packs: list, show, lint, test."),
-    "validate": ("modelreg.cli.governance_cmds:validate_cmd", "Run the deploy gate's machine controls on hold-out data."),
-    "precheck": ("modelreg.cli.governance_cmds:precheck_cmd", "Dry-run the policy's machine controls (nothing stored)."),
+    "validate": (
+        "modelreg.cli.governance_cmds:validate_cmd",
+        "Run the deploy gate's machine controls on hold-out data.",
+    ),
+    "precheck": (
+        "modelreg.cli.governance_cmds:precheck_cmd",
+        "Dry-run the policy's machine controls (nothing stored).",
+    ),
     "monitor": ("modelreg.cli.governance_cmds:monitor_cmd", "Run the monitor gate's controls on new data."),
     "findings": ("modelreg.cli.governance_cmds:findings_cmd", "Findings of a version's latest evaluation."),
     "approve": ("modelreg.cli.governance_cmds:approve_cmd", "Sign an approval as validator or approver."),
@@ -38,7 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "waive": ("modelreg.cli.governance_cmds:waive_cmd", "Grant a time-limited waiver of a control."),
     "sync": ("modelreg.cli.mlflow_cmds:sync_cmd", "Check or repair MLflow aliases/tags from the registry."),
     "evidence": ("modelreg.cli.evidence_cmds:evidence_group", "Evidence packs: pack, verify, recompute."),
-    "demo": ("modelreg.cli.demo_cmd:demo_cmd", "Run the whole lifecycle on German credit data (the main job)."),
+    "demo": (
+        "modelreg.cli.demo_cmd:demo_cmd",
+        "Run the whole lifecycle on German credit data (the main job).",
+    ),
 }
 
 
@@ -72,7 +90,13 @@ def _module_exists(target: str) -> bool:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--as", "actor", metavar="USER", envvar="MODELREG_USER", help="Act as this registered user (default: $MODELREG_USER or the OS user).")
+@click.option(
+    "--as",
+    "actor",
+    metavar="USER",
+    envvar="MODELREG_USER",
+    help="Act as this registered user (default: $MODELREG_USER or the OS user).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="modelreg")
 @click.pass_context
@@ -115,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         text = str(exc).strip().splitlines()
-        click.echo(f"error: internal error {type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for the traceback)", err=True)
+        click.echo(
+            f"error: internal error {type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for the traceback)",
+            err=True,
+        )
         return 2
     return 0
 

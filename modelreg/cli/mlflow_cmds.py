@@ -21,7 +21,11 @@ def sync_cmd(obj: CliContext, check_only: bool, as_json: bool) -> None:
     emit(
         {"divergences": [d.to_dict() for d in found], "repaired": not check_only},
         as_json,
-        lambda _: "MLflow agrees with the registry" if not found else "\n".join(f"{verb}: {mlflow_sync.describe(d)}" for d in found),
+        lambda _: (
+            "MLflow agrees with the registry"
+            if not found
+            else "\n".join(f"{verb}: {mlflow_sync.describe(d)}" for d in found)
+        ),
     )
     if check_only and found:
         click.get_current_context().exit(1)

@@ -16,15 +16,32 @@ def user_group() -> None:
 
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(["developer", "validator", "approver", "operator", "auditor", "admin"]))
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False), help="The user's Ed25519 public key (PEM).")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["developer", "validator", "approver", "operator", "auditor", "admin"]),
+)
+@click.option(
+    "--public-key", type=click.Path(exists=True, dir_okay=False), help="The user's Ed25519 public key (PEM)."
+)
 @json_option
 @pass_ctx
-def user_add(obj: CliContext, name: str, roles: tuple[str, ...], public_key: str | None, as_json: bool) -> None:
+def user_add(
+    obj: CliContext, name: str, roles: tuple[str, ...], public_key: str | None, as_json: bool
+) -> None:
     """Add a user. The first user of a registry must be an admin."""
     pem = Path(public_key).read_text(encoding="utf-8") if public_key else None
     user = obj.registry().add_user(name, list(roles), public_key_pem=pem)
-    emit(user, as_json, lambda u: f"added user {u.name} with role(s) {', '.join(u.roles)}" + (f", key {u.key_id}" if u.key_id else ""))
+    emit(
+        user,
+        as_json,
+        lambda u: (
+            f"added user {u.name} with role(s) {', '.join(u.roles)}"
+            + (f", key {u.key_id}" if u.key_id else "")
+        ),
+    )
 
 
 @user_group.command("list")
@@ -33,7 +50,13 @@ def user_add(obj: CliContext, name: str, roles: tuple[str, ...], public_key: str
 def user_list(obj: CliContext, as_json: bool) -> None:
     """List users, roles and key ids."""
     users = obj.registry().users()
-    emit([u.to_dict() for u in users], as_json, lambda _: table([[u.name, ",".join(u.roles), u.key_id or "-"] for u in users], ["USER", "ROLES", "KEY"]))
+    emit(
+        [u.to_dict() for u in users],
+        as_json,
+        lambda _: table(
+            [[u.name, ",".join(u.roles), u.key_id or "-"] for u in users], ["USER", "ROLES", "KEY"]
+        ),
+    )
 
 
 @click.group("keys")
@@ -42,7 +65,14 @@ def keys_group() -> None:
 
 
 @keys_group.command("generate")
-@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False), help="Private key file to create (mode 0600); the public key goes to OUT.pub.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Private key file to create (mode 0600); the public key goes to OUT.pub.",
+)
 @json_option
 def keys_generate(out: str, as_json: bool) -> None:
     """Generate a key pair. Never overwrites an existing key."""
@@ -52,7 +82,11 @@ def keys_generate(out: str, as_json: bool) -> None:
     pub = priv.with_name(priv.name + ".pub")
     signing.write_key_pair(priv, pub)
     kid = signing.key_id(signing.load_public_key(pub))
-    emit({"private_key": str(priv), "public_key": str(pub), "key_id": kid}, as_json, f"wrote {priv} (private, keep it) and {pub} (public); key id {kid}")
+    emit(
+        {"private_key": str(priv), "public_key": str(pub), "key_id": kid},
+        as_json,
+        f"wrote {priv} (private, keep it) and {pub} (public); key id {kid}",
+    )
 
 
 @keys_group.command("register")

@@ -48,7 +48,9 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     "sync": frozenset({Role.ADMIN.value, Role.OPERATOR.value}),
     # audit and evidence
     "audit.checkpoint": frozenset({Role.AUDITOR.value, Role.ADMIN.value}),
-    "evidence.pack": frozenset({Role.AUDITOR.value, Role.ADMIN.value, Role.APPROVER.value, Role.VALIDATOR.value}),
+    "evidence.pack": frozenset(
+        {Role.AUDITOR.value, Role.ADMIN.value, Role.APPROVER.value, Role.VALIDATOR.value}
+    ),
     # reads
     "list": ANYONE,
     "show": ANYONE,

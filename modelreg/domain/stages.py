@@ -36,8 +36,12 @@ class Transition:
 
 
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition("submit", Stage.DEVELOP, Stage.VALIDATE, "submit", False, "submitted for validation", "提交验证"),
-    Transition("send_back", Stage.VALIDATE, Stage.DEVELOP, None, True, "sent back to development", "退回开发"),
+    Transition(
+        "submit", Stage.DEVELOP, Stage.VALIDATE, "submit", False, "submitted for validation", "提交验证"
+    ),
+    Transition(
+        "send_back", Stage.VALIDATE, Stage.DEVELOP, None, True, "sent back to development", "退回开发"
+    ),
     Transition("deploy", Stage.VALIDATE, Stage.DEPLOY, "deploy", False, "deployed", "部署上线"),
     Transition("retire", Stage.DEPLOY, Stage.RETIRE, "retire", True, "retired", "退出"),
     Transition("retire", Stage.DEVELOP, Stage.RETIRE, "retire", True, "retired", "退出"),

@@ -35,7 +35,11 @@ class Finding:
             "severity": self.severity,
             "clause_ids": list(self.clause_ids),
             "waiver": self.waiver,
-            **{k: v for k, v in self.detail.items() if k not in ("control_id", "status", "severity", "clause_ids")},
+            **{
+                k: v
+                for k, v in self.detail.items()
+                if k not in ("control_id", "status", "severity", "clause_ids")
+            },
         }
 
 
@@ -97,21 +101,34 @@ class Evaluation:
 
 def latest_evaluation_row(session: Session, version_id: int, purpose: str) -> EvaluationRow | None:
     return session.execute(
-        select(EvaluationRow).where(EvaluationRow.version_id == version_id, EvaluationRow.purpose == purpose).order_by(EvaluationRow.id.desc()).limit(1)
+        select(EvaluationRow)
+        .where(EvaluationRow.version_id == version_id, EvaluationRow.purpose == purpose)
+        .order_by(EvaluationRow.id.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 
 def evaluation_rows(session: Session, version_id: int) -> list[EvaluationRow]:
-    return list(session.execute(select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id)).scalars())
+    return list(
+        session.execute(
+            select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id)
+        ).scalars()
+    )
 
 
 def monitor_results(session: Session, evaluation_id: int) -> dict[str, dict]:
-    rows = session.execute(select(MonitorResultRow).where(MonitorResultRow.evaluation_id == evaluation_id)).scalars()
+    rows = session.execute(
+        select(MonitorResultRow).where(MonitorResultRow.evaluation_id == evaluation_id)
+    ).scalars()
     return {r.kind: dict(r.result) for r in rows}
 
 
 def signed_records(session: Session, version_id: int, kind: str | None = None) -> list[SignedRecord]:
-    q = select(SignedRecordRow, UserRow.public_key_pem).outerjoin(UserRow, UserRow.name == SignedRecordRow.actor).where(SignedRecordRow.version_id == version_id)
+    q = (
+        select(SignedRecordRow, UserRow.public_key_pem)
+        .outerjoin(UserRow, UserRow.name == SignedRecordRow.actor)
+        .where(SignedRecordRow.version_id == version_id)
+    )
     if kind is not None:
         q = q.where(SignedRecordRow.kind == kind)
     out = []
@@ -144,14 +161,20 @@ def active_waivers(session: Session, version_id: int, now: datetime | None = Non
     for rec in signed_records(session, version_id, "waiver"):
         if not rec.counts or rec.until is None or rec.until <= now:
             continue
-        if rec.payload.get("control_id") != rec.control_id or rec.payload.get("until") != clock.isoformat(rec.until):
+        if rec.payload.get("control_id") != rec.control_id or rec.payload.get("until") != clock.isoformat(
+            rec.until
+        ):
             continue
         out[rec.control_id or ""] = rec
     return out
 
 
-def findings_for(session: Session, evaluation: EvaluationRow, waivers: dict[str, SignedRecord]) -> list[Finding]:
-    rows = session.execute(select(FindingRow).where(FindingRow.evaluation_id == evaluation.id).order_by(FindingRow.id)).scalars()
+def findings_for(
+    session: Session, evaluation: EvaluationRow, waivers: dict[str, SignedRecord]
+) -> list[Finding]:
+    rows = session.execute(
+        select(FindingRow).where(FindingRow.evaluation_id == evaluation.id).order_by(FindingRow.id)
+    ).scalars()
     out = []
     for r in rows:
         waiver = waivers.get(r.control_id)
@@ -165,13 +188,26 @@ def findings_for(session: Session, evaluation: EvaluationRow, waivers: dict[str,
                 clause_ids=tuple(r.clause_ids),
                 detail=dict(r.detail),
                 raw_status=status,
-                waiver={"by": waiver.actor, "until": clock.isoformat(waiver.until), "reason": waiver.payload.get("reason")} if waived and waiver and waiver.until else None,
+                waiver={
+                    "by": waiver.actor,
+                    "until": clock.isoformat(waiver.until),
+                    "reason": waiver.payload.get("reason"),
+                }
+                if waived and waiver and waiver.until
+                else None,
             )
         )
     return out
 
 
-def to_evaluation(session: Session, row: EvaluationRow, model: str, version: str, waivers: dict[str, SignedRecord] | None = None, **extra: Any) -> Evaluation:
+def to_evaluation(
+    session: Session,
+    row: EvaluationRow,
+    model: str,
+    version: str,
+    waivers: dict[str, SignedRecord] | None = None,
+    **extra: Any,
+) -> Evaluation:
     waivers = active_waivers(session, row.version_id) if waivers is None else waivers
     return Evaluation(
         id=row.id,

@@ -32,17 +32,27 @@ def evaluation_text(ev, *, only_problems: bool = False) -> str:
         if only_problems and f.status in ("pass",):
             continue
         title = f.detail.get("title_en", "")
-        rows.append(f"  {STATUS_MARK.get(f.status, f.status):<7} {f.control_id:<14} {_value(f):<34} {title} [{', '.join(f.clause_ids[:3])}{'…' if len(f.clause_ids) > 3 else ''}]")
+        rows.append(
+            f"  {STATUS_MARK.get(f.status, f.status):<7} {f.control_id:<14} {_value(f):<34} {title} [{', '.join(f.clause_ids[:3])}{'…' if len(f.clause_ids) > 3 else ''}]"
+        )
         if f.status in ("fail", "error", "waived") and f.detail.get("reason"):
             rows.append(f"          {f.detail['reason']}")
         if f.waiver:
-            rows.append(f"          waived by {f.waiver['by']} until {f.waiver['until']}: {f.waiver['reason']}")
+            rows.append(
+                f"          waived by {f.waiver['by']} until {f.waiver['until']}: {f.waiver['reason']}"
+            )
     lines += rows or ["  (no findings)"]
     return "\n".join(lines)
 
 
 def evaluation_html(ev) -> str:
-    colour = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#8250df", "waived": "#57606a"}
+    colour = {
+        "pass": "#1a7f37",
+        "warn": "#9a6700",
+        "fail": "#cf222e",
+        "error": "#8250df",
+        "waived": "#57606a",
+    }
     rows = "".join(
         "<tr>"
         f"<td style='color:{colour.get(f.status, '#000')};font-weight:bold'>{html.escape(f.status)}</td>"

@@ -20,7 +20,9 @@ DEFAULT_CARD_FIELDS = ("intended_use", "excluded_uses", "limitations")
 
 
 def _u(control, message_en: str, message_zh: str, requirement: str | None = None) -> Unmet:
-    return Unmet(requirement or control.id, message_en, message_zh, tuple(control.clauses), control_id=control.id)
+    return Unmet(
+        requirement or control.id, message_en, message_zh, tuple(control.clauses), control_id=control.id
+    )
 
 
 # -- requirement predicates (ids fixed by the policy schema) ---------------------------------------
@@ -31,7 +33,11 @@ def _req_owner(ctx, control, params) -> list[Unmet]:
 
 
 def _req_purpose(ctx, control, params) -> list[Unmet]:
-    return [] if ctx.version.purpose.strip() else [_u(control, "the model's purpose is not stated", "未说明模型用途")]
+    return (
+        []
+        if ctx.version.purpose.strip()
+        else [_u(control, "the model's purpose is not stated", "未说明模型用途")]
+    )
 
 
 def _req_tier(ctx, control, params) -> list[Unmet]:
@@ -44,14 +50,26 @@ def _req_card(ctx, control, params) -> list[Unmet]:
     missing = [f for f in fields if not str(ctx.version.model_card.get(f, "")).strip()]
     if not missing:
         return []
-    return [_u(control, f"the model card lacks {', '.join(missing)} (modelreg card NAME VERSION --set FIELD=...)", f"模型卡缺少字段：{'、'.join(missing)}")]
+    return [
+        _u(
+            control,
+            f"the model card lacks {', '.join(missing)} (modelreg card NAME VERSION --set FIELD=...)",
+            f"模型卡缺少字段：{'、'.join(missing)}",
+        )
+    ]
 
 
 def _req_data(role_names: tuple[str, ...], en: str, zh: str):
     def check(ctx, control, params) -> list[Unmet]:
         if any(d.role in role_names for d in ctx.datasets):
             return []
-        return [_u(control, f"no {en} data attached (modelreg attach-data --role {role_names[0]})", f"未挂接{zh}数据")]
+        return [
+            _u(
+                control,
+                f"no {en} data attached (modelreg attach-data --role {role_names[0]})",
+                f"未挂接{zh}数据",
+            )
+        ]
 
     return check
 
@@ -61,7 +79,13 @@ def _req_validator_independent(ctx, control, params) -> list[Unmet]:
     if ev is None:
         return []  # reported by evaluation_current
     if ev.created_by in ctx.version.developers:
-        return [_u(control, f"the validation was run by {ev.created_by}, a developer of the model", "验证由模型开发人员执行，缺乏独立性")]
+        return [
+            _u(
+                control,
+                f"the validation was run by {ev.created_by}, a developer of the model",
+                "验证由模型开发人员执行，缺乏独立性",
+            )
+        ]
     return []
 
 
@@ -70,7 +94,9 @@ def _req_evaluation_current(ctx, control, params) -> list[Unmet]:
     ev = records.latest_evaluation_row(ctx.session, ctx.version_id, purpose)
     if ev is None:
         cmd = "modelreg validate" if purpose == "validation" else "modelreg precheck"
-        return [_u(control, f"no {purpose} evaluation of this version: run `{cmd}`", "该版本尚无验证评估结果")]
+        return [
+            _u(control, f"no {purpose} evaluation of this version: run `{cmd}`", "该版本尚无验证评估结果")
+        ]
     problems = _stale(ctx, ev)
     return [_u(control, p[0], p[1]) for p in problems]
 
@@ -80,20 +106,44 @@ def _stale(ctx, ev) -> list[tuple[str, str]]:
 
     out = []
     if ev.model_artifact_digest != _artifact_digest(ctx.version):
-        out.append(("the latest evaluation ran on a different model artifact: re-run it", "最近一次评估针对的模型文件已变更，需重新评估"))
+        out.append(
+            (
+                "the latest evaluation ran on a different model artifact: re-run it",
+                "最近一次评估针对的模型文件已变更，需重新评估",
+            )
+        )
     pack = ctx.options.get("_pack") or load_policy_for(ctx)
     if ev.policy_digest != pack.digest:
-        out.append((f"the latest evaluation used policy {ev.policy_id}@{ev.policy_version} ({ev.policy_digest[:15]}…), not the current one: re-run it", "最近一次评估所用政策包已变更，需重新评估"))
+        out.append(
+            (
+                f"the latest evaluation used policy {ev.policy_id}@{ev.policy_version} ({ev.policy_digest[:15]}…), not the current one: re-run it",
+                "最近一次评估所用政策包已变更，需重新评估",
+            )
+        )
     return out
 
 
 def _req_mlflow_run(ctx, control, params) -> list[Unmet]:
-    return [] if ctx.version.mlflow_run_id else [_u(control, "no MLflow run is linked to this version", "未关联 MLflow 训练记录")]
+    return (
+        []
+        if ctx.version.mlflow_run_id
+        else [_u(control, "no MLflow run is linked to this version", "未关联 MLflow 训练记录")]
+    )
 
 
 def _req_pip(ctx, control, params) -> list[Unmet]:
     reqs = (ctx.version.mlflow or {}).get("pip_requirements")
-    return [] if reqs else [_u(control, "the model's open-source components (pip requirements) are not recorded", "未记录模型所用开源组件")]
+    return (
+        []
+        if reqs
+        else [
+            _u(
+                control,
+                "the model's open-source components (pip requirements) are not recorded",
+                "未记录模型所用开源组件",
+            )
+        ]
+    )
 
 
 def _req_retire_reason(ctx, control, params) -> list[Unmet]:
@@ -108,7 +158,11 @@ def _req_audit(ctx, control, params) -> list[Unmet]:
         "SELECT seq, canonical, leaf_hash, root_hash, event, model, version FROM audit_events ORDER BY seq"
     )
     report = audit_log.verify_rows(rows, state_size=size, state_root=root)
-    return [] if report.ok else [_u(control, f"the audit log does not verify: {report.problem}", "审计日志校验失败")]
+    return (
+        []
+        if report.ok
+        else [_u(control, f"the audit log does not verify: {report.problem}", "审计日志校验失败")]
+    )
 
 
 def _req_approvals(ctx, control, params) -> list[Unmet]:
@@ -156,10 +210,22 @@ def approval_unmet(ctx: GateContext, control=None) -> list[Unmet]:
     cid = control.id if control is not None else "approvals_by_tier"
     ev = records.latest_evaluation_row(ctx.session, ctx.version_id, "validation")
     if ev is None:
-        return [Unmet("approvals_by_tier", "approvals need a validation evaluation first", "审批须基于验证评估", clauses, cid)]
+        return [
+            Unmet(
+                "approvals_by_tier",
+                "approvals need a validation evaluation first",
+                "审批须基于验证评估",
+                clauses,
+                cid,
+            )
+        ]
     recs = records.signed_records(ctx.session, ctx.version_id)
     devs = ctx.version.developers
-    validators = {e.created_by for e in records.evaluation_rows(ctx.session, ctx.version_id) if e.purpose == "validation"}
+    validators = {
+        e.created_by
+        for e in records.evaluation_rows(ctx.session, ctx.version_id)
+        if e.purpose == "validation"
+    }
     from modelreg.store import repo
 
     good: dict[str, set[str]] = {"validator": set(), "approver": set()}
@@ -180,7 +246,15 @@ def approval_unmet(ctx: GateContext, control=None) -> list[Unmet]:
         if not current:
             continue
         if r.kind == "rejection":
-            out.append(Unmet("rejected", f"{r.actor} rejected this version as {r.role}: {p.get('comment') or 'no comment'}", f"{r.actor} 以{r.role}身份否决", clauses, cid))
+            out.append(
+                Unmet(
+                    "rejected",
+                    f"{r.actor} rejected this version as {r.role}: {p.get('comment') or 'no comment'}",
+                    f"{r.actor} 以{r.role}身份否决",
+                    clauses,
+                    cid,
+                )
+            )
             continue
         signer = repo.user_row(ctx.session, r.actor)
         if signer is None or r.role not in (signer.roles or []) or r.actor in devs:
@@ -225,7 +299,14 @@ def policy_gate(ctx: GateContext) -> list[Unmet]:
         evaluation = records.latest_evaluation_row(ctx.session, ctx.version_id, purpose)
         if evaluation is None:
             cmd = "modelreg validate" if purpose == "validation" else "modelreg precheck --record"
-            out.append(Unmet("evaluation_missing", f"{len(checks)} machine control(s) need a {purpose} evaluation: run `{cmd}`", "机器检查项尚无评估结果", tuple(sorted({cl for c in checks for cl in c.clauses}))))
+            out.append(
+                Unmet(
+                    "evaluation_missing",
+                    f"{len(checks)} machine control(s) need a {purpose} evaluation: run `{cmd}`",
+                    "机器检查项尚无评估结果",
+                    tuple(sorted({cl for c in checks for cl in c.clauses})),
+                )
+            )
         else:
             for msg in _stale(ctx, evaluation):
                 out.append(Unmet("evaluation_stale", msg[0], msg[1], ("CBIRC-2022-26.4",)))
@@ -234,18 +315,43 @@ def policy_gate(ctx: GateContext) -> list[Unmet]:
             for c in checks:
                 f = findings.get(c.id)
                 if f is None:
-                    out.append(_u(c, f"{c.title_en}: not evaluated by the latest {purpose} (policy changed?)", f"{c.title_zh}：最近一次评估未覆盖"))
+                    out.append(
+                        _u(
+                            c,
+                            f"{c.title_en}: not evaluated by the latest {purpose} (policy changed?)",
+                            f"{c.title_zh}：最近一次评估未覆盖",
+                        )
+                    )
                 elif f.status in records.BLOCKING_STATUSES:
                     detail = f.detail
                     what = detail.get("reason") or ""
-                    out.append(_u(c, f"{c.title_en}: {f.status} — {what}", f"{c.title_zh}：{'未通过' if f.status == 'fail' else '无法判定'}"))
+                    out.append(
+                        _u(
+                            c,
+                            f"{c.title_en}: {f.status} — {what}",
+                            f"{c.title_zh}：{'未通过' if f.status == 'fail' else '无法判定'}",
+                        )
+                    )
     attestations = [c for c in controls if c.attestation is not None]
     if attestations:
         signed = records.signed_records(ctx.session, ctx.version_id, "attestation")
         for c in attestations:
-            ok = any(r.counts and r.control_id == c.id and r.payload.get("control_id") == c.id and r.payload.get("model") == ctx.version.model and r.payload.get("version") == ctx.version.version for r in signed)
+            ok = any(
+                r.counts
+                and r.control_id == c.id
+                and r.payload.get("control_id") == c.id
+                and r.payload.get("model") == ctx.version.model
+                and r.payload.get("version") == ctx.version.version
+                for r in signed
+            )
             if not ok:
-                out.append(_u(c, f"{c.title_en}: needs a signed attestation by a {c.attestation.role} (modelreg attest NAME VERSION --control {c.id})", f"{c.title_zh}：需{c.attestation.role}签署声明"))
+                out.append(
+                    _u(
+                        c,
+                        f"{c.title_en}: needs a signed attestation by a {c.attestation.role} (modelreg attest NAME VERSION --control {c.id})",
+                        f"{c.title_zh}：需{c.attestation.role}签署声明",
+                    )
+                )
     for c in controls:
         if c.requirement is None:
             continue
@@ -260,7 +366,9 @@ def policy_gate(ctx: GateContext) -> list[Unmet]:
             if key in {(x.requirement, x.message_en) for x in out}:
                 continue
             out.append(u)
-    if ctx.gate == "deploy" and not any(c.requirement is not None and c.requirement.id == "approvals_by_tier" for c in controls):
+    if ctx.gate == "deploy" and not any(
+        c.requirement is not None and c.requirement.id == "approvals_by_tier" for c in controls
+    ):
         out.extend(approval_unmet(ctx))
     return out
 

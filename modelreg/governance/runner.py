@@ -94,11 +94,15 @@ def load_model(uri: str):
         import mlflow.sklearn
 
         try:
-            return mlflow.sklearn.load_model(uri), f"loaded {uri} with mlflow.sklearn in the validator's own process"
+            return mlflow.sklearn.load_model(
+                uri
+            ), f"loaded {uri} with mlflow.sklearn in the validator's own process"
         except Exception:
             import mlflow.pyfunc
 
-            return mlflow.pyfunc.load_model(uri), f"loaded {uri} with mlflow.pyfunc in the validator's own process"
+            return mlflow.pyfunc.load_model(
+                uri
+            ), f"loaded {uri} with mlflow.pyfunc in the validator's own process"
     except Exception as exc:
         first = str(exc).strip().splitlines()
         raise _Bad(f"cannot load model {uri}: {first[0] if first else type(exc).__name__}") from None
@@ -117,7 +121,9 @@ def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
         model, note = load_model(inp.model_uri)
     for col in [c for c in (inp.target, inp.prediction, inp.score, *inp.sensitive) if c]:
         if col not in current.columns:
-            raise BadInput(f"column {col!r} is not in --data (it has {', '.join(map(str, current.columns[:15]))}{'…' if len(current.columns) > 15 else ''})")
+            raise BadInput(
+                f"column {col!r} is not in --data (it has {', '.join(map(str, current.columns[:15]))}{'…' if len(current.columns) > 15 else ''})"
+            )
     excluded = {c for c in (inp.target, inp.prediction, inp.score) if c}
     features = list(inp.features) if inp.features else (_model_features(model) if model is not None else None)
     if features is None:
@@ -130,7 +136,15 @@ def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
         dtype = current[name].dtype
         numeric = np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.bool_)
         zh, en = inp.feature_labels.get(name, (None, None))
-        feats.append(Feature(name, ColumnKind.NUMERIC if numeric else ColumnKind.CATEGORICAL, label_zh=zh, label_en=en, monotone=inp.monotone.get(name)))
+        feats.append(
+            Feature(
+                name,
+                ColumnKind.NUMERIC if numeric else ColumnKind.CATEGORICAL,
+                label_zh=zh,
+                label_en=en,
+                monotone=inp.monotone.get(name),
+            )
+        )
     score = inp.score
     if model is not None and score is None:
         current = current.copy()
@@ -145,7 +159,13 @@ def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
                 reference[SCORE_COLUMN] = predict_scores(model, reference[features])
             except ModelError as exc:
                 raise BadInput(f"on --reference: {exc}") from None
-    spec = ColumnSpec(tuple(feats), target=inp.target, prediction=inp.prediction, score=score, sensitive=tuple(inp.sensitive))
+    spec = ColumnSpec(
+        tuple(feats),
+        target=inp.target,
+        prediction=inp.prediction,
+        score=score,
+        sensitive=tuple(inp.sensitive),
+    )
     return spec, current, reference, model, note
 
 
@@ -172,8 +192,17 @@ def _call(kind: str, spec, current, reference, model, params: dict, folder: Path
     except TypeError as exc:
         reason = f"{kind} monitor could not be called with these inputs: {exc}"
     except Exception as exc:  # a monitor bug must not turn into a silent pass or a crash of the whole run
-        reason = f"{kind} monitor failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return MonitorResult(kind=kind, monitor_version="?", params=params, metrics=(), status=MetricStatus.INVALID_INPUT, reason=reason)
+        reason = (
+            f"{kind} monitor failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
+    return MonitorResult(
+        kind=kind,
+        monitor_version="?",
+        params=params,
+        metrics=(),
+        status=MetricStatus.INVALID_INPUT,
+        reason=reason,
+    )
 
 
 def run(
@@ -205,7 +234,12 @@ def run(
             from monitors.base import MetricStatus, MonitorResult
 
             results[kind] = MonitorResult(
-                kind=kind, monitor_version="?", params=params, metrics=(), status=MetricStatus.INVALID_INPUT, reason=f"the {kind} monitor needs the model (--model URI)"
+                kind=kind,
+                monitor_version="?",
+                params=params,
+                metrics=(),
+                status=MetricStatus.INVALID_INPUT,
+                reason=f"the {kind} monitor needs the model (--model URI)",
             )
             continue
         if kind == "robustness" and inp.scenarios and "scenarios" not in params:
@@ -215,7 +249,12 @@ def run(
                 from monitors.base import MetricStatus, MonitorResult
 
                 results[kind] = MonitorResult(
-                    kind=kind, monitor_version="?", params=params, metrics=(), status=MetricStatus.INVALID_INPUT, reason="drift needs --reference data or a stored reference profile"
+                    kind=kind,
+                    monitor_version="?",
+                    params=params,
+                    metrics=(),
+                    status=MetricStatus.INVALID_INPUT,
+                    reason="drift needs --reference data or a stored reference profile",
                 )
                 continue
             extra["profile"] = profile
@@ -239,7 +278,9 @@ def run(
 
     fps.append({**fingerprint(current.drop(columns=[SCORE_COLUMN], errors="ignore"), "current").to_dict()})
     if reference is not None:
-        fps.append({**fingerprint(reference.drop(columns=[SCORE_COLUMN], errors="ignore"), "reference").to_dict()})
+        fps.append(
+            {**fingerprint(reference.drop(columns=[SCORE_COLUMN], errors="ignore"), "reference").to_dict()}
+        )
     profile_bytes = None
     if reference is not None and "drift" in wanted:
         try:

@@ -43,7 +43,9 @@ MAX_WAIVER_DAYS = 366
 def load_policy(reg: Registry, policy: str | None = None):
     from modelreg.policy import load_pack
 
-    return load_pack(policy or reg.settings.policy, search_paths=[p for p in reg.settings.policy_paths if p.exists()])
+    return load_pack(
+        policy or reg.settings.policy, search_paths=[p for p in reg.settings.policy_paths if p.exists()]
+    )
 
 
 def _artifact_digest(version) -> str:
@@ -69,9 +71,13 @@ def run_evaluation(
         mv = repo.to_version(row, model_row)
         row_version = row.row_version
         if row.stage != stage.value:
-            raise InvalidTransition(f"{purpose} needs {name} {version} in {stage.value}; it is in {row.stage}")
+            raise InvalidTransition(
+                f"{purpose} needs {name} {version} in {stage.value}; it is in {row.stage}"
+            )
         if purpose == "validation" and reg.actor in mv.developers:
-            raise SegregationOfDuties(f"{reg.actor} developed {name} (owner or registrant) and cannot validate it: another validator must")
+            raise SegregationOfDuties(
+                f"{reg.actor} developed {name} (owner or registrant) and cannot validate it: another validator must"
+            )
         baselines: dict[str, Any] = {}
         profile = None
         if purpose == "monitoring":
@@ -101,18 +107,26 @@ def _declared_from_card(inp: EvaluationInput, card: dict) -> None:
         try:
             inp.monotone = {str(k): int(v) for k, v in card["monotone_constraints"].items()}
         except (TypeError, ValueError):
-            raise BadInput("model card field monotone_constraints must map feature names to -1 or 1") from None
+            raise BadInput(
+                "model card field monotone_constraints must map feature names to -1 or 1"
+            ) from None
     if not inp.scenarios and isinstance(card.get("stress_scenarios"), list):
         inp.scenarios = list(card["stress_scenarios"])
     if not inp.feature_labels and isinstance(card.get("feature_labels"), dict):
-        inp.feature_labels = {str(k): (v[0], v[1]) for k, v in card["feature_labels"].items() if isinstance(v, (list, tuple)) and len(v) == 2}
+        inp.feature_labels = {
+            str(k): (v[0], v[1])
+            for k, v in card["feature_labels"].items()
+            if isinstance(v, (list, tuple)) and len(v) == 2
+        }
 
 
 def _baselines(reg: Registry, session, base: EvaluationRow) -> tuple[dict, Any]:
     from monitors.base import MonitorResult, ReferenceProfile
 
     results = records.monitor_results(session, base.id)
-    baselines = {k: MonitorResult.from_dict(v) for k, v in results.items() if k in ("performance", "explainability")}
+    baselines = {
+        k: MonitorResult.from_dict(v) for k, v in results.items() if k in ("performance", "explainability")
+    }
     profile = None
     sha = (base.data or {}).get("reference_profile")
     if sha:
@@ -120,7 +134,9 @@ def _baselines(reg: Registry, session, base: EvaluationRow) -> tuple[dict, Any]:
     return baselines, profile
 
 
-def _store(reg: Registry, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp) -> Evaluation:
+def _store(
+    reg: Registry, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp
+) -> Evaluation:
     store_root = reg.settings.artifact_store
     now = clock.now()
     stored_files: list[tuple[str, str, str, int, str]] = []  # (kind, name, sha, size, media)
@@ -167,7 +183,9 @@ def _store(reg: Registry, name, version, mv, row_version, pack, gate, tier, purp
         model_row, row = repo.version_rows(session, name, version)
         _, _, stage = PURPOSES[purpose]
         if row.stage != stage.value:
-            raise InvalidTransition(f"{name} {version} moved to {row.stage} while the {purpose} ran: nothing was stored")
+            raise InvalidTransition(
+                f"{name} {version} moved to {row.stage} while the {purpose} ran: nothing was stored"
+            )
         ev = EvaluationRow(
             version_id=row.id,
             purpose=purpose,
@@ -191,13 +209,23 @@ def _store(reg: Registry, name, version, mv, row_version, pack, gate, tier, purp
         for kind, art_name, sha, size, media in stored_files:
             artifacts.record(session, sha, size, media)
             session.flush()
-            session.add(EvaluationArtifactRow(evaluation_id=ev.id, monitor_kind=kind, name=art_name, sha256=sha))
+            session.add(
+                EvaluationArtifactRow(evaluation_id=ev.id, monitor_kind=kind, name=art_name, sha256=sha)
+            )
         for o in draft.outcomes:
             control = pack.control(o.control_id)
             detail = o.to_dict()
             detail.update({"title_zh": control.title_zh, "title_en": control.title_en})
             session.add(
-                FindingRow(evaluation_id=ev.id, version_id=row.id, control_id=o.control_id, status=o.status, severity=o.severity or control.severity, clause_ids=list(o.clause_ids), detail=detail)
+                FindingRow(
+                    evaluation_id=ev.id,
+                    version_id=row.id,
+                    control_id=o.control_id,
+                    status=o.status,
+                    severity=o.severity or control.severity,
+                    clause_ids=list(o.clause_ids),
+                    detail=detail,
+                )
             )
         counts: dict[str, int] = {}
         for o in draft.outcomes:
@@ -216,7 +244,9 @@ def _store(reg: Registry, name, version, mv, row_version, pack, gate, tier, purp
                 "digest": digest,
                 "status": status,
                 "counts": counts,
-                "failed_controls": sorted(o.control_id for o in draft.outcomes if o.status in ("fail", "error")),
+                "failed_controls": sorted(
+                    o.control_id for o in draft.outcomes if o.status in ("fail", "error")
+                ),
             },
         )
         suspended = False
@@ -234,28 +264,59 @@ def _store(reg: Registry, name, version, mv, row_version, pack, gate, tier, purp
                 ev.mlflow_run_id = run_id
         session.flush()
         final = records.to_evaluation(session, ev, name, version)
-        return Evaluation(**{**final.__dict__, "suspended": suspended, "extra": {"artifacts": [{"monitor": k, "name": n, "sha256": s} for k, n, s, _, _ in stored_files]}})
+        return Evaluation(
+            **{
+                **final.__dict__,
+                "suspended": suspended,
+                "extra": {
+                    "artifacts": [{"monitor": k, "name": n, "sha256": s} for k, n, s, _, _ in stored_files]
+                },
+            }
+        )
 
 
 def _suspend_in(reg: Registry, session, model_row, row: VersionRow, outcomes, evaluation_id: int) -> None:
     """Suspend at once, in the monitoring run's transaction: a breach of an on_breach: suspend control."""
     now = clock.now()
-    reason = "automatic suspension: " + "; ".join(f"{o.control_id} {o.metric}={o.value} breaches {o.comparator} {o.threshold}" for o in outcomes)
+    reason = "automatic suspension: " + "; ".join(
+        f"{o.control_id} {o.metric}={o.value} breaches {o.comparator} {o.threshold}" for o in outcomes
+    )
     result = session.execute(
-        update(VersionRow).where(VersionRow.id == row.id, VersionRow.row_version == row.row_version).values(suspended=True, row_version=row.row_version + 1, updated_at=now).execution_options(synchronize_session=False)
+        update(VersionRow)
+        .where(VersionRow.id == row.id, VersionRow.row_version == row.row_version)
+        .values(suspended=True, row_version=row.row_version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         from modelreg.errors import ConcurrentModification
 
-        raise ConcurrentModification(f"{model_row.name} {row.version} changed during monitoring: nothing was stored; rerun")
+        raise ConcurrentModification(
+            f"{model_row.name} {row.version} changed during monitoring: nothing was stored; rerun"
+        )
     event = reg._event(
         session,
         "version.suspended",
         model=model_row.name,
         version=row.version,
-        payload={"reason": reason, "automatic": True, "evaluation_id": evaluation_id, "controls": [o.control_id for o in outcomes]},
+        payload={
+            "reason": reason,
+            "automatic": True,
+            "evaluation_id": evaluation_id,
+            "controls": [o.control_id for o in outcomes],
+        },
     )
-    session.add(TransitionRow(version_id=row.id, action="suspend", source=row.stage, target=row.stage, actor=reg.actor, reason=reason, at=now, audit_seq=event.seq))
+    session.add(
+        TransitionRow(
+            version_id=row.id,
+            action="suspend",
+            source=row.stage,
+            target=row.stage,
+            actor=reg.actor,
+            reason=reason,
+            at=now,
+            audit_seq=event.seq,
+        )
+    )
     session.refresh(row)
     mv = repo.to_version(row, model_row)
     reg._project(session, "suspend", mv, {})
@@ -270,7 +331,7 @@ def latest(reg: Registry, name: str, version: str, purpose: str | None = None) -
         _, row = repo.version_rows(session, name, version)
         waivers = records.active_waivers(session, row.id)
         out = []
-        for p in ([purpose] if purpose else ["precheck", "validation", "monitoring"]):
+        for p in [purpose] if purpose else ["precheck", "validation", "monitoring"]:
             ev = records.latest_evaluation_row(session, row.id, p)
             if ev is not None:
                 out.append(records.to_evaluation(session, ev, name, str(version), waivers))
@@ -281,7 +342,10 @@ def all_evaluations(reg: Registry, name: str, version: str) -> list[Evaluation]:
     with reg._read() as session:
         _, row = repo.version_rows(session, name, version)
         waivers = records.active_waivers(session, row.id)
-        return [records.to_evaluation(session, ev, name, str(version), waivers) for ev in records.evaluation_rows(session, row.id)]
+        return [
+            records.to_evaluation(session, ev, name, str(version), waivers)
+            for ev in records.evaluation_rows(session, row.id)
+        ]
 
 
 def signed(reg: Registry, name: str, version: str, kind: str | None = None):
@@ -298,7 +362,16 @@ def _key(reg: Registry, key_path: str | Path | None):
     return load_signing_key(path, reg.actor)
 
 
-def approve(reg: Registry, name: str, version: str, *, role: str, comment: str | None = None, decision: str = "approve", key_path: str | Path | None = None) -> dict:
+def approve(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    role: str,
+    comment: str | None = None,
+    decision: str = "approve",
+    key_path: str | Path | None = None,
+) -> dict:
     if role not in ("validator", "approver"):
         raise BadInput(f"--role must be validator or approver. Got {role!r} instead.")
     if decision not in ("approve", "reject"):
@@ -317,7 +390,9 @@ def approve(reg: Registry, name: str, version: str, *, role: str, comment: str |
         check_duties(session, mv, row.id, reg.actor, role)
         ev = records.latest_evaluation_row(session, row.id, "validation")
         if ev is None:
-            raise InvalidTransition(f"{name} {version} has no validation evaluation to approve: a validator runs `modelreg validate` first")
+            raise InvalidTransition(
+                f"{name} {version} has no validation evaluation to approve: a validator runs `modelreg validate` first"
+            )
         now = clock.now()
         payload = build_payload(
             "approval" if decision == "approve" else "rejection",
@@ -334,7 +409,17 @@ def approve(reg: Registry, name: str, version: str, *, role: str, comment: str |
             at=clock.isoformat(now),
         )
         data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-        rec = SignedRecordRow(version_id=row.id, kind=payload["kind"], role=role, control_id=None, actor=reg.actor, payload=data, signature=sig.to_dict(), until=None, at=now)
+        rec = SignedRecordRow(
+            version_id=row.id,
+            kind=payload["kind"],
+            role=role,
+            control_id=None,
+            actor=reg.actor,
+            payload=data,
+            signature=sig.to_dict(),
+            until=None,
+            at=now,
+        )
         session.add(rec)
         session.flush()
         reg._event(
@@ -342,7 +427,14 @@ def approve(reg: Registry, name: str, version: str, *, role: str, comment: str |
             "approval.signed",
             model=name,
             version=version,
-            payload={"record_id": rec.id, "decision": decision, "role": role, "evaluation_digest": ev.digest, "key_id": sig.key_id, "comment": comment or ""},
+            payload={
+                "record_id": rec.id,
+                "decision": decision,
+                "role": role,
+                "evaluation_digest": ev.digest,
+                "key_id": sig.key_id,
+                "comment": comment or "",
+            },
         )
         return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
 
@@ -351,32 +443,53 @@ def check_duties(session, mv, version_id: int, actor: str, role: str) -> None:
     """Segregation of duties, in the domain: developers never validate or approve their model; whoever
     validated it (ran the validation or signed as validator) does not also approve it. No admin bypass."""
     if actor in mv.developers:
-        raise SegregationOfDuties(f"{actor} developed {mv.model} (owner or registrant) and cannot sign as {role}")
+        raise SegregationOfDuties(
+            f"{actor} developed {mv.model} (owner or registrant) and cannot sign as {role}"
+        )
     if role == "approver":
-        validators = {e.created_by for e in records.evaluation_rows(session, version_id) if e.purpose == "validation"}
-        validators |= {r.actor for r in records.signed_records(session, version_id, "approval") if r.role == "validator"}
+        validators = {
+            e.created_by for e in records.evaluation_rows(session, version_id) if e.purpose == "validation"
+        }
+        validators |= {
+            r.actor for r in records.signed_records(session, version_id, "approval") if r.role == "validator"
+        }
         if actor in validators:
             raise SegregationOfDuties(f"{actor} validated {mv.model} {mv.version} and cannot also approve it")
 
 
-def attest(reg: Registry, name: str, version: str, *, control_id: str, comment: str | None = None, key_path: str | Path | None = None, policy: str | None = None) -> dict:
+def attest(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    control_id: str,
+    comment: str | None = None,
+    key_path: str | Path | None = None,
+    policy: str | None = None,
+) -> dict:
     pack = load_policy(reg, policy)
     control = pack.control(control_id)
     if control.attestation is None:
-        raise BadInput(f"control {control_id} is not an attestation (it is a {control.kind}); only attestations are signed with `attest`")
+        raise BadInput(
+            f"control {control_id} is not an attestation (it is a {control.kind}); only attestations are signed with `attest`"
+        )
     key = _key(reg, key_path)
     version = str(version)
     with reg._write() as session:
         user = reg._authorize(session, "attest")
         assert user is not None
         if control.attestation.role not in user.roles:
-            raise PermissionDenied(f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}")
+            raise PermissionDenied(
+                f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}"
+            )
         model_row, row = repo.version_rows(session, name, version)
         mv = repo.to_version(row, model_row)
         if row.stage == Stage.RETIRE.value:
             raise InvalidTransition(f"{name} {version} is retired")
         if control.attestation.role in ("validator", "approver") and reg.actor in mv.developers:
-            raise SegregationOfDuties(f"{reg.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}")
+            raise SegregationOfDuties(
+                f"{reg.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}"
+            )
         now = clock.now()
         payload = build_payload(
             "attestation",
@@ -393,14 +506,40 @@ def attest(reg: Registry, name: str, version: str, *, control_id: str, comment: 
             at=clock.isoformat(now),
         )
         data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-        rec = SignedRecordRow(version_id=row.id, kind="attestation", role=control.attestation.role, control_id=control_id, actor=reg.actor, payload=data, signature=sig.to_dict(), until=None, at=now)
+        rec = SignedRecordRow(
+            version_id=row.id,
+            kind="attestation",
+            role=control.attestation.role,
+            control_id=control_id,
+            actor=reg.actor,
+            payload=data,
+            signature=sig.to_dict(),
+            until=None,
+            at=now,
+        )
         session.add(rec)
         session.flush()
-        reg._event(session, "attestation.signed", model=name, version=version, payload={"record_id": rec.id, "control_id": control_id, "key_id": sig.key_id})
+        reg._event(
+            session,
+            "attestation.signed",
+            model=name,
+            version=version,
+            payload={"record_id": rec.id, "control_id": control_id, "key_id": sig.key_id},
+        )
         return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
 
 
-def waive(reg: Registry, name: str, version: str, *, control_id: str, until: str | datetime, reason: str, key_path: str | Path | None = None, policy: str | None = None) -> dict:
+def waive(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    control_id: str,
+    until: str | datetime,
+    reason: str,
+    key_path: str | Path | None = None,
+    policy: str | None = None,
+) -> dict:
     pack = load_policy(reg, policy)
     pack.control(control_id)
     if not reason or not reason.strip():
@@ -410,7 +549,9 @@ def waive(reg: Registry, name: str, version: str, *, control_id: str, until: str
             text = until.strip()
             until_dt = clock.parse(text + ("T23:59:59Z" if len(text) == 10 else ""))
         except ValueError:
-            raise BadInput(f"--until must be a date (YYYY-MM-DD) or an ISO datetime. Got {until!r} instead.") from None
+            raise BadInput(
+                f"--until must be a date (YYYY-MM-DD) or an ISO datetime. Got {until!r} instead."
+            ) from None
     else:
         until_dt = clock.to_utc(until)
     now = clock.now()
@@ -439,11 +580,31 @@ def waive(reg: Registry, name: str, version: str, *, control_id: str, until: str
             at=clock.isoformat(now),
         )
         data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-        rec = SignedRecordRow(version_id=row.id, kind="waiver", role="approver", control_id=control_id, actor=reg.actor, payload=data, signature=sig.to_dict(), until=until_dt, at=now)
+        rec = SignedRecordRow(
+            version_id=row.id,
+            kind="waiver",
+            role="approver",
+            control_id=control_id,
+            actor=reg.actor,
+            payload=data,
+            signature=sig.to_dict(),
+            until=until_dt,
+            at=now,
+        )
         session.add(rec)
         session.flush()
         reg._event(
-            session, "waiver.granted", model=name, version=version, payload={"record_id": rec.id, "control_id": control_id, "until": clock.isoformat(until_dt), "reason": reason.strip(), "key_id": sig.key_id}
+            session,
+            "waiver.granted",
+            model=name,
+            version=version,
+            payload={
+                "record_id": rec.id,
+                "control_id": control_id,
+                "until": clock.isoformat(until_dt),
+                "reason": reason.strip(),
+                "key_id": sig.key_id,
+            },
         )
         return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
 

@@ -71,9 +71,13 @@ def load_signing_key(path: Path, user: str):
     return signing.load_private_key(Path(path))
 
 
-def sign_payload(payload: dict, private_key, registered_public_pem: str | None, user: str) -> tuple[bytes, signing.Signature]:
+def sign_payload(
+    payload: dict, private_key, registered_public_pem: str | None, user: str
+) -> tuple[bytes, signing.Signature]:
     if not registered_public_pem:
-        raise SignatureError(f"user {user!r} has no registered public key: run `modelreg keys register FILE.pub` first")
+        raise SignatureError(
+            f"user {user!r} has no registered public key: run `modelreg keys register FILE.pub` first"
+        )
     registered = signing.load_public_key(registered_public_pem.encode())
     if signing.key_id(private_key) != signing.key_id(registered):
         raise SignatureError(

@@ -64,7 +64,9 @@ def _sqlite_engine(parsed) -> Engine:
         folder = Path(database).parent
         if not folder.exists():
             folder.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(
+        parsed, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:
@@ -94,7 +96,9 @@ def sqlite_path(engine: Engine) -> Path | None:
 
 def translate_db_error(exc: Exception, url: str) -> DatabaseUnavailable:
     first = str(getattr(exc, "orig", exc)).strip().splitlines()
-    return DatabaseUnavailable(f"cannot reach the registry database {_describe(url)}: {first[0] if first else type(exc).__name__}")
+    return DatabaseUnavailable(
+        f"cannot reach the registry database {_describe(url)}: {first[0] if first else type(exc).__name__}"
+    )
 
 
 @contextlib.contextmanager
@@ -120,7 +124,9 @@ def write_session(engine: Engine) -> Iterator[Session]:
             with Session(bind=conn, expire_on_commit=False, autoflush=True) as session:
                 try:
                     if engine.dialect.name == "postgresql":
-                        session.execute(select(AuditStateRow.id).where(AuditStateRow.id == 1).with_for_update())
+                        session.execute(
+                            select(AuditStateRow.id).where(AuditStateRow.id == 1).with_for_update()
+                        )
                     yield session
                     session.commit()
                 except BaseException:
@@ -135,5 +141,14 @@ def write_session(engine: Engine) -> Iterator[Session]:
 def _is_connect_error(exc: DBAPIError) -> bool:
     text = str(getattr(exc, "orig", exc)).lower()
     return exc.connection_invalidated or any(
-        s in text for s in ("connection refused", "could not connect", "unable to open database", "connection failed", "timeout expired", "name or service not known", "no such host")
+        s in text
+        for s in (
+            "connection refused",
+            "could not connect",
+            "unable to open database",
+            "connection failed",
+            "timeout expired",
+            "name or service not known",
+            "no such host",
+        )
     )

