@@ -177,7 +177,17 @@ class Registry:
 
     # -- schema and users ---------------------------------------------------------------------------
     def init(self) -> dict:
-        before, after = init_schema(self.engine)
+        from sqlalchemy.exc import OperationalError
+
+        from modelreg.store.engine import translate_db_error
+
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # only init creates files
+        try:
+            before, after = init_schema(self.engine)
+        except OperationalError as exc:
+            raise translate_db_error(exc, str(self.engine.url)) from None
         self._schema_checked = True
         if before is None:
             with write_session(self.engine) as session:

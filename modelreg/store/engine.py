@@ -59,11 +59,6 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(parsed) -> Engine:
-    database = parsed.database or ""
-    if database and database != ":memory:":
-        folder = Path(database).parent
-        if not folder.exists():
-            folder.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         parsed, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     )
