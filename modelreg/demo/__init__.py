@@ -1,0 +1,63 @@
+"""The demo: German credit through the whole lifecycle (``modelreg demo``) and the notebooks' helpers.
+
+``CAST`` is the demo's cast of users, one per duty, so segregation of duties can be shown: the developer
+never validates, the validator never approves, and a high-risk model needs two distinct approvers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: user name -> (roles, what they do in the story)
+CAST: dict[str, tuple[tuple[str, ...], str]] = {
+    "admin": (("admin",), "sets up the registry and its users / 系统管理员"),
+    "dana": (("developer",), "data scientist: trains and submits the models / 模型开发"),
+    "victor": (("validator",), "independent validator / 独立验证"),
+    "amy": (("approver",), "model risk committee member / 模型风险委员会"),
+    "alan": (("approver",), "model risk committee member / 模型风险委员会"),
+    "oscar": (("operator",), "runs deployment and monitoring / 运维与监测"),
+    "audrey": (("auditor",), "internal audit / 内部审计"),
+}
+DEVELOPER, VALIDATOR, APPROVERS, OPERATOR, AUDITOR = "dana", "victor", ("amy", "alan"), "oscar", "audrey"
+
+
+def setup_cast(client: Any, *, keys: bool = True) -> dict[str, str | None]:
+    """Initialise the registry if needed, add the cast (idempotent) and give everyone an Ed25519 key.
+
+    Returns user -> key id. ``client`` is a ``modelreg.Client``; users are added by ``admin``."""
+    import contextlib
+
+    from modelreg.errors import AlreadyExists
+
+    client.init()
+    existing = {u.name: u for u in client.registry.users()}
+    admin = client.as_user("admin")
+    for name, (roles, _) in CAST.items():
+        if name not in existing:
+            with contextlib.suppress(AlreadyExists):  # someone else added them in between: fine
+                admin.add_user(name, list(roles))
+    out: dict[str, str | None] = {}
+    users = {u.name: u for u in client.registry.users()}
+    for name in CAST:
+        if keys:
+            _ensure_key(client, name, users[name].key_id)
+        out[name] = client.registry.user(name).key_id
+    return out
+
+
+def _ensure_key(client: Any, name: str, key_id: str | None) -> None:
+    """A key pair on disk whose public half is the one registered for ``name``."""
+    from modelreg import signing
+
+    private = client.settings.signing_key_for(name)
+    public = signing.public_key_path_for(private)
+    if private.is_file() and public.is_file():
+        pem = public.read_text(encoding="utf-8")
+        if key_id != signing.key_id(signing.load_public_key(pem.encode())):
+            client.registry.as_user(name).register_key(pem)
+        return
+    if private.exists() or public.exists():
+        from modelreg.errors import BadInput
+
+        raise BadInput(f"half a key pair for {name} at {private}: remove it or restore the other half")
+    client.generate_key(name)
