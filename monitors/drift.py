@@ -765,6 +765,14 @@ def _dataset_metrics(metrics: list[Metric], spec: ColumnSpec) -> list[Metric]:
         ("max_new_category_share", "new_category_share", lambda v: v),
     ):
         found = ok(source)
+        if (
+            not found
+            and source == "new_category_share"
+            and not any(f.kind is ColumnKind.CATEGORICAL for f in spec.features)
+        ):
+            # No categorical feature: no category can be new. That is a true 0, not missing data.
+            out.append(Metric(name, 0.0, counts={"categorical_features": 0}))
+            continue
         if not found:
             reason = (
                 "no categorical feature with known reference levels"

@@ -311,7 +311,19 @@ def _noise(
 ) -> list[Metric]:
     out: list[Metric] = []
     flips, changes = [], []
-    noisy = [f for f in numeric if std[f] > 0]
+    # Gaussian noise on a 0/1 indicator is not a plausible perturbation (a tree splits it just above 0, so any
+    # noise flips it): perturb only columns with more than two distinct values.
+    two_valued = {
+        f
+        for f in numeric
+        if np.unique(
+            X[f].to_numpy(dtype=float, na_value=np.nan)[
+                np.isfinite(X[f].to_numpy(dtype=float, na_value=np.nan))
+            ]
+        ).size
+        <= 2
+    }
+    noisy = [f for f in numeric if std[f] > 0 and f not in two_valued]
     for level in p["noise_levels"]:
         kw = {"group": f"noise={level:g}"}
         if not noisy:
@@ -330,6 +342,15 @@ def _noise(
             out += [_failed("flip_rate", exc, **kw), _failed("mean_abs_score_change", exc, **kw)]
             continue
         flip, change = _compare("flip_rate", kw, base, ok, new, thr)
+        if two_valued and flip.status is MetricStatus.OK:
+            flip = Metric(
+                flip.name,
+                flip.value,
+                group=flip.group,
+                ci_low=flip.ci_low,
+                ci_high=flip.ci_high,
+                counts={**flip.counts, "not_perturbed_two_valued": sorted(two_valued)},
+            )
         out += [flip, change]
         flips.append(flip)
         changes.append(change)

@@ -479,3 +479,21 @@ def test_evidently_report_pools_a_high_cardinality_column(tmp_path):
     assert time.perf_counter() - t0 < 20
     assert "drift_evidently.html" in {a.name for a in res.artifacts}
     assert any("pooled as '__other__' in ['m']" in n for n in res.notes)
+
+
+def test_no_categorical_feature_means_no_new_category_share_not_missing_data():
+    """A model with only numeric features cannot see a new category: the share is a true 0 (the policy's
+    unseen-category control must not turn every monitoring run into an error)."""
+    import numpy as np
+    import pandas as pd
+
+    from monitors.base import ColumnSpec, Feature
+    from monitors.drift import DriftMonitor
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=500), "y": rng.normal(size=500)})
+    cur = pd.DataFrame({"x": rng.normal(size=400), "y": rng.normal(size=400)})
+    spec = ColumnSpec((Feature("x"), Feature("y")))
+    result = DriftMonitor().run(spec, reference=ref, current=cur, params={"evidently_report": False})
+    metric = result.metric("max_new_category_share")
+    assert metric.value == 0.0 and metric.counts["categorical_features"] == 0
