@@ -458,7 +458,14 @@ def load_model(model: Any) -> Any:
         except ImportError as exc:  # pragma: no cover - mlflow is a dependency
             raise ModelError("mlflow is needed to load a model URI") from exc
         try:
-            return mlflow.pyfunc.load_model(str(model))
+            # A scikit-learn flavour loads natively so predict_proba gives scores; pyfunc's predict would
+            # give hard 0/1 labels for a classifier logged the default way, silently wrong as scores.
+            import mlflow.sklearn
+
+            try:
+                return mlflow.sklearn.load_model(str(model))
+            except Exception:
+                return mlflow.pyfunc.load_model(str(model))
         except Exception as exc:
             raise ModelError(
                 f"cannot load model {model}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
