@@ -254,12 +254,20 @@ class Client:
         control: str,
         until: Any,
         reason: str,
+        gate: str = "deploy",
         key_path: str | Path | None = None,
     ):
         from modelreg.governance.service import waive
 
         return waive(
-            self.registry, name, version, control_id=control, until=until, reason=reason, key_path=key_path
+            self.registry,
+            name,
+            version,
+            control_id=control,
+            until=until,
+            reason=reason,
+            gate=gate,
+            key_path=key_path,
         )
 
     def gate_check(self, name: str, version: str, action: str = "deploy"):

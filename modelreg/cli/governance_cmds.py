@@ -327,10 +327,17 @@ def attest_cmd(obj: CliContext, name, version, control_id, comment, key_path, as
 @click.option("--control", "control_id", required=True)
 @click.option("--until", required=True, help="Expiry date (YYYY-MM-DD, end of day UTC) or ISO datetime.")
 @click.option("--reason", required=True)
+@click.option(
+    "--gate",
+    type=click.Choice(["deploy", "monitor", "all"]),
+    default="deploy",
+    show_default=True,
+    help="Which findings it covers: validation (deploy), monitoring, or both.",
+)
 @click.option("--key", "key_path", type=click.Path(dir_okay=False))
 @json_option
 @pass_ctx
-def waive_cmd(obj: CliContext, name, version, control_id, until, reason, key_path, as_json) -> None:
+def waive_cmd(obj: CliContext, name, version, control_id, until, reason, gate, key_path, as_json) -> None:
     """Grant a time-limited waiver of one control (approver, not a developer). Waived shows as waived."""
     from modelreg.governance.service import waive
 
@@ -342,8 +349,9 @@ def waive_cmd(obj: CliContext, name, version, control_id, until, reason, key_pat
             control_id=control_id,
             until=until,
             reason=reason,
+            gate=gate,
             key_path=key_path,
         ),
         as_json,
-        f"waived {control_id} for {name} {version} until {until}",
+        f"waived {control_id} for {name} {version} ({gate}) until {until}",
     )

@@ -154,8 +154,22 @@ def signed_records(session: Session, version_id: int, kind: str | None = None) -
     return out
 
 
-def active_waivers(session: Session, version_id: int, now: datetime | None = None) -> dict[str, SignedRecord]:
-    """Waivers in force now, by control id: valid signature, not expired, payload bound to this record."""
+# Which waiver scope covers the findings of each kind of evaluation: a waiver granted for deployment does not
+# hide the same control's breach in monitoring, and the other way round, unless it says "all".
+WAIVER_GATE = {"precheck": "deploy", "validation": "deploy", "monitoring": "monitor"}
+WAIVER_SCOPES = ("deploy", "monitor", "all")
+
+
+def waiver_covers(rec: SignedRecord, gate: str | None) -> bool:
+    gates = rec.payload.get("gates") or []
+    return gate is None or "all" in gates or gate in gates
+
+
+def active_waivers(
+    session: Session, version_id: int, now: datetime | None = None, *, gate: str | None = None
+) -> dict[str, SignedRecord]:
+    """Waivers in force now, by control id: valid signature, not expired, payload bound to this record, and
+    (with ``gate``) scoped to that gate."""
     now = now or clock.now()
     out: dict[str, SignedRecord] = {}
     for rec in signed_records(session, version_id, "waiver"):
@@ -164,6 +178,8 @@ def active_waivers(session: Session, version_id: int, now: datetime | None = Non
         if rec.payload.get("control_id") != rec.control_id or rec.payload.get("until") != clock.isoformat(
             rec.until
         ):
+            continue
+        if not waiver_covers(rec, gate):
             continue
         out[rec.control_id or ""] = rec
     return out
@@ -175,9 +191,12 @@ def findings_for(
     rows = session.execute(
         select(FindingRow).where(FindingRow.evaluation_id == evaluation.id).order_by(FindingRow.id)
     ).scalars()
+    gate = WAIVER_GATE.get(evaluation.purpose)
     out = []
     for r in rows:
         waiver = waivers.get(r.control_id)
+        if waiver is not None and not waiver_covers(waiver, gate):
+            waiver = None
         status = r.status
         waived = waiver is not None and status in ("warn", "fail", "error")
         out.append(
@@ -208,7 +227,8 @@ def to_evaluation(
     waivers: dict[str, SignedRecord] | None = None,
     **extra: Any,
 ) -> Evaluation:
-    waivers = active_waivers(session, row.version_id) if waivers is None else waivers
+    if waivers is None:
+        waivers = active_waivers(session, row.version_id, gate=WAIVER_GATE.get(row.purpose))
     return Evaluation(
         id=row.id,
         model=model,

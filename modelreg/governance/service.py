@@ -251,7 +251,7 @@ def _store(
         )
         suspended = False
         if purpose == "monitoring" and suspend and not row.suspended:
-            waivers = records.active_waivers(session, row.id)
+            waivers = records.active_waivers(session, row.id, gate="monitor")
             really = [o for o in suspend if o.control_id not in waivers]
             if really:
                 _suspend_in(reg, session, model_row, row, really, ev.id)
@@ -329,21 +329,19 @@ def latest(reg: Registry, name: str, version: str, purpose: str | None = None) -
     """The latest evaluation of each purpose (or of one), with findings and waivers applied."""
     with reg._read() as session:
         _, row = repo.version_rows(session, name, version)
-        waivers = records.active_waivers(session, row.id)
         out = []
         for p in [purpose] if purpose else ["precheck", "validation", "monitoring"]:
             ev = records.latest_evaluation_row(session, row.id, p)
             if ev is not None:
-                out.append(records.to_evaluation(session, ev, name, str(version), waivers))
+                out.append(records.to_evaluation(session, ev, name, str(version)))
         return out
 
 
 def all_evaluations(reg: Registry, name: str, version: str) -> list[Evaluation]:
     with reg._read() as session:
         _, row = repo.version_rows(session, name, version)
-        waivers = records.active_waivers(session, row.id)
         return [
-            records.to_evaluation(session, ev, name, str(version), waivers)
+            records.to_evaluation(session, ev, name, str(version))
             for ev in records.evaluation_rows(session, row.id)
         ]
 
@@ -537,9 +535,12 @@ def waive(
     control_id: str,
     until: str | datetime,
     reason: str,
+    gate: str = "deploy",
     key_path: str | Path | None = None,
     policy: str | None = None,
 ) -> dict:
+    if gate not in records.WAIVER_SCOPES:
+        raise BadInput(f"--gate must be one of {', '.join(records.WAIVER_SCOPES)}. Got {gate!r} instead.")
     pack = load_policy(reg, policy)
     pack.control(control_id)
     if not reason or not reason.strip():
@@ -575,6 +576,7 @@ def waive(
             version=version,
             model_artifact_digest=_artifact_digest(mv),
             reason=reason.strip(),
+            gates=["deploy", "monitor"] if gate == "all" else [gate],
             until=clock.isoformat(until_dt),
             signer=reg.actor,
             at=clock.isoformat(now),
@@ -601,6 +603,7 @@ def waive(
             payload={
                 "record_id": rec.id,
                 "control_id": control_id,
+                "gate": gate,
                 "until": clock.isoformat(until_dt),
                 "reason": reason.strip(),
                 "key_id": sig.key_id,

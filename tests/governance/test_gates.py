@@ -156,6 +156,9 @@ def test_monitoring_breach_suspends_high_risk_model(governed, german):
     client.as_user("app2").approve("credit_scoring", "1", role="approver")
     client.as_user("app1").deploy("credit_scoring", "1")
 
+    # a waiver granted for deployment does not cover monitoring: it must not hide the breach below
+    client.as_user("app2").waive("credit_scoring", "1", control="CHK-PERF-04", until=UNTIL, reason="deploy-time only", gate="deploy")
+
     # a month where the model no longer ranks: outcomes unrelated to the features
     month = german["split"].holdout.copy()
     month["default"] = month["default"].sample(frac=1.0, random_state=3).to_numpy()
@@ -163,7 +166,7 @@ def test_monitoring_breach_suspends_high_risk_model(governed, german):
         "credit_scoring", "1", data=month, target="default", model=german["clean"], sensitive=["sex"]
     )
     drop = next(f for f in mon.findings if f.control_id == "CHK-PERF-04")
-    assert drop.raw_status == "fail"
+    assert drop.raw_status == "fail" and drop.status == "fail"
     assert mon.suspended
     mv = client.registry.show("credit_scoring", "1")
     assert mv.stage is Stage.DEPLOY and mv.suspended
