@@ -161,6 +161,8 @@ def check(reg: Registry) -> list[Divergence]:
 
 def repair(reg: Registry) -> list[Divergence]:
     """Make MLflow agree with the registry; audited as one ``mlflow.synced`` event."""
+    with reg._read() as session:  # deny by default: refuse before looking, even when nothing would change
+        reg._authorize(session, "sync")
     found = check(reg)
     if not found:
         return []

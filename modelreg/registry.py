@@ -750,9 +750,8 @@ class Registry:
         from modelreg.audit import checkpoint as cp_mod
 
         checkpoint = cp_mod.Checkpoint.load(checkpoint_path) if checkpoint_path else None
-        with self._read() as session:
-            size, root = audit_log.state(session)
-        report = audit_log.verify_rows(audit_log.iter_rows(self.engine), state_size=size, state_root=root)
+        self._check_schema()
+        report = audit_log.verify_snapshot(self.engine)
         if checkpoint is None or not report.ok:
             return report
         return _check_against_checkpoint(self, report, checkpoint, trusted_key)
@@ -823,7 +822,7 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
             problem=f"the log holds {report.size} events but the checkpoint saw {checkpoint.size}: events after #{report.size - 1} were removed",
             checkpoint=cp_dict,
         )
-    leaves = audit_log.leaf_hashes(reg.engine)
+    leaves = audit_log.leaf_hashes(reg.engine)[: report.size]  # the verified prefix, not later appends
     tree = merkle.MerkleTree.from_leaf_hashes(leaves)
     proof = tree.consistency_proof(checkpoint.size, len(leaves)) if checkpoint.size else []
     old_root = bytes.fromhex(checkpoint.root_hash)

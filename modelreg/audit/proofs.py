@@ -9,6 +9,7 @@ from modelreg.errors import BadInput
 def inclusion_proofs(registry, seqs: list[int], size: int | None = None) -> dict:
     from modelreg.audit import merkle
 
+    registry._check_schema()  # an uninitialised database says "run modelreg init", not "no such table"
     leaves = audit_log.leaf_hashes(registry.engine)
     size = len(leaves) if size is None else size
     if size > len(leaves) or size < 1:
