@@ -7,13 +7,11 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 
 # 1. Debian packages: headless Chromium renders evidence pack pages in the tests.
-if ! command -v chromium >/dev/null 2>&1; then
-  log "installing chromium (Debian package) for the evidence page tests"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
+# fonts-wqy-zenhei: the bilingual pages' Chinese text renders as glyphs in the kept screenshots.
+if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then
+  log "installing chromium and a CJK font (Debian packages) for the evidence page tests"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null
 fi
 
 # 2. PostgreSQL must be reachable: the tests fail loudly rather than skip it.

@@ -63,6 +63,7 @@ def _run(
     sensitive,
     policy,
     as_json,
+    engine: str = "pandas",
 ):
     from modelreg.governance.runner import EvaluationInput
     from modelreg.governance.service import run_evaluation
@@ -79,6 +80,7 @@ def _run(
         score=score,
         model_uri=model_uri,
         sensitive=tuple(sensitive),
+        engine=engine,
     )
     return run_evaluation(
         reg, name, version, inp, purpose=purpose, policy=policy, progress=_progress(as_json)
@@ -177,7 +179,18 @@ def precheck_cmd(
 @click.argument("name")
 @click.argument("version")
 @click.option(
-    "--data", "data", required=True, type=click.Path(exists=True), help="Scoring data (CSV or Parquet)."
+    "--data",
+    "data",
+    required=True,
+    help="Scoring data: a CSV or Parquet file, a Parquet folder or glob, duckdb:PATH::TABLE or spark:TABLE.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "pandas", "duckdb", "spark"]),
+    default="auto",
+    show_default=True,
+    help="Where the monitors reduce the data (auto: pandas for small files, duckdb above 2M rows or 1 GB, "
+    "spark for spark: tables).",
 )
 @click.option("--target", help="Target column, once outcomes are known.")
 @click.option("--score", help="Score column (else the model is run).")
@@ -188,10 +201,22 @@ def precheck_cmd(
 @json_option
 @pass_ctx
 def monitor_cmd(
-    obj: CliContext, name, version, data, target, score, prediction, model_uri, sensitive, policy, as_json
+    obj: CliContext,
+    name,
+    version,
+    data,
+    engine,
+    target,
+    score,
+    prediction,
+    model_uri,
+    sensitive,
+    policy,
+    as_json,
 ) -> None:
     """Evaluate the monitor gate's controls on new data against the validation baseline. A breach exits 1;
     controls with on_breach: suspend suspend the version at once."""
+    _check_data_ref(data)
     ev = _run(
         obj,
         "monitoring",
@@ -206,10 +231,21 @@ def monitor_cmd(
         sensitive,
         policy,
         as_json,
+        engine=engine,
     )
     _report(ev, as_json)
     if any(f.status in ("fail", "error") for f in ev.findings):
         click.get_current_context().exit(1)
+
+
+def _check_data_ref(data: str) -> None:
+    """A path must exist; duckdb:PATH::TABLE and spark:TABLE are checked by the engine (one-line error)."""
+    from pathlib import Path
+
+    if data.startswith(("duckdb:", "spark:")):
+        return
+    if not any(ch in data for ch in "*?[") and not Path(data).exists():
+        raise click.BadParameter(f"{data} does not exist", param_hint="--data")
 
 
 @click.command("findings")

@@ -31,6 +31,8 @@ class EvaluationInput:
     feature_labels: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (zh, en)
     monotone: dict[str, int] = field(default_factory=dict)
     scenarios: list[dict] | None = None
+    # "pandas", "duckdb", "spark" or "auto" (monitors.scale.choose_engine on ``data``).
+    engine: str = "pandas"
 
 
 @dataclass
@@ -219,6 +221,9 @@ def run(
 
     say = progress or (lambda _m: None)
     gates = (gate,) if isinstance(gate, str) else tuple(gate)
+    engine = _engine(inp)
+    if engine != "pandas":
+        return _run_scaled(pack, gates, tier, inp, engine, profile=profile, baselines=baselines, say=say)
     spec, current, reference, model, note = build(inp)
     wanted: dict[str, dict] = {}
     for g in gates:
@@ -300,6 +305,105 @@ def run(
         notes=notes,
         model_note=note,
         reference_profile=profile_bytes,
+    )
+
+
+def _engine(inp: EvaluationInput) -> str:
+    from monitors.base import DataInputError, ParameterError
+    from monitors.scale import choose_engine
+
+    if inp.engine != "auto":
+        return inp.engine
+    try:
+        return choose_engine(inp.data)
+    except (DataInputError, ParameterError) as exc:
+        raise BadInput(f"--data: {exc}") from None
+
+
+def _run_scaled(
+    pack, gates, tier, inp: EvaluationInput, engine: str, *, profile, baselines, say
+) -> EvaluationDraft:
+    """The same controls with the reduction on DuckDB/Spark: the data never becomes one pandas frame. The
+    model is not run row by row here: the data must carry --score or --prediction (explainability and
+    robustness get a seeded sample, see monitors.scale.monitor_on)."""
+    from modelreg.policy import evaluate_results
+    from monitors.base import DataInputError, ParameterError
+    from monitors.scale import monitor_on, open_backend, spec_from_source
+
+    if inp.score is None and inp.prediction is None:
+        raise BadInput(
+            f"with --engine {engine} the data must carry the model's --score or --prediction column"
+        )
+    model, note = inp.model, None
+    if model is None and inp.model_uri:
+        model, note = load_model(inp.model_uri)
+    try:
+        spec = spec_from_source(
+            engine,
+            inp.data,
+            target=inp.target,
+            prediction=inp.prediction,
+            score=inp.score,
+            sensitive=inp.sensitive,
+            features=inp.features,
+        )
+        backend = open_backend(engine, inp.data)
+        try:
+            current_fp = backend.fingerprint("current")
+        finally:
+            backend.close()
+    except (DataInputError, ParameterError) as exc:
+        raise BadInput(f"--data: {exc}") from None
+    if current_fp.rows == 0:
+        raise BadInput("--data has no rows")
+    wanted: dict[str, dict] = {}
+    for g in gates:
+        for kind, params in pack.monitors_for(g, tier).items():
+            wanted.setdefault(kind, {}).update(params)
+    folder = Path(tempfile.mkdtemp(prefix="modelreg-eval-"))
+    results: dict[str, Any] = {}
+    for kind, params in wanted.items():
+        sub = folder / kind
+        sub.mkdir(parents=True, exist_ok=True)
+        say(f"running {kind} monitor on {current_fp.rows:,} rows ({engine})")
+        extra: dict[str, Any] = {}
+        if kind == "drift" and inp.reference is None:
+            extra["profile"] = profile
+        if kind == "performance" and baselines and "performance" in baselines:
+            extra["reference"] = baselines["performance"]
+        try:
+            results[kind] = monitor_on(
+                kind,
+                engine,
+                spec,
+                current=inp.data,
+                reference=inp.reference if kind == "drift" else extra.get("reference"),
+                profile=extra.get("profile"),
+                model=model,
+                params=dict(params),
+                artifacts_dir=sub,
+            )
+        except ParameterError as exc:
+            from monitors.base import invalid_result
+
+            results[kind] = invalid_result(
+                kind, "?", params, f"policy parameters rejected by the {kind} monitor: {exc}"
+            )
+    outcomes, seen = [], set()
+    for g in gates:
+        for o in evaluate_results(pack, g, tier, results):
+            if o.control_id not in seen:
+                seen.add(o.control_id)
+                outcomes.append(o)
+    return EvaluationDraft(
+        results=results,
+        outcomes=outcomes,
+        fingerprints=[current_fp.to_dict()],
+        spec=spec.to_dict(),
+        params={k: dict(v) for k, v in wanted.items()},
+        artifacts_dir=folder,
+        notes=[f"reduction engine: {engine}"],
+        model_note=note,
     )
 
 
