@@ -168,7 +168,7 @@ def list_cmd(obj: CliContext, stage: str | None, model_name: str | None, as_json
     """List registered model versions."""
     versions = obj.registry().list(stage, model_name)
     emit(
-        [v.to_dict() for v in versions],
+        [v.to_dict() for v in versions] if as_json else None,  # the dict form only when it is printed
         as_json,
         lambda _: table(
             [

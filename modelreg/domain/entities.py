@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,8 @@ def _jsonable(value: Any) -> Any:
 
 class _Record:
     def to_dict(self) -> dict:
-        return _jsonable(asdict(self))  # type: ignore[call-overload]
+        # Shallow field walk: dataclasses.asdict deep-copies every nested dict first, which dominated `list`.
+        return _jsonable({f.name: getattr(self, f.name) for f in fields(self)})  # type: ignore[arg-type]
 
     def _repr_html_(self) -> str:
         rows = "".join(
