@@ -197,15 +197,23 @@ def iter_rows(source: Engine | Connection, batch: int = 20_000) -> Iterator[tupl
             yield from iter_rows(conn, batch)
         return
     sql = "SELECT seq, canonical, leaf_hash, root_hash, event, model, version FROM audit_events ORDER BY seq"
-    conn = source
-    if conn.dialect.name == "postgresql":
-        conn = conn.execution_options(stream_results=True, max_row_buffer=batch)
-    result = conn.execute(text(sql))
-    while True:
-        rows = result.fetchmany(batch)
-        if not rows:
-            return
-        yield from rows
+    # The DBAPI cursor of the caller's connection (same transaction): SQLAlchemy's Row objects cost more than
+    # the hashing when every one of a million rows is read (148k rows/s through Result vs several times that).
+    dbapi = source.connection.dbapi_connection
+    if source.dialect.name == "postgresql":
+        cursor = dbapi.cursor(name="modelreg_audit_verify")  # server-side: bounded memory
+        cursor.itersize = batch
+    else:
+        cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql)
+        while True:
+            rows = cursor.fetchmany(batch)
+            if not rows:
+                return
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def verify_snapshot(engine: Engine) -> VerifyReport:

@@ -157,7 +157,9 @@ def test_monitoring_breach_suspends_high_risk_model(governed, german):
     client.as_user("app1").deploy("credit_scoring", "1")
 
     # a waiver granted for deployment does not cover monitoring: it must not hide the breach below
-    client.as_user("app2").waive("credit_scoring", "1", control="CHK-PERF-04", until=UNTIL, reason="deploy-time only", gate="deploy")
+    client.as_user("app2").waive(
+        "credit_scoring", "1", control="CHK-PERF-04", until=UNTIL, reason="deploy-time only", gate="deploy"
+    )
 
     # a month where the model no longer ranks: outcomes unrelated to the features
     month = german["split"].holdout.copy()
