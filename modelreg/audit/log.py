@@ -270,6 +270,10 @@ def verify_rows(
     cache: dict = {}
     sha = _sha256
     for seq, canonical, leaf_hash, root_hash, event, model, version in rows:
+        if not all(isinstance(v, bytes | bytearray | memoryview) for v in (canonical, leaf_hash, root_hash)):
+            # SQLite's dynamic typing lets an SQL edit (e.g. replace() on the BLOB) leave TEXT behind: judge it, don't crash
+            problem = f"event #{seq}: stored as text, not as the bytes that were hashed (edited)"
+            return VerifyReport(False, n, frontier_root(frontier).hex(), first_bad_seq=seq, problem=problem)
         canonical = bytes(canonical)
         if seq != n:
             problem = f"expected event #{n} but found #{seq}: an event was deleted, inserted or reordered"

@@ -216,7 +216,7 @@ def monitor_cmd(
 ) -> None:
     """Evaluate the monitor gate's controls on new data against the validation baseline. A breach exits 1;
     controls with on_breach: suspend suspend the version at once."""
-    _check_data_ref(data)
+    # The path is checked after the permission check (deny first), by the engine that reads it.
     ev = _run(
         obj,
         "monitoring",
@@ -236,16 +236,6 @@ def monitor_cmd(
     _report(ev, as_json)
     if any(f.status in ("fail", "error") for f in ev.findings):
         click.get_current_context().exit(1)
-
-
-def _check_data_ref(data: str) -> None:
-    """A path must exist; duckdb:PATH::TABLE and spark:TABLE are checked by the engine (one-line error)."""
-    from pathlib import Path
-
-    if data.startswith(("duckdb:", "spark:")):
-        return
-    if not any(ch in data for ch in "*?[") and not Path(data).exists():
-        raise click.BadParameter(f"{data} does not exist", param_hint="--data")
 
 
 @click.command("findings")

@@ -191,8 +191,14 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
             for e in records.evaluation_rows(session, row.id)
             if cutoff is None or clock.to_utc(e.created_at) <= cutoff
         ]
-        evaluations = [records.to_evaluation(session, e, name, version, waivers) for e in ev_rows]
-        results = {e.id: records.monitor_results(session, e.id) for e in ev_rows}
+        # two queries for all of the version's evaluations, not two per evaluation
+        ids = [e.id for e in ev_rows]
+        finding_rows = records.finding_rows_by_evaluation(session, row.id, ids)
+        evaluations = [
+            records.to_evaluation(session, e, name, version, waivers, finding_rows=finding_rows[e.id])
+            for e in ev_rows
+        ]
+        results = records.monitor_results_by_evaluation(session, row.id, ids)
         stored: list[StoredArtifact] = []
         ids = [e.id for e in ev_rows]
         if ids:

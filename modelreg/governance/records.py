@@ -186,11 +186,16 @@ def active_waivers(
 
 
 def findings_for(
-    session: Session, evaluation: EvaluationRow, waivers: dict[str, SignedRecord]
+    session: Session,
+    evaluation: EvaluationRow,
+    waivers: dict[str, SignedRecord],
+    rows: list[FindingRow] | None = None,
 ) -> list[Finding]:
-    rows = session.execute(
-        select(FindingRow).where(FindingRow.evaluation_id == evaluation.id).order_by(FindingRow.id)
-    ).scalars()
+    """``rows``: the evaluation's finding rows when the caller fetched them in bulk (see ``finding_rows_by_evaluation``)."""
+    if rows is None:
+        rows = session.execute(
+            select(FindingRow).where(FindingRow.evaluation_id == evaluation.id).order_by(FindingRow.id)
+        ).scalars()
     gate = WAIVER_GATE.get(evaluation.purpose)
     out = []
     for r in rows:
@@ -225,6 +230,7 @@ def to_evaluation(
     model: str,
     version: str,
     waivers: dict[str, SignedRecord] | None = None,
+    finding_rows: list[FindingRow] | None = None,
     **extra: Any,
 ) -> Evaluation:
     if waivers is None:
@@ -246,6 +252,35 @@ def to_evaluation(
         mlflow_run_id=row.mlflow_run_id,
         created_by=row.created_by,
         created_at=clock.to_utc(row.created_at),
-        findings=tuple(findings_for(session, row, waivers)),
+        findings=tuple(findings_for(session, row, waivers, finding_rows)),
         extra=extra,
     )
+
+
+def finding_rows_by_evaluation(
+    session: Session, version_id: int, evaluation_ids: list[int]
+) -> dict[int, list[FindingRow]]:
+    """The finding rows of many evaluations of one version in one query (findings carry version_id, indexed)."""
+    out: dict[int, list[FindingRow]] = {i: [] for i in evaluation_ids}
+    for r in session.execute(
+        select(FindingRow).where(FindingRow.version_id == version_id).order_by(FindingRow.id)
+    ).scalars():
+        if r.evaluation_id in out:
+            out[r.evaluation_id].append(r)
+    return out
+
+
+def monitor_results_by_evaluation(
+    session: Session, version_id: int, evaluation_ids: list[int]
+) -> dict[int, dict[str, dict]]:
+    """``monitor_results`` for many evaluations of one version in one query."""
+    out: dict[int, dict[str, dict]] = {i: {} for i in evaluation_ids}
+    q = (
+        select(MonitorResultRow)
+        .join(EvaluationRow, EvaluationRow.id == MonitorResultRow.evaluation_id)
+        .where(EvaluationRow.version_id == version_id)
+    )
+    for r in session.execute(q).scalars():
+        if r.evaluation_id in out:
+            out[r.evaluation_id][r.kind] = dict(r.result)
+    return out
