@@ -49,48 +49,43 @@ def _progress(as_json: bool) -> Callable[[str], None]:
     return say
 
 
-def _run(
+def _evaluate(
     obj: CliContext,
     purpose: str,
     name: str,
     version: str,
+    as_json: bool,
+    *,
     data,
-    reference,
-    target,
-    prediction,
-    score,
-    model_uri,
-    sensitive,
-    policy,
-    as_json,
+    policy=None,
+    sensitive=(),
+    model_uri=None,
+    score=None,
+    prediction=None,
     engine: str = "pandas",
-):
+    **columns,
+) -> None:
+    """Build the input, run the evaluation, report it; exit 1 when any finding fails or errors (not waived)."""
+    from modelreg.governance.report import evaluation_text
     from modelreg.governance.runner import EvaluationInput
     from modelreg.governance.service import run_evaluation
 
     reg = obj.registry()
     if model_uri is None and score is None and prediction is None:
-        mv = reg.show(name, version)
-        model_uri = mv.model_uri
+        model_uri = reg.show(name, version).model_uri  # the version's own MLflow model
     inp = EvaluationInput(
         data=data,
-        reference=reference,
-        target=target,
-        prediction=prediction,
         score=score,
+        prediction=prediction,
         model_uri=model_uri,
         sensitive=tuple(sensitive),
         engine=engine,
+        **columns,
     )
-    return run_evaluation(
-        reg, name, version, inp, purpose=purpose, policy=policy, progress=_progress(as_json)
-    )
-
-
-def _report(ev, as_json: bool) -> None:
-    from modelreg.governance.report import evaluation_text
-
-    emit(ev, as_json, lambda e: evaluation_text(e))
+    ev = run_evaluation(reg, name, version, inp, purpose=purpose, policy=policy, progress=_progress(as_json))
+    emit(ev, as_json, evaluation_text)
+    if any(f.status in ("fail", "error") for f in ev.findings):
+        click.get_current_context().exit(1)
 
 
 @click.command("validate")
@@ -99,39 +94,9 @@ def _report(ev, as_json: bool) -> None:
 @_data_options
 @json_option
 @pass_ctx
-def validate_cmd(
-    obj: CliContext,
-    name,
-    version,
-    data,
-    reference,
-    target,
-    prediction,
-    score,
-    model_uri,
-    sensitive,
-    policy,
-    as_json,
-) -> None:
+def validate_cmd(obj: CliContext, name: str, version: str, as_json: bool, **options) -> None:
     """Run every machine control of the deploy gate and store the Evaluation (exit 1 if any fails)."""
-    ev = _run(
-        obj,
-        "validation",
-        name,
-        version,
-        data,
-        reference,
-        target,
-        prediction,
-        score,
-        model_uri,
-        sensitive,
-        policy,
-        as_json,
-    )
-    _report(ev, as_json)
-    if ev.status in ("fail", "error") and any(f.status in ("fail", "error") for f in ev.findings):
-        click.get_current_context().exit(1)
+    _evaluate(obj, "validation", name, version, as_json, **options)
 
 
 @click.command("precheck")
@@ -140,39 +105,9 @@ def validate_cmd(
 @_data_options
 @json_option
 @pass_ctx
-def precheck_cmd(
-    obj: CliContext,
-    name,
-    version,
-    data,
-    reference,
-    target,
-    prediction,
-    score,
-    model_uri,
-    sensitive,
-    policy,
-    as_json,
-) -> None:
-    """Run the submit gate's machine controls before submitting; the result is recorded for the gate."""
-    ev = _run(
-        obj,
-        "precheck",
-        name,
-        version,
-        data,
-        reference,
-        target,
-        prediction,
-        score,
-        model_uri,
-        sensitive,
-        policy,
-        as_json,
-    )
-    _report(ev, as_json)
-    if any(f.status in ("fail", "error") for f in ev.findings):
-        click.get_current_context().exit(1)
+def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **options) -> None:
+    """Run the deploy gate's machine controls (and the submit gate's) before submitting; recorded for the gate."""
+    _evaluate(obj, "precheck", name, version, as_json, **options)
 
 
 @click.command("monitor")
@@ -200,42 +135,11 @@ def precheck_cmd(
 @click.option("--policy")
 @json_option
 @pass_ctx
-def monitor_cmd(
-    obj: CliContext,
-    name,
-    version,
-    data,
-    engine,
-    target,
-    score,
-    prediction,
-    model_uri,
-    sensitive,
-    policy,
-    as_json,
-) -> None:
+def monitor_cmd(obj: CliContext, name: str, version: str, as_json: bool, **options) -> None:
     """Evaluate the monitor gate's controls on new data against the validation baseline. A breach exits 1;
-    controls with on_breach: suspend suspend the version at once."""
-    # The path is checked after the permission check (deny first), by the engine that reads it.
-    ev = _run(
-        obj,
-        "monitoring",
-        name,
-        version,
-        data,
-        None,
-        target,
-        prediction,
-        score,
-        model_uri,
-        sensitive,
-        policy,
-        as_json,
-        engine=engine,
-    )
-    _report(ev, as_json)
-    if any(f.status in ("fail", "error") for f in ev.findings):
-        click.get_current_context().exit(1)
+    controls with on_breach: suspend suspend the version at once. The data path is checked after the
+    permission check (deny first), by the engine that reads it."""
+    _evaluate(obj, "monitoring", name, version, as_json, **options)
 
 
 @click.command("findings")

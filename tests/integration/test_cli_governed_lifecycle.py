@@ -209,6 +209,27 @@ def test_cli_governed_lifecycle_with_mlflow(cli, tmp_path):
     assert gw.get_alias("credit_scoring", "production") == v
     cli("sync", "--check")
 
+    # the operator's scheduled run: the monitor gate against the validation baseline (its reference profile)
+    out = cli(
+        "--as",
+        "ops",
+        "monitor",
+        "credit_scoring",
+        v,
+        "--data",
+        str(hold),
+        "--target",
+        "default",
+        "--sensitive",
+        "sex",
+        "--json",
+        expect=(0, 1),
+    )
+    mon = json.loads(out)
+    assert mon["purpose"] == "monitoring" and mon["gate"] == "monitor"
+    drift = {f["control_id"]: f for f in mon["findings"]}["CHK-DRIFT-01"]
+    assert drift["value"] is not None  # computed from the stored reference profile, without the training data
+
     cli("--as", "ops", "suspend", "credit_scoring", v, "--reason", "complaint spike")
     assert gw.get_alias("credit_scoring", "production") is None
     cli("--as", "app1", "resume", "credit_scoring", v, "--reason", "false alarm")
