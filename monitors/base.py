@@ -406,6 +406,17 @@ def numeric_values(series: pd.Series, name: str) -> np.ndarray:
     return series.to_numpy(dtype=float, na_value=np.nan)
 
 
+def is_int(v: Any) -> bool:
+    """An integer parameter (bools excluded: ``True`` is not a bin count)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def is_probability(v: Any) -> bool:
+    return (
+        isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+    )
+
+
 def library_versions(*names: str) -> dict[str, str]:
     return dict(_library_versions(tuple(names)))
 

@@ -13,7 +13,6 @@ trees and logistic regression, probability for forests and the kernel explainer)
 
 from __future__ import annotations
 
-import functools
 import io
 import warnings
 from collections.abc import Mapping
@@ -42,6 +41,9 @@ from monitors.base import (
     load_model,
     predict_scores,
 )
+from monitors.base import (
+    is_int as _is_int,
+)
 from monitors.base import write_artifact as _write
 
 EXPLAINERS = ("auto", "tree", "linear", "kernel")
@@ -63,16 +65,6 @@ _TREE_CLASSES = {
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
 }
-
-
-@functools.cache
-def _versions() -> dict[str, str]:
-    # Reading package metadata costs tens of milliseconds; versions do not change within a process.
-    return library_versions("shap", "scikit-learn", "lightgbm", "matplotlib")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _qualname(obj: Any) -> str:
@@ -260,7 +252,9 @@ class ExplainabilityMonitor(Monitor):
         fps = [fingerprint(frame, "current")]
         if ref_frame is not None:
             fps.append(fingerprint(ref_frame, "reference"))
-        versions = _versions()
+        versions = library_versions(
+            "shap", "scikit-learn", "lightgbm", "matplotlib"
+        )  # cached in monitors.base
         notes: list[str] = []
         if n_bad:
             notes.append(f"current: {n_bad} row(s) with NaN/inf features excluded")

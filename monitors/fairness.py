@@ -11,7 +11,6 @@ reason (never 0); a disparity needs at least two groups where the rate is define
 
 from __future__ import annotations
 
-import functools
 import io
 import itertools
 import math
@@ -43,6 +42,12 @@ from monitors.base import (
     predict_scores,
     write_artifact,
 )
+from monitors.base import (
+    is_int as _is_int,
+)
+from monitors.base import (
+    is_probability as _is_prob,
+)
 
 MISSING_GROUP = "__missing__"
 RATES = ("selection_rate", "tpr", "fpr", "precision")
@@ -56,22 +61,6 @@ DISPARITIES = (
 TN, FP, FN, TP = 0, 1, 2, 3
 # Above this many finest cells the cell code is factorised instead of taken as a mixed-radix number.
 _MAX_DENSE_CELLS = 1_000_000
-
-
-@functools.cache
-def _versions() -> dict[str, str]:
-    # Reading package metadata costs tens of milliseconds; versions do not change within a process.
-    return library_versions("matplotlib")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_prob(v: Any) -> bool:
-    return (
-        isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
-    )
 
 
 def _valid_bins(v: Any) -> bool:
@@ -170,7 +159,7 @@ class FairnessMonitor(Monitor):
         except (DataInputError, ModelError) as exc:
             return invalid_result(self.kind, self.version, p, str(exc), seed=p["seed"])
         fps = (fingerprint(frame, "current"),)
-        versions = _versions()
+        versions = library_versions("matplotlib")  # cached in monitors.base
         notes = [f"{k}: {v} row(s) excluded" for k, v in prepared.excluded.items() if v]
         if prepared.cells.size == 0:
             return MonitorResult(

@@ -12,7 +12,6 @@ the current data.
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -42,20 +41,13 @@ from monitors.base import (
     predict_scores,
     write_artifact,
 )
+from monitors.base import (
+    is_int as _is_int,
+)
 
 BOUNDARY_CASES = ("min", "max", "extreme", "missing")
 SHOCK_OPS = ("mul", "add", "set")
 UNSEEN_CATEGORY = "__unseen__"
-
-
-@functools.cache
-def _versions() -> dict[str, str]:
-    # Reading package metadata costs tens of milliseconds; versions do not change within a process.
-    return library_versions()
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _is_num(v: Any) -> bool:
@@ -183,7 +175,7 @@ class RobustnessMonitor(Monitor):
         fps = (fingerprint(frame, "current"),)
         if ref_frame is not None:
             fps = (*fps, fingerprint(ref_frame, "reference"))
-        versions = _versions()
+        versions = library_versions()  # cached in monitors.base
         if len(X) == 0:
             return MonitorResult(
                 kind=self.kind,

@@ -406,35 +406,28 @@ def approve(
             comment=comment or "",
             at=clock.isoformat(now),
         )
-        data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-        rec = SignedRecordRow(
-            version_id=row.id,
+        return _record_signed(
+            reg,
+            session,
+            row.id,
+            user,
+            key,
+            payload,
             kind=payload["kind"],
             role=role,
             control_id=None,
-            actor=reg.actor,
-            payload=data,
-            signature=sig.to_dict(),
             until=None,
             at=now,
-        )
-        session.add(rec)
-        session.flush()
-        reg._event(
-            session,
-            "approval.signed",
-            model=name,
-            version=version,
-            payload={
-                "record_id": rec.id,
+            event="approval.signed",
+            event_payload={
                 "decision": decision,
                 "role": role,
                 "evaluation_digest": ev.digest,
-                "key_id": sig.key_id,
                 "comment": comment or "",
             },
+            name=name,
+            version=version,
         )
-        return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
 
 
 def check_duties(session, mv, version_id: int, actor: str, role: str) -> None:
@@ -503,28 +496,23 @@ def attest(
             comment=comment or "",
             at=clock.isoformat(now),
         )
-        data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-        rec = SignedRecordRow(
-            version_id=row.id,
+        return _record_signed(
+            reg,
+            session,
+            row.id,
+            user,
+            key,
+            payload,
             kind="attestation",
             role=control.attestation.role,
             control_id=control_id,
-            actor=reg.actor,
-            payload=data,
-            signature=sig.to_dict(),
             until=None,
             at=now,
-        )
-        session.add(rec)
-        session.flush()
-        reg._event(
-            session,
-            "attestation.signed",
-            model=name,
+            event="attestation.signed",
+            event_payload={"control_id": control_id},
+            name=name,
             version=version,
-            payload={"record_id": rec.id, "control_id": control_id, "key_id": sig.key_id},
         )
-        return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
 
 
 def waive(
@@ -581,35 +569,72 @@ def waive(
             signer=reg.actor,
             at=clock.isoformat(now),
         )
-        data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-        rec = SignedRecordRow(
-            version_id=row.id,
+        return _record_signed(
+            reg,
+            session,
+            row.id,
+            user,
+            key,
+            payload,
             kind="waiver",
             role="approver",
             control_id=control_id,
-            actor=reg.actor,
-            payload=data,
-            signature=sig.to_dict(),
             until=until_dt,
             at=now,
-        )
-        session.add(rec)
-        session.flush()
-        reg._event(
-            session,
-            "waiver.granted",
-            model=name,
-            version=version,
-            payload={
-                "record_id": rec.id,
+            event="waiver.granted",
+            event_payload={
                 "control_id": control_id,
                 "gate": gate,
                 "until": clock.isoformat(until_dt),
                 "reason": reason.strip(),
-                "key_id": sig.key_id,
             },
+            name=name,
+            version=version,
         )
-        return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
+
+
+def _record_signed(
+    reg: Registry,
+    session,
+    version_id: int,
+    user,
+    key,
+    payload: dict,
+    *,
+    kind: str,
+    role: str | None,
+    control_id: str | None,
+    until: datetime | None,
+    at: datetime,
+    event: str,
+    event_payload: dict,
+    name: str,
+    version: str,
+) -> dict:
+    """Sign the payload with the actor's key (checked against their registered key), store the record and its
+    audit event in the caller's transaction."""
+    data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
+    rec = SignedRecordRow(
+        version_id=version_id,
+        kind=kind,
+        role=role,
+        control_id=control_id,
+        actor=reg.actor,
+        payload=data,
+        signature=sig.to_dict(),
+        until=until,
+        at=at,
+    )
+    session.add(rec)
+    session.flush()
+    reg._event(
+        session,
+        event,
+        model=name,
+        version=version,
+        payload={"record_id": rec.id, **event_payload, "key_id": sig.key_id},
+    )
+    return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
 
 
 def evaluation_json(ev: Evaluation) -> str:
