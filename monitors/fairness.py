@@ -497,10 +497,19 @@ def _bootstrap_tables(
     return out
 
 
-def compute_fairness(prepared: _Prepared, p: Mapping[str, Any]) -> tuple[list[Metric], pd.DataFrame]:
+def compute_fairness(
+    prepared: _Prepared,
+    p: Mapping[str, Any],
+    *,
+    cell_table: np.ndarray | None = None,
+    group_auc: Mapping[str, np.ndarray] | None = None,
+) -> tuple[list[Metric], pd.DataFrame]:
+    """Metrics from the finest-cell confusion table. Another engine (DuckDB, Spark) passes the table and the
+    per-group AUCs it computed itself, so the metric step is shared rather than copied."""
     min_n = int(p["min_group_size"])
     has_y = prepared.y is not None
-    cell_table = confusion_by_cell(prepared.cells, prepared.y, prepared.pred, prepared.n_cells)
+    if cell_table is None:
+        cell_table = confusion_by_cell(prepared.cells, prepared.y, prepared.pred, prepared.n_cells)
 
     tables = {}
     for grouping in prepared.groupings:
@@ -514,7 +523,8 @@ def compute_fairness(prepared: _Prepared, p: Mapping[str, Any]) -> tuple[list[Me
     alpha = (1.0 - float(p["confidence"])) / 2.0
 
     order = None
-    if prepared.score is not None and has_y:
+    with_auc = prepared.score is not None and has_y
+    if with_auc and group_auc is None:
         order = np.argsort(prepared.score)  # ties are averaged later, so the sort need not be stable
 
     metrics: list[Metric] = []
@@ -535,7 +545,9 @@ def compute_fairness(prepared: _Prepared, p: Mapping[str, Any]) -> tuple[list[Me
         rates = _rates(table)
         large = n >= min_n
         auc = None
-        if order is not None:
+        if group_auc is not None:
+            auc = group_auc.get(grouping.name) if with_auc else None
+        elif order is not None:
             row_groups = grouping.cell_to_group[prepared.cells]
             auc = _group_auc(row_groups, prepared.score, prepared.y, G, order)
 

@@ -1012,74 +1012,10 @@ def _fairness_reduce(
 def compute_fairness_from_table(
     prepared: Any, cell_table: np.ndarray, aucs: Mapping[str, np.ndarray], p: Mapping[str, Any]
 ) -> tuple[list[Metric], pd.DataFrame]:
-    """``fairness.compute_fairness`` with the finest-cell confusion table and per-group AUC given instead of
-    rows (see the report's proposed hook: with it this function is a one-line call)."""
-    from monitors import fairness as fz
+    """``fairness.compute_fairness`` on an engine's finest-cell confusion table and per-group AUCs."""
+    from monitors.fairness import compute_fairness
 
-    min_n = int(p["min_group_size"])
-    has_y = prepared.y is not None
-    tables = {}
-    for grouping in prepared.groupings:
-        table = np.zeros((len(grouping.labels), 4), dtype=np.int64)
-        np.add.at(table, grouping.cell_to_group, cell_table)
-        tables[grouping.name] = table
-    reported = [
-        g for g in prepared.groupings if int((tables[g.name].sum(axis=1) > 0).sum()) <= int(p["max_groups"])
-    ]
-    boot_tables = fz._bootstrap_tables(cell_table, reported, int(p["bootstrap"]), int(p["seed"]))
-    alpha = (1.0 - float(p["confidence"])) / 2.0
-    with_auc = prepared.score is not None and has_y
-
-    metrics: list[Metric] = []
-    rows: list[dict[str, Any]] = []
-    per_attribute: dict[str, dict[str, Metric]] = {}
-    for grouping in prepared.groupings:
-        table = tables[grouping.name]
-        n = table.sum(axis=1)
-        present = n > 0
-        if int(present.sum()) > int(p["max_groups"]):
-            reason = f"{grouping.name} has {int(present.sum())} groups > max_groups={p['max_groups']}"
-            for name in fz.DISPARITIES:
-                metrics.append(Metric.undefined(name, reason, feature=grouping.name))
-            per_attribute[grouping.name] = {m.name: m for m in metrics[-len(fz.DISPARITIES) :]}
-            continue
-        rates = fz._rates(table)
-        large = n >= min_n
-        auc = aucs.get(grouping.name) if with_auc else None
-        boot_rates = fz._rates(boot_tables[grouping.name]) if boot_tables else None
-        for gi in np.flatnonzero(present):
-            label = grouping.labels[gi]
-            tn, fp, fn, tp = (int(v) for v in table[gi])
-            counts = {"n": int(n[gi]), "tn": tn, "fp": fp, "fn": fn, "tp": tp}
-            kw = {"feature": grouping.name, "group": label}
-            row: dict[str, Any] = {"feature": grouping.name, "group": label, "n": int(n[gi])}
-            metrics.append(Metric("n", float(n[gi]), counts=counts, **kw))
-            metrics.append(Metric("predicted_positives", float(fp + tp), **kw))
-            row["predicted_positives"] = fp + tp
-            if has_y:
-                metrics.append(Metric("positives", float(fn + tp), **kw))
-                row["positives"] = fn + tp
-            else:
-                metrics.append(Metric.undefined("positives", "spec has no target column", **kw))
-                row["positives"] = None
-            for rate in fz.RATES:
-                m = fz._rate_metric(
-                    rate, rates[rate][gi], int(n[gi]), min_n, has_y, counts, kw, boot_rates, gi, alpha
-                )
-                metrics.append(m)
-                row[rate] = m.value
-                row[f"{rate}_ci_low"] = m.ci_low
-                row[f"{rate}_ci_high"] = m.ci_high
-                if m.status is not MetricStatus.OK:
-                    row[f"{rate}_reason"] = m.reason
-            metrics.append(fz._auc_metric(auc, gi, int(n[gi]), min_n, tp + fn, tn + fp, has_y, counts, kw))
-            row["auc"] = metrics[-1].value
-            rows.append(row)
-        disp = fz._disparities(grouping, rates, large & present, boot_rates, alpha, has_y, min_n)
-        per_attribute[grouping.name] = {m.name: m for m in disp}
-        metrics.extend(disp)
-    metrics.extend(fz._worst_case(per_attribute, prepared.attributes))
-    return metrics, pd.DataFrame(rows)
+    return compute_fairness(prepared, p, cell_table=cell_table, group_auc=aucs)
 
 
 # -- explanations on large data ------------------------------------------------------------------------------
