@@ -15,7 +15,8 @@ def open_registry(settings: Settings, *, actor: str | None = None) -> Registry:
 def _install_plugins(registry: Registry) -> None:
     """Governance gate requirements (policy controls, approvals, attestations) and the MLflow projection plug
     into the registry's one gate mechanism; each is optional so the core works on its own."""
-    from modelreg import governance, mlflow_sync
+    from modelreg import governance
+    from modelreg.integrations.mlflow import projection as mlflow_sync
 
     governance.install(registry)
     mlflow_sync.install(registry)

@@ -103,7 +103,7 @@ class Client:
         business_line: str | None = None,
         model_card: dict | None = None,
     ):
-        from modelreg.lifecycle_mlflow import register_from_mlflow
+        from modelreg.integrations.mlflow.registration import register_from_mlflow
 
         return register_from_mlflow(
             self.registry,

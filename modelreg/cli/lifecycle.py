@@ -64,7 +64,7 @@ def register_cmd(
 ) -> None:
     """Register MLflow model NAME VERSION (or a run with --from-run) in stage develop."""
     from modelreg.errors import BadInput
-    from modelreg.lifecycle_mlflow import register_from_mlflow
+    from modelreg.integrations.mlflow.registration import register_from_mlflow
 
     if (version is None) == (run_id is None):
         raise BadInput("give exactly one of VERSION or --from-run RUN_ID")

@@ -13,7 +13,7 @@ from modelreg.cli.common import CliContext, emit, json_option, pass_ctx
 @pass_ctx
 def sync_cmd(obj: CliContext, check_only: bool, as_json: bool) -> None:
     """Report (--check) or repair MLflow aliases/tags that diverge from the registry (audited)."""
-    from modelreg import mlflow_sync
+    from modelreg.integrations.mlflow import projection as mlflow_sync
 
     reg = obj.registry()
     found = mlflow_sync.check(reg) if check_only else mlflow_sync.repair(reg)

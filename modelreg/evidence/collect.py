@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modelreg import artifacts, clock
+from modelreg import clock
 from modelreg.domain.entities import Dataset, ModelVersion, TransitionRecord
 from modelreg.domain.stages import Stage
 from modelreg.errors import BadInput, NotFound, VerificationFailed
@@ -19,6 +19,7 @@ from modelreg.governance import records
 from modelreg.governance.records import Evaluation
 from modelreg.governance.signatures import SignedRecord
 from modelreg.registry import Registry
+from modelreg.store import artifacts
 
 PERMISSION = "evidence.pack"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from modelreg.errors import PolicyError
-from modelreg.gates import BASIC_REQUIREMENTS, GateContext, Unmet
 from modelreg.governance import records
+from modelreg.registry.gates import BASIC_REQUIREMENTS, GateContext, Unmet
 
 EVALUATION_FOR_GATE = {"submit": "precheck", "deploy": "validation"}
 DEFAULT_CARD_FIELDS = ("intended_use", "excluded_uses", "limitations")

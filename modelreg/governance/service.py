@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from modelreg import artifacts, clock
+from modelreg import clock
 from modelreg.domain.stages import Stage
 from modelreg.errors import BadInput, InvalidTransition, NotFound, PermissionDenied, SegregationOfDuties
 from modelreg.governance import records
@@ -20,7 +20,7 @@ from modelreg.governance.records import Evaluation
 from modelreg.governance.runner import EvaluationInput, digest_of
 from modelreg.governance.signatures import build_payload, load_signing_key, sign_payload
 from modelreg.registry import Registry
-from modelreg.store import repo
+from modelreg.store import artifacts, repo
 from modelreg.store.tables import (
     EvaluationArtifactRow,
     EvaluationRow,

@@ -29,7 +29,7 @@ from modelreg.errors import (
     PermissionDenied,
     VerificationFailed,
 )
-from modelreg.gates import BASIC_REQUIREMENTS, GateContext, Requirement, Unmet
+from modelreg.registry.gates import BASIC_REQUIREMENTS, GateContext, Requirement, Unmet
 from modelreg.settings import Settings
 from modelreg.store import repo
 from modelreg.store.engine import make_engine, read_session, write_session

@@ -10,7 +10,7 @@ from modelreg.registry import Registry
 
 
 def gateway(registry: Registry):
-    from modelreg.integrations.mlflow import MlflowGateway
+    from modelreg.integrations.mlflow.gateway import MlflowGateway
 
     return MlflowGateway.from_settings(registry.settings)
 

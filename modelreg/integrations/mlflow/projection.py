@@ -41,7 +41,7 @@ class Divergence:
 def _gateway(reg: Registry):
     cached = getattr(reg, "_mlflow_gateway", None)
     if cached is None:
-        from modelreg.integrations.mlflow import MlflowGateway
+        from modelreg.integrations.mlflow.gateway import MlflowGateway
 
         cached = MlflowGateway.from_settings(reg.settings)
         reg._mlflow_gateway = cached  # type: ignore[attr-defined]
