@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from modelreg.audit import log as audit_log
 from modelreg.errors import BadInput
 
 
 def inclusion_proofs(registry, seqs: list[int], size: int | None = None) -> dict:
     from modelreg.audit import merkle
 
-    registry._check_schema()  # an uninitialised database says "run modelreg init", not "no such table"
-    leaves = audit_log.leaf_hashes(registry.engine)
+    # through the registry: an uninitialised database says "run modelreg init", not "no such table"
+    leaves = registry.audit_leaf_hashes()
     size = len(leaves) if size is None else size
     if size > len(leaves) or size < 1:
         raise BadInput(f"tree size must be between 1 and {len(leaves)}. Got {size} instead.")

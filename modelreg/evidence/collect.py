@@ -13,7 +13,7 @@ from typing import Any
 
 from modelreg import clock
 from modelreg.domain.entities import Dataset, ModelVersion, TransitionRecord
-from modelreg.domain.stages import Stage
+from modelreg.domain.stages import GATES, Stage
 from modelreg.errors import BadInput, NotFound, VerificationFailed
 from modelreg.governance import records
 from modelreg.governance.records import Evaluation
@@ -103,19 +103,19 @@ def _stage_as_of(current: ModelVersion, history: list[TransitionRecord]) -> tupl
 
 
 def collect(registry: Registry, name: str, version: str, *, as_of: str | datetime | None = None) -> Collected:
-    from sqlalchemy import func, select
-
+    from modelreg.audit.merkle import root_from_leaf_hashes
+    from modelreg.store import audit as audit_store
+    from modelreg.store import governance as gov_store
     from modelreg.store import repo
     from modelreg.store.schema import HEAD_REVISION
-    from modelreg.store.tables import AuditEventRow, AuditStateRow, EvaluationArtifactRow, UserRow
 
     cutoff = parse_as_of(as_of)
     version = str(version)
     notes: list[str] = []
-    with registry._read() as session:
-        registry._authorize(session, PERMISSION)
-        model_row, row = repo.version_rows(session, name, version)
-        current = repo.to_version(row, model_row)
+    with registry.reading(PERMISSION, model=name, version=version) as rd:
+        session, target = rd.session, rd.target
+        assert target is not None
+        current = target.version
         if cutoff is not None and current.created_at > cutoff:
             raise BadInput(
                 f"{name} {version} was registered at {clock.isoformat(current.created_at)}, after --as-of {clock.isoformat(cutoff)}: nothing to pack"
@@ -123,56 +123,32 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         ref_time = cutoff or clock.now()
 
         # -- the audit tree: size and root first; events below that size never change (append-only).
-        state = session.get(AuditStateRow, 1)
+        state = audit_store.tree_state(session)
         if state is None:
             raise VerificationFailed("the registry has no audit state: the schema is damaged")
-        size = int(state.size)
-        root = bytes(state.root_hash)
+        size, root = state
         if cutoff is not None:
-            last = session.execute(
-                select(func.max(AuditEventRow.seq)).where(AuditEventRow.at <= cutoff)
-            ).scalar()
+            last = audit_store.last_seq_at(session, cutoff)
             if last is None:
                 raise BadInput(f"the audit log has no event at or before --as-of {clock.isoformat(cutoff)}")
-            size = min(size, int(last) + 1)
-            root = bytes(
-                session.execute(
-                    select(AuditEventRow.root_hash).where(AuditEventRow.seq == size - 1)
-                ).scalar_one()
-            )
-        leaves = [
-            bytes(h)
-            for h in session.execute(
-                select(AuditEventRow.leaf_hash).where(AuditEventRow.seq < size).order_by(AuditEventRow.seq)
-            ).scalars()
-        ]
-        from modelreg.audit.merkle import root_from_leaf_hashes
-
+            size = min(size, last + 1)
+            root = audit_store.root_after(session, size - 1)
+        leaves = audit_store.leaf_hashes_below(session, size)
         if len(leaves) != size or root_from_leaf_hashes(leaves) != root:
             raise VerificationFailed(
                 f"the audit log's first {size} leaves do not reproduce its recorded root: run `modelreg audit verify` before packing"
             )
         events = []
-        q = (
-            select(AuditEventRow.seq, AuditEventRow.canonical, AuditEventRow.leaf_hash)
-            .where(AuditEventRow.model == name, AuditEventRow.version == version, AuditEventRow.seq < size)
-            .order_by(AuditEventRow.seq)
-        )
-        for seq, canonical, leaf in session.execute(q):
-            canonical, leaf = bytes(canonical), bytes(leaf)
+        for seq, canonical, leaf in audit_store.version_events(session, name, version, size):
             if hashlib.sha256(b"\x00" + canonical).digest() != leaf:
                 raise VerificationFailed(
                     f"audit event #{seq} does not match its leaf hash (edited): refusing to pack it"
                 )
-            events.append(AuditEntry(int(seq), canonical, leaf))
+            events.append(AuditEntry(seq, canonical, leaf))
 
         # -- lifecycle, data, evaluations, signed records (as of the cut-off).
-        history = [
-            h for h in repo.transitions(session, row, model_row.name) if cutoff is None or h.at <= cutoff
-        ]
-        datasets = [
-            d for d in repo.datasets(session, row, model_row.name) if cutoff is None or d.at <= cutoff
-        ]
+        history = [h for h in repo.transitions(session, target) if cutoff is None or h.at <= cutoff]
+        datasets = [d for d in repo.datasets(session, target) if cutoff is None or d.at <= cutoff]
         mv = current
         if cutoff is not None:
             stage, suspended = _stage_as_of(current, history)
@@ -183,66 +159,45 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
                 "as-of pack: the model card and MLflow metadata are the version's current values "
                 "(card edits are only possible in develop and are logged as version.card_updated events)"
             )
-        signed = [s for s in records.signed_records(session, row.id) if s.at <= ref_time]
+        signed = [s for s in records.signed_records(session, target.id) if s.at <= ref_time]
         waivers = {
-            k: w for k, w in records.active_waivers(session, row.id, now=ref_time).items() if w.at <= ref_time
+            k: w
+            for k, w in records.active_waivers(session, target.id, now=ref_time).items()
+            if w.at <= ref_time
         }
         ev_rows = [
-            e
-            for e in records.evaluation_rows(session, row.id)
-            if cutoff is None or clock.to_utc(e.created_at) <= cutoff
+            e for e in records.evaluation_rows(session, target.id) if cutoff is None or e.created_at <= cutoff
         ]
         # two queries for all of the version's evaluations, not two per evaluation
         ids = [e.id for e in ev_rows]
-        finding_rows = records.finding_rows_by_evaluation(session, row.id, ids)
+        finding_rows = records.finding_rows_by_evaluation(session, target.id, ids)
         evaluations = [
             records.to_evaluation(session, e, name, version, waivers, finding_rows=finding_rows[e.id])
             for e in ev_rows
         ]
-        results = records.monitor_results_by_evaluation(session, row.id, ids)
+        results = records.monitor_results_by_evaluation(session, target.id, ids)
         stored: list[StoredArtifact] = []
-        ids = [e.id for e in ev_rows]
-        if ids:
-            from modelreg.store.tables import ArtifactRow
-
-            q2 = (
-                select(EvaluationArtifactRow, ArtifactRow.media_type)
-                .join(ArtifactRow, ArtifactRow.sha256 == EvaluationArtifactRow.sha256)
-                .where(EvaluationArtifactRow.evaluation_id.in_(ids))
-                .order_by(
-                    EvaluationArtifactRow.evaluation_id,
-                    EvaluationArtifactRow.monitor_kind,
-                    EvaluationArtifactRow.name,
+        for link in gov_store.artifact_links(session, ids):
+            try:
+                data = artifacts.read_bytes(registry.settings.artifact_store, link.sha256)
+            except NotFound as exc:
+                raise NotFound(
+                    f"evaluation #{link.evaluation_id} {link.monitor_kind}/{link.name}: {exc.message}"
+                ) from None
+            stored.append(
+                StoredArtifact(
+                    link.evaluation_id, link.monitor_kind, link.name, link.sha256, link.media_type, data
                 )
             )
-            for link, media in session.execute(q2):
-                try:
-                    data = artifacts.read_bytes(registry.settings.artifact_store, link.sha256)
-                except NotFound as exc:
-                    raise NotFound(
-                        f"evaluation #{link.evaluation_id} {link.monitor_kind}/{link.name}: {exc.message}"
-                    ) from None
-                stored.append(
-                    StoredArtifact(link.evaluation_id, link.monitor_kind, link.name, link.sha256, media, data)
-                )
-        actors = sorted({s.actor for s in signed})
-        keys = {}
-        if actors:
-            for user, pem in session.execute(
-                select(UserRow.name, UserRow.public_key_pem).where(UserRow.name.in_(actors))
-            ):
-                if pem:
-                    keys[user] = pem
+        keys = repo.user_keys(session, sorted({s.actor for s in signed}))
 
         # -- gate requirements as they stand now (an as-of pack cannot re-run them for the past).
         gate_unmet = None
         if cutoff is None:
             gate_unmet = {}
-            for gate, action in (("submit", "submit"), ("deploy", "deploy"), ("retire", "retire")):
+            for gate in GATES:
                 try:
-                    gate_unmet[gate] = [
-                        u.to_dict() for u in registry._unmet(session, gate, action, model_row, row, {})
-                    ]
+                    gate_unmet[gate] = [u.to_dict() for u in registry.unmet(session, gate, gate, target, {})]
                 except Exception as exc:  # a broken plug-in must not stop the auditor getting the rest
                     notes.append(
                         f"gate {gate} requirements could not be evaluated: {type(exc).__name__}: {exc}"

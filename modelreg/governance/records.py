@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelreg import clock
+from modelreg.domain.records import StoredEvaluation, StoredFinding
 from modelreg.governance.signatures import SignedRecord, decode_payload, verify_record
-from modelreg.store.tables import EvaluationRow, FindingRow, MonitorResultRow, SignedRecordRow, UserRow
+from modelreg.store import governance as store
 
 PURPOSE_GATE = {"precheck": "submit", "validation": "deploy", "monitoring": "monitor"}
 BLOCKING_STATUSES = ("fail", "error")
@@ -99,54 +99,35 @@ class Evaluation:
         return evaluation_html(self)
 
 
-def latest_evaluation_row(session: Session, version_id: int, purpose: str) -> EvaluationRow | None:
-    return session.execute(
-        select(EvaluationRow)
-        .where(EvaluationRow.version_id == version_id, EvaluationRow.purpose == purpose)
-        .order_by(EvaluationRow.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+def latest_evaluation_row(session: Session, version_id: int, purpose: str) -> StoredEvaluation | None:
+    return store.latest_evaluation(session, version_id, purpose)
 
 
-def evaluation_rows(session: Session, version_id: int) -> list[EvaluationRow]:
-    return list(
-        session.execute(
-            select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id)
-        ).scalars()
-    )
+def evaluation_rows(session: Session, version_id: int) -> list[StoredEvaluation]:
+    return store.evaluations(session, version_id)
 
 
 def monitor_results(session: Session, evaluation_id: int) -> dict[str, dict]:
-    rows = session.execute(
-        select(MonitorResultRow).where(MonitorResultRow.evaluation_id == evaluation_id)
-    ).scalars()
-    return {r.kind: dict(r.result) for r in rows}
+    return store.monitor_results(session, evaluation_id)
 
 
 def signed_records(session: Session, version_id: int, kind: str | None = None) -> list[SignedRecord]:
-    q = (
-        select(SignedRecordRow, UserRow.public_key_pem)
-        .outerjoin(UserRow, UserRow.name == SignedRecordRow.actor)
-        .where(SignedRecordRow.version_id == version_id)
-    )
-    if kind is not None:
-        q = q.where(SignedRecordRow.kind == kind)
+    """The version's signed records, each checked against its signer's registered key now."""
     out = []
-    for row, pem in session.execute(q.order_by(SignedRecordRow.id)):
-        payload = decode_payload(row.payload)
-        valid = verify_record(row.payload, dict(row.signature), pem)
+    for rec in store.signed_records(session, version_id, kind):
+        valid = verify_record(rec.payload, rec.signature, rec.signer_public_key_pem)
         out.append(
             SignedRecord(
-                id=row.id,
-                kind=row.kind,
-                role=row.role,
-                control_id=row.control_id,
-                actor=row.actor,
-                payload=payload,
-                payload_bytes=bytes(row.payload),
-                signature=dict(row.signature),
-                until=clock.to_utc(row.until) if row.until else None,
-                at=clock.to_utc(row.at),
+                id=rec.id,
+                kind=rec.kind,
+                role=rec.role,
+                control_id=rec.control_id,
+                actor=rec.actor,
+                payload=decode_payload(rec.payload),
+                payload_bytes=rec.payload,
+                signature=rec.signature,
+                until=rec.until,
+                at=rec.at,
                 valid_signature=valid,
                 problems=() if valid else ("signature does not verify with the signer's registered key",),
             )
@@ -187,15 +168,13 @@ def active_waivers(
 
 def findings_for(
     session: Session,
-    evaluation: EvaluationRow,
+    evaluation: StoredEvaluation,
     waivers: dict[str, SignedRecord],
-    rows: list[FindingRow] | None = None,
+    rows: list[StoredFinding] | None = None,
 ) -> list[Finding]:
-    """``rows``: the evaluation's finding rows when the caller fetched them in bulk (see ``finding_rows_by_evaluation``)."""
+    """``rows``: the evaluation's findings when the caller fetched them in bulk (see ``finding_rows_by_evaluation``)."""
     if rows is None:
-        rows = session.execute(
-            select(FindingRow).where(FindingRow.evaluation_id == evaluation.id).order_by(FindingRow.id)
-        ).scalars()
+        rows = store.findings(session, evaluation.id)
     gate = WAIVER_GATE.get(evaluation.purpose)
     out = []
     for r in rows:
@@ -226,11 +205,11 @@ def findings_for(
 
 def to_evaluation(
     session: Session,
-    row: EvaluationRow,
+    row: StoredEvaluation,
     model: str,
     version: str,
     waivers: dict[str, SignedRecord] | None = None,
-    finding_rows: list[FindingRow] | None = None,
+    finding_rows: list[StoredFinding] | None = None,
     **extra: Any,
 ) -> Evaluation:
     if waivers is None:
@@ -251,7 +230,7 @@ def to_evaluation(
         digest=row.digest,
         mlflow_run_id=row.mlflow_run_id,
         created_by=row.created_by,
-        created_at=clock.to_utc(row.created_at),
+        created_at=row.created_at,
         findings=tuple(findings_for(session, row, waivers, finding_rows)),
         extra=extra,
     )
@@ -259,28 +238,12 @@ def to_evaluation(
 
 def finding_rows_by_evaluation(
     session: Session, version_id: int, evaluation_ids: list[int]
-) -> dict[int, list[FindingRow]]:
-    """The finding rows of many evaluations of one version in one query (findings carry version_id, indexed)."""
-    out: dict[int, list[FindingRow]] = {i: [] for i in evaluation_ids}
-    for r in session.execute(
-        select(FindingRow).where(FindingRow.version_id == version_id).order_by(FindingRow.id)
-    ).scalars():
-        if r.evaluation_id in out:
-            out[r.evaluation_id].append(r)
-    return out
+) -> dict[int, list[StoredFinding]]:
+    return store.findings_by_evaluation(session, version_id, evaluation_ids)
 
 
 def monitor_results_by_evaluation(
     session: Session, version_id: int, evaluation_ids: list[int]
 ) -> dict[int, dict[str, dict]]:
     """``monitor_results`` for many evaluations of one version in one query."""
-    out: dict[int, dict[str, dict]] = {i: {} for i in evaluation_ids}
-    q = (
-        select(MonitorResultRow)
-        .join(EvaluationRow, EvaluationRow.id == MonitorResultRow.evaluation_id)
-        .where(EvaluationRow.version_id == version_id)
-    )
-    for r in session.execute(q).scalars():
-        if r.evaluation_id in out:
-            out[r.evaluation_id][r.kind] = dict(r.result)
-    return out
+    return store.monitor_results_by_evaluation(session, version_id, evaluation_ids)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from modelreg.domain.stages import GATE_EVALUATION, GATES
 from modelreg.errors import PolicyError
 from modelreg.governance import records
+from modelreg.registry import gates
 from modelreg.registry.gates import BASIC_REQUIREMENTS, GateContext, Unmet
 
-EVALUATION_FOR_GATE = {"submit": "precheck", "deploy": "validation"}
+EVALUATION_FOR_GATE = GATE_EVALUATION
 DEFAULT_CARD_FIELDS = ("intended_use", "excluded_uses", "limitations")
 
 
@@ -29,20 +31,15 @@ def _u(control, message_en: str, message_zh: str, requirement: str | None = None
 
 
 def _req_owner(ctx, control, params) -> list[Unmet]:
-    return [] if ctx.version.owner.strip() else [_u(control, "the model has no owner", "模型未指定负责人")]
+    return gates.owner_assigned(ctx, control)
 
 
 def _req_purpose(ctx, control, params) -> list[Unmet]:
-    return (
-        []
-        if ctx.version.purpose.strip()
-        else [_u(control, "the model's purpose is not stated", "未说明模型用途")]
-    )
+    return gates.purpose_stated(ctx, control)
 
 
 def _req_tier(ctx, control, params) -> list[Unmet]:
-    ok = ctx.version.risk_tier in ("high", "medium", "low")
-    return [] if ok else [_u(control, "the model has no risk tier", "未确定模型风险等级")]
+    return gates.risk_tier_assigned(ctx, control)
 
 
 def _req_card(ctx, control, params) -> list[Unmet]:
@@ -154,9 +151,7 @@ def _req_audit(ctx, control, params) -> list[Unmet]:
     from modelreg.audit import log as audit_log
 
     size, root = audit_log.state(ctx.session)
-    rows = ctx.session.connection().exec_driver_sql(
-        "SELECT seq, canonical, leaf_hash, root_hash, event, model, version FROM audit_events ORDER BY seq"
-    )
+    rows = audit_log.iter_rows(ctx.session.connection())  # the gate's own snapshot
     report = audit_log.verify_rows(rows, state_size=size, state_root=root)
     return (
         []
@@ -256,8 +251,8 @@ def approval_unmet(ctx: GateContext, control=None) -> list[Unmet]:
                 )
             )
             continue
-        signer = repo.user_row(ctx.session, r.actor)
-        if signer is None or r.role not in (signer.roles or []) or r.actor in devs:
+        signer = repo.get_user(ctx.session, r.actor)
+        if signer is None or r.role not in signer.roles or r.actor in devs:
             continue
         if r.role == "approver" and (r.actor in validators or r.actor in good["validator"]):
             continue
@@ -378,5 +373,5 @@ def install(registry) -> None:
         ctx.options.setdefault("_registry", registry)
         return policy_gate(ctx)
 
-    for name in ("submit", "deploy", "retire"):
+    for name in GATES:
         registry.requirements[name] = [gate]

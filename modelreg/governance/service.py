@@ -10,33 +10,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
-
 from modelreg import clock
-from modelreg.domain.stages import Stage
+from modelreg.domain.records import StoredEvaluation
+from modelreg.domain.stages import EVALUATION_PURPOSES, Stage
 from modelreg.errors import BadInput, InvalidTransition, NotFound, PermissionDenied, SegregationOfDuties
 from modelreg.governance import records
 from modelreg.governance.records import Evaluation
 from modelreg.governance.runner import EvaluationInput, digest_of
 from modelreg.governance.signatures import build_payload, load_signing_key, sign_payload
-from modelreg.registry import Registry
-from modelreg.store import artifacts, repo
-from modelreg.store.tables import (
-    EvaluationArtifactRow,
-    EvaluationRow,
-    FindingRow,
-    MonitorResultRow,
-    SignedRecordRow,
-    TransitionRow,
-    VersionRow,
-)
+from modelreg.registry import Change, Registry
+from modelreg.store import artifacts
+from modelreg.store import governance as store
 
-PURPOSES = {
-    # purpose: (gate, action permission, stage the version must be in)
-    "precheck": ("submit", "precheck", Stage.DEVELOP),
-    "validation": ("deploy", "validate", Stage.VALIDATE),
-    "monitoring": ("monitor", "monitor", Stage.DEPLOY),
-}
+# purpose: (gate, action permission, stage the version must be in), from the transition table
+PURPOSES = {p.purpose: (p.gate, p.permission, p.stage) for p in EVALUATION_PURPOSES.values()}
 MAX_WAIVER_DAYS = 366
 
 
@@ -65,14 +52,14 @@ def run_evaluation(
     gate, action, stage = PURPOSES[purpose]
     version = str(version)
     # 1. Check who and what before spending minutes computing.
-    with reg._read() as session:
-        user = reg._authorize(session, action)
-        model_row, row = repo.version_rows(session, name, version)
-        mv = repo.to_version(row, model_row)
-        row_version = row.row_version
-        if row.stage != stage.value:
+    with reg.reading(action, model=name, version=version) as rd:
+        user, target = rd.user, rd.target
+        assert target is not None
+        mv = target.version
+        row_version = target.row_version
+        if target.stage != stage.value:
             raise InvalidTransition(
-                f"{purpose} needs {name} {version} in {stage.value}; it is in {row.stage}"
+                f"{purpose} needs {name} {version} in {stage.value}; it is in {target.stage}"
             )
         if purpose == "validation" and reg.actor in mv.developers:
             raise SegregationOfDuties(
@@ -81,10 +68,10 @@ def run_evaluation(
         baselines: dict[str, Any] = {}
         profile = None
         if purpose == "monitoring":
-            base = records.latest_evaluation_row(session, row.id, "validation")
+            base = records.latest_evaluation_row(rd.session, target.id, "validation")
             if base is None:
                 raise NotFound(f"{name} {version} has no validation evaluation to monitor against")
-            baselines, profile = _baselines(reg, session, base)
+            baselines, profile = _baselines(reg, rd.session, base)
     assert user is not None
     _declared_from_card(inp, mv.model_card)
     pack = load_policy(reg, policy)
@@ -120,7 +107,7 @@ def _declared_from_card(inp: EvaluationInput, card: dict) -> None:
         }
 
 
-def _baselines(reg: Registry, session, base: EvaluationRow) -> tuple[dict, Any]:
+def _baselines(reg: Registry, session, base: StoredEvaluation) -> tuple[dict, Any]:
     from monitors.base import MonitorResult, ReferenceProfile
 
     results = records.monitor_results(session, base.id)
@@ -179,15 +166,18 @@ def _store(
     digest = digest_of(content)
     status = draft.status
     suspend = [o for o in draft.outcomes if getattr(o, "suspend", False)]
-    with reg._write() as session:
-        model_row, row = repo.version_rows(session, name, version)
-        _, _, stage = PURPOSES[purpose]
-        if row.stage != stage.value:
+    _, action, stage = PURPOSES[purpose]
+    with reg.change(action, model=name, version=version) as tx:
+        target = tx.target
+        assert target is not None
+        if target.stage != stage.value:
             raise InvalidTransition(
-                f"{name} {version} moved to {row.stage} while the {purpose} ran: nothing was stored"
+                f"{name} {version} moved to {target.stage} while the {purpose} ran: nothing was stored"
             )
-        ev = EvaluationRow(
-            version_id=row.id,
+        session = tx.session
+        ev_id = store.add_evaluation(
+            session,
+            version_id=target.id,
             purpose=purpose,
             gate=gate,
             tier=tier,
@@ -198,45 +188,36 @@ def _store(
             data=data,
             status=status,
             digest=digest,
-            mlflow_run_id=None,
             created_by=reg.actor,
             created_at=now,
         )
-        session.add(ev)
-        session.flush()
         for kind, rd in result_dicts.items():
-            session.add(MonitorResultRow(evaluation_id=ev.id, kind=kind, result=rd, digest=digest_of(rd)))
+            store.add_monitor_result(session, ev_id, kind, rd, digest_of(rd))
         for kind, art_name, sha, size, media in stored_files:
             artifacts.record(session, sha, size, media)
             session.flush()
-            session.add(
-                EvaluationArtifactRow(evaluation_id=ev.id, monitor_kind=kind, name=art_name, sha256=sha)
-            )
+            store.link_artifact(session, ev_id, kind, art_name, sha)
         for o in draft.outcomes:
             control = pack.control(o.control_id)
             detail = o.to_dict()
             detail.update({"title_zh": control.title_zh, "title_en": control.title_en})
-            session.add(
-                FindingRow(
-                    evaluation_id=ev.id,
-                    version_id=row.id,
-                    control_id=o.control_id,
-                    status=o.status,
-                    severity=o.severity or control.severity,
-                    clause_ids=list(o.clause_ids),
-                    detail=detail,
-                )
+            store.add_finding(
+                session,
+                evaluation_id=ev_id,
+                version_id=target.id,
+                control_id=o.control_id,
+                status=o.status,
+                severity=o.severity or control.severity,
+                clause_ids=list(o.clause_ids),
+                detail=detail,
             )
         counts: dict[str, int] = {}
         for o in draft.outcomes:
             counts[o.status] = counts.get(o.status, 0) + 1
-        reg._event(
-            session,
+        tx.event(
             "evaluation.recorded",
-            model=name,
-            version=version,
             payload={
-                "evaluation_id": ev.id,
+                "evaluation_id": ev_id,
                 "purpose": purpose,
                 "gate": gate,
                 "policy": f"{pack.id}@{pack.version}",
@@ -250,20 +231,22 @@ def _store(
             },
         )
         suspended = False
-        if purpose == "monitoring" and suspend and not row.suspended:
-            waivers = records.active_waivers(session, row.id, gate="monitor")
+        if purpose == "monitoring" and suspend and not target.suspended:
+            waivers = records.active_waivers(session, target.id, gate="monitor")
             really = [o for o in suspend if o.control_id not in waivers]
             if really:
-                _suspend_in(reg, session, model_row, row, really, ev.id)
+                _suspend_in(reg, tx, really, ev_id)
                 suspended = True
         session.flush()
-        evaluation = records.to_evaluation(session, ev, name, version, suspended=suspended)
+        evaluation = records.to_evaluation(
+            session, store.evaluation(session, ev_id), name, version, suspended=suspended
+        )
         for hook in reg.evaluation_projections:
             run_id = hook(evaluation, draft, stored_files)
             if run_id:
-                ev.mlflow_run_id = run_id
+                store.set_evaluation_run(session, ev_id, run_id)
         session.flush()
-        final = records.to_evaluation(session, ev, name, version)
+        final = records.to_evaluation(session, store.evaluation(session, ev_id), name, version)
         return Evaluation(
             **{
                 **final.__dict__,
@@ -275,51 +258,22 @@ def _store(
         )
 
 
-def _suspend_in(reg: Registry, session, model_row, row: VersionRow, outcomes, evaluation_id: int) -> None:
-    """Suspend at once, in the monitoring run's transaction: a breach of an on_breach: suspend control."""
-    now = clock.now()
+def _suspend_in(reg: Registry, tx: Change, outcomes, evaluation_id: int) -> None:
+    """Suspend at once, in the monitoring run's transaction: a breach of an on_breach: suspend control. The
+    evaluation's event and the suspension's event commit together (the one change with two events)."""
     reason = "automatic suspension: " + "; ".join(
         f"{o.control_id} {o.metric}={o.value} breaches {o.comparator} {o.threshold}" for o in outcomes
     )
-    result = session.execute(
-        update(VersionRow)
-        .where(VersionRow.id == row.id, VersionRow.row_version == row.row_version)
-        .values(suspended=True, row_version=row.row_version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        from modelreg.errors import ConcurrentModification
-
-        raise ConcurrentModification(
-            f"{model_row.name} {row.version} changed during monitoring: nothing was stored; rerun"
-        )
-    event = reg._event(
-        session,
-        "version.suspended",
-        model=model_row.name,
-        version=row.version,
-        payload={
-            "reason": reason,
+    reg.flag(
+        tx,
+        "suspend",
+        reason=reason,
+        extra={
             "automatic": True,
             "evaluation_id": evaluation_id,
             "controls": [o.control_id for o in outcomes],
         },
     )
-    session.add(
-        TransitionRow(
-            version_id=row.id,
-            action="suspend",
-            source=row.stage,
-            target=row.stage,
-            actor=reg.actor,
-            reason=reason,
-            at=now,
-            audit_seq=event.seq,
-        )
-    )
-    session.refresh(row)
-    mv = repo.to_version(row, model_row)
-    reg._project(session, "suspend", mv, {})
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -327,29 +281,29 @@ def _suspend_in(reg: Registry, session, model_row, row: VersionRow, outcomes, ev
 
 def latest(reg: Registry, name: str, version: str, purpose: str | None = None) -> list[Evaluation]:
     """The latest evaluation of each purpose (or of one), with findings and waivers applied."""
-    with reg._read() as session:
-        _, row = repo.version_rows(session, name, version)
+    with reg.reading(model=name, version=version) as rd:
+        assert rd.target is not None
         out = []
-        for p in [purpose] if purpose else ["precheck", "validation", "monitoring"]:
-            ev = records.latest_evaluation_row(session, row.id, p)
+        for p in [purpose] if purpose else list(EVALUATION_PURPOSES):
+            ev = records.latest_evaluation_row(rd.session, rd.target.id, p)
             if ev is not None:
-                out.append(records.to_evaluation(session, ev, name, str(version)))
+                out.append(records.to_evaluation(rd.session, ev, name, str(version)))
         return out
 
 
 def all_evaluations(reg: Registry, name: str, version: str) -> list[Evaluation]:
-    with reg._read() as session:
-        _, row = repo.version_rows(session, name, version)
+    with reg.reading(model=name, version=version) as rd:
+        assert rd.target is not None
         return [
-            records.to_evaluation(session, ev, name, str(version))
-            for ev in records.evaluation_rows(session, row.id)
+            records.to_evaluation(rd.session, ev, name, str(version))
+            for ev in records.evaluation_rows(rd.session, rd.target.id)
         ]
 
 
 def signed(reg: Registry, name: str, version: str, kind: str | None = None):
-    with reg._read() as session:
-        _, row = repo.version_rows(session, name, version)
-        return records.signed_records(session, row.id, kind)
+    with reg.reading(model=name, version=version) as rd:
+        assert rd.target is not None
+        return records.signed_records(rd.session, rd.target.id, kind)
 
 
 # -- signed records -------------------------------------------------------------------------------
@@ -376,17 +330,16 @@ def approve(
         raise BadInput(f"decision must be approve or reject. Got {decision!r} instead.")
     key = _key(reg, key_path)
     version = str(version)
-    with reg._write() as session:
-        user = reg._authorize(session, decision)
-        assert user is not None
+    with reg.change(decision, model=name, version=version) as tx:
+        user, target = tx.user, tx.target
+        assert user is not None and target is not None
         if role not in user.roles:
             raise PermissionDenied(f"{reg.actor} does not hold the {role} role")
-        model_row, row = repo.version_rows(session, name, version)
-        mv = repo.to_version(row, model_row)
-        if row.stage != Stage.VALIDATE.value:
-            raise InvalidTransition(f"approvals are given in validate; {name} {version} is in {row.stage}")
-        check_duties(session, mv, row.id, reg.actor, role)
-        ev = records.latest_evaluation_row(session, row.id, "validation")
+        mv = target.version
+        if target.stage != Stage.VALIDATE.value:
+            raise InvalidTransition(f"approvals are given in validate; {name} {version} is in {target.stage}")
+        check_duties(tx.session, mv, target.id, reg.actor, role)
+        ev = records.latest_evaluation_row(tx.session, target.id, "validation")
         if ev is None:
             raise InvalidTransition(
                 f"{name} {version} has no validation evaluation to approve: a validator runs `modelreg validate` first"
@@ -407,9 +360,7 @@ def approve(
             at=clock.isoformat(now),
         )
         return _record_signed(
-            reg,
-            session,
-            row.id,
+            tx,
             user,
             key,
             payload,
@@ -466,16 +417,15 @@ def attest(
         )
     key = _key(reg, key_path)
     version = str(version)
-    with reg._write() as session:
-        user = reg._authorize(session, "attest")
-        assert user is not None
+    with reg.change("attest", model=name, version=version) as tx:
+        user, target = tx.user, tx.target
+        assert user is not None and target is not None
         if control.attestation.role not in user.roles:
             raise PermissionDenied(
                 f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}"
             )
-        model_row, row = repo.version_rows(session, name, version)
-        mv = repo.to_version(row, model_row)
-        if row.stage == Stage.RETIRE.value:
+        mv = target.version
+        if target.stage == Stage.RETIRE.value:
             raise InvalidTransition(f"{name} {version} is retired")
         if control.attestation.role in ("validator", "approver") and reg.actor in mv.developers:
             raise SegregationOfDuties(
@@ -497,9 +447,7 @@ def attest(
             at=clock.isoformat(now),
         )
         return _record_signed(
-            reg,
-            session,
-            row.id,
+            tx,
             user,
             key,
             payload,
@@ -550,11 +498,10 @@ def waive(
         raise BadInput(f"a waiver may last at most {MAX_WAIVER_DAYS} days; re-approve it when it expires")
     key = _key(reg, key_path)
     version = str(version)
-    with reg._write() as session:
-        user = reg._authorize(session, "waive")
-        assert user is not None
-        model_row, row = repo.version_rows(session, name, version)
-        mv = repo.to_version(row, model_row)
+    with reg.change("waive", model=name, version=version) as tx:
+        user, target = tx.user, tx.target
+        assert user is not None and target is not None
+        mv = target.version
         if reg.actor in mv.developers:
             raise SegregationOfDuties(f"{reg.actor} developed {name} and cannot waive its controls")
         payload = build_payload(
@@ -570,9 +517,7 @@ def waive(
             at=clock.isoformat(now),
         )
         return _record_signed(
-            reg,
-            session,
-            row.id,
+            tx,
             user,
             key,
             payload,
@@ -594,9 +539,7 @@ def waive(
 
 
 def _record_signed(
-    reg: Registry,
-    session,
-    version_id: int,
+    tx: Change,
     user,
     key,
     payload: dict,
@@ -612,29 +555,28 @@ def _record_signed(
     version: str,
 ) -> dict:
     """Sign the payload with the actor's key (checked against their registered key), store the record and its
-    audit event in the caller's transaction."""
-    data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-    rec = SignedRecordRow(
-        version_id=version_id,
+    audit event in the change's transaction."""
+    assert tx.target is not None
+    data, sig = sign_payload(payload, key, user.public_key_pem, tx.actor)
+    record_id = store.add_signed_record(
+        tx.session,
+        version_id=tx.target.id,
         kind=kind,
         role=role,
         control_id=control_id,
-        actor=reg.actor,
+        actor=tx.actor,
         payload=data,
         signature=sig.to_dict(),
         until=until,
         at=at,
     )
-    session.add(rec)
-    session.flush()
-    reg._event(
-        session,
+    tx.event(
         event,
         model=name,
         version=version,
-        payload={"record_id": rec.id, **event_payload, "key_id": sig.key_id},
+        payload={"record_id": record_id, **event_payload, "key_id": sig.key_id},
     )
-    return {"record_id": rec.id, "payload": payload, "signature": sig.to_dict()}
+    return {"record_id": record_id, "payload": payload, "signature": sig.to_dict()}
 
 
 def evaluation_json(ev: Evaluation) -> str:

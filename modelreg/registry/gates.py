@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelreg.domain.entities import Dataset, ModelVersion
+from modelreg.domain.stages import RiskTier, values
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -55,31 +56,46 @@ class GateContext:
 Requirement = Callable[[GateContext], list[Unmet]]
 
 LIFECYCLE_CLAUSES = ("NFRA-2025-25.1", "CBIRC-2022-13.1")
+TIER_CLAUSES = ("NFRA-2025-24.1",)
+
+# The basic lifecycle rules, in one place: the registry applies them at the submit gate whatever the policy
+# says, and the policy pack's requirement predicates of the same ids (``modelreg.governance.requirements``)
+# are these functions bound to the pack's control (its clauses and control id).
 
 
-def owner_assigned(ctx: GateContext) -> list[Unmet]:
+def _unmet(requirement: str, en: str, zh: str, clauses: tuple[str, ...], control: Any) -> Unmet:
+    if control is not None:
+        return Unmet(control.id, en, zh, tuple(control.clauses), control_id=control.id)
+    return Unmet(requirement, en, zh, clauses)
+
+
+def owner_assigned(ctx: GateContext, control: Any = None) -> list[Unmet]:
     if ctx.version.owner.strip():
         return []
-    return [Unmet("owner_assigned", "the model has no owner", "模型未指定负责人", LIFECYCLE_CLAUSES)]
+    return [
+        _unmet("owner_assigned", "the model has no owner", "模型未指定负责人", LIFECYCLE_CLAUSES, control)
+    ]
 
 
-def purpose_stated(ctx: GateContext) -> list[Unmet]:
+def purpose_stated(ctx: GateContext, control: Any = None) -> list[Unmet]:
     if ctx.version.purpose.strip():
         return []
-    return [Unmet("purpose_stated", "the model's purpose is not stated", "未说明模型用途", LIFECYCLE_CLAUSES)]
-
-
-def risk_tier_assigned(ctx: GateContext) -> list[Unmet]:
-    if ctx.version.risk_tier in ("high", "medium", "low"):
-        return []
     return [
-        Unmet(
-            "risk_tier_assigned",
-            "the model has no risk tier (high/medium/low)",
-            "未确定模型风险等级",
-            ("NFRA-2025-24.1",),
+        _unmet(
+            "purpose_stated",
+            "the model's purpose is not stated",
+            "未说明模型用途",
+            LIFECYCLE_CLAUSES,
+            control,
         )
     ]
+
+
+def risk_tier_assigned(ctx: GateContext, control: Any = None) -> list[Unmet]:
+    if ctx.version.risk_tier in values(RiskTier):
+        return []
+    en = "the model has no risk tier (high/medium/low)" if control is None else "the model has no risk tier"
+    return [_unmet("risk_tier_assigned", en, "未确定模型风险等级", TIER_CLAUSES, control)]
 
 
 BASIC_REQUIREMENTS: dict[str, list[Requirement]] = {

@@ -1,15 +1,21 @@
-"""Queries that map rows to domain objects. Rows never leave this module."""
+"""Users, models, versions, transitions and data sets: queries and inserts that map rows to domain objects.
+Rows never leave this module; writers are called only from inside a registry unit of work."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelreg import clock
 from modelreg.domain.entities import Dataset, Model, ModelVersion, TransitionRecord, User
+from modelreg.domain.records import VersionState
 from modelreg.domain.stages import Stage
-from modelreg.errors import NotFound
-from modelreg.store.tables import DatasetRow, ModelRow, TransitionRow, UserRow, VersionRow
+from modelreg.errors import ConcurrentModification, InvalidTransition, NotFound
+from modelreg.store.tables import CheckpointRow, DatasetRow, ModelRow, TransitionRow, UserRow, VersionRow
 
 
 def to_user(row: UserRow) -> User:
@@ -55,31 +61,246 @@ def to_version(row: VersionRow, model: ModelRow) -> ModelVersion:
     )
 
 
-def user_row(session: Session, name: str) -> UserRow | None:
+def _user_row(session: Session, name: str) -> UserRow | None:
     return session.execute(select(UserRow).where(UserRow.name == name)).scalar_one_or_none()
+
+
+def get_user(session: Session, name: str) -> User | None:
+    row = _user_row(session, name)
+    return to_user(row) if row is not None else None
+
+
+def all_users(session: Session) -> list[User]:
+    return [to_user(r) for r in session.execute(select(UserRow).order_by(UserRow.name)).scalars()]
+
+
+def user_keys(session: Session, names: list[str]) -> dict[str, str]:
+    """Registered public keys (PEM) of the named users that have one."""
+    if not names:
+        return {}
+    q = select(UserRow.name, UserRow.public_key_pem).where(UserRow.name.in_(names))
+    return {name: pem for name, pem in session.execute(q) if pem}
 
 
 def count_users(session: Session) -> int:
     return session.execute(select(func.count()).select_from(UserRow)).scalar_one()
 
 
-def model_row(session: Session, name: str) -> ModelRow | None:
+def add_user(
+    session: Session,
+    *,
+    name: str,
+    roles: list[str],
+    public_key_pem: str | None,
+    key_id: str | None,
+    created_at: datetime,
+    created_by: str,
+) -> User:
+    row = UserRow(
+        name=name,
+        roles=roles,
+        public_key_pem=public_key_pem,
+        key_id=key_id,
+        created_at=created_at,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return to_user(row)
+
+
+def set_user_key(session: Session, name: str, public_key_pem: str, key_id: str) -> User:
+    row = _user_row(session, name)
+    if row is None:
+        raise NotFound(f"user {name!r} is not registered")
+    row.public_key_pem = public_key_pem
+    row.key_id = key_id
+    session.flush()
+    return to_user(row)
+
+
+def _model_row(session: Session, name: str) -> ModelRow | None:
     return session.execute(select(ModelRow).where(ModelRow.name == name)).scalar_one_or_none()
 
 
-def version_rows(session: Session, name: str, version: str) -> tuple[ModelRow, VersionRow]:
+def get_model(session: Session, name: str) -> Model | None:
+    row = _model_row(session, name)
+    return to_model(row) if row is not None else None
+
+
+def model_id(session: Session, name: str) -> int | None:
+    return session.execute(select(ModelRow.id).where(ModelRow.name == name)).scalar_one_or_none()
+
+
+def add_model(
+    session: Session,
+    *,
+    name: str,
+    owner: str,
+    purpose: str,
+    business_line: str | None,
+    risk_tier: str,
+    created_at: datetime,
+    created_by: str,
+) -> int:
+    row = ModelRow(
+        name=name,
+        owner=owner,
+        purpose=purpose,
+        business_line=business_line,
+        risk_tier=risk_tier,
+        created_at=created_at,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def _state(row: VersionRow, model: ModelRow) -> VersionState:
+    return VersionState(row.id, model.id, row.row_version, to_version(row, model))
+
+
+def _version_rows(session: Session, name: str, version: str) -> tuple[ModelRow, VersionRow]:
     found = session.execute(
         select(ModelRow, VersionRow)
         .join(VersionRow, VersionRow.model_id == ModelRow.id)
         .where(ModelRow.name == name, VersionRow.version == str(version))
     ).first()
     if found is None:
-        if model_row(session, name) is None:
+        if _model_row(session, name) is None:
             raise NotFound(f"model {name!r} is not registered: run `modelreg list` to see registered models")
         raise NotFound(
             f"model {name!r} has no registered version {version!r}: run `modelreg list` to see its versions"
         )
     return found[0], found[1]
+
+
+def find_version(session: Session, name: str, version: str) -> VersionState:
+    """The version with its surrogate ids and row version; NotFound names what is missing."""
+    model, row = _version_rows(session, name, version)
+    return _state(row, model)
+
+
+def version_exists(session: Session, model_id: int, version: str) -> bool:
+    q = select(VersionRow.id).where(VersionRow.model_id == model_id, VersionRow.version == version)
+    return session.execute(q).first() is not None
+
+
+def add_version(
+    session: Session,
+    *,
+    model_id: int,
+    version: str,
+    registered_by: str,
+    at: datetime,
+    mlflow_info: dict,
+    model_card: dict,
+) -> VersionState:
+    row = VersionRow(
+        model_id=model_id,
+        version=version,
+        stage=Stage.DEVELOP.value,
+        suspended=False,
+        row_version=1,
+        registered_by=registered_by,
+        created_at=at,
+        updated_at=at,
+        mlflow_run_id=mlflow_info.get("run_id"),
+        model_uri=mlflow_info.get("model_uri"),
+        artifact_digest=mlflow_info.get("artifact_digest"),
+        mlflow_info=mlflow_info,
+        model_card=model_card,
+    )
+    session.add(row)
+    session.flush()
+    return _state(row, session.get_one(ModelRow, model_id))
+
+
+def _compare_and_set(
+    session: Session, state: VersionState, values: dict[str, Any], *, stage_too: bool
+) -> None:
+    """Write only if nobody changed this version since ``state`` was read: else ConcurrentModification."""
+    where = [VersionRow.id == state.id, VersionRow.row_version == state.row_version]
+    if stage_too:
+        where.append(VersionRow.stage == state.stage)
+    try:
+        result = session.execute(
+            update(VersionRow)
+            .where(*where)
+            .values(row_version=state.row_version + 1, updated_at=clock.now(), **values)
+            .execution_options(synchronize_session=False)
+        )
+    except IntegrityError:
+        # the partial unique index on (model, stage=deploy): somebody else deployed a version meanwhile
+        raise InvalidTransition(
+            f"another version of {state.version.model} is already deployed: pass --replace retire|demote to replace it"
+        ) from None
+    if result.rowcount != 1:
+        raise ConcurrentModification(
+            f"{state.version.model} {state.version.version} was changed by someone else meanwhile: nothing was written; retry"
+        )
+
+
+def reload(session: Session, state: VersionState) -> VersionState:
+    row = session.get_one(VersionRow, state.id, populate_existing=True)
+    return _state(row, session.get_one(ModelRow, state.model_id))
+
+
+def set_stage(session: Session, state: VersionState, target: Stage) -> VersionState:
+    values: dict[str, Any] = {"stage": target.value}
+    if target is not Stage.DEPLOY:
+        values["suspended"] = False
+    _compare_and_set(session, state, values, stage_too=True)
+    return reload(session, state)
+
+
+def set_suspended(session: Session, state: VersionState, suspended: bool) -> VersionState:
+    _compare_and_set(session, state, {"suspended": suspended}, stage_too=False)
+    return reload(session, state)
+
+
+def update_card(session: Session, state: VersionState, fields: dict[str, Any]) -> VersionState:
+    card = {**state.version.model_card, **fields}
+    _compare_and_set(session, state, {"model_card": card}, stage_too=False)
+    return reload(session, state)
+
+
+def add_transition(
+    session: Session,
+    *,
+    version_id: int,
+    action: str,
+    source: str,
+    target: str,
+    actor: str,
+    reason: str | None,
+    at: datetime,
+    audit_seq: int,
+) -> None:
+    session.add(
+        TransitionRow(
+            version_id=version_id,
+            action=action,
+            source=source,
+            target=target,
+            actor=actor,
+            reason=reason,
+            at=at,
+            audit_seq=audit_seq,
+        )
+    )
+
+
+def add_dataset(session: Session, state: VersionState, **values: Any) -> Dataset:
+    row = DatasetRow(version_id=state.id, **values)
+    session.add(row)
+    session.flush()
+    return _dataset(row, state.version.model, state.version.version)
+
+
+def add_checkpoint(session: Session, size: int, body: dict, at: datetime) -> None:
+    session.add(CheckpointRow(size=size, body=body, at=at))
 
 
 def list_versions(session: Session, stage: str | None = None, model: str | None = None) -> list[ModelVersion]:
@@ -128,48 +349,44 @@ def list_versions(session: Session, stage: str | None = None, model: str | None 
     ]
 
 
-def deployed_version(session: Session, model_id: int) -> VersionRow | None:
-    return session.execute(
+def deployed_version(session: Session, model_id: int) -> VersionState | None:
+    row = session.execute(
         select(VersionRow).where(VersionRow.model_id == model_id, VersionRow.stage == Stage.DEPLOY.value)
     ).scalar_one_or_none()
+    return _state(row, session.get_one(ModelRow, model_id)) if row is not None else None
 
 
-def transitions(session: Session, version_row: VersionRow, model_name: str) -> list[TransitionRecord]:
+def transitions(session: Session, state: VersionState) -> list[TransitionRecord]:
     rows = session.execute(
-        select(TransitionRow).where(TransitionRow.version_id == version_row.id).order_by(TransitionRow.id)
+        select(TransitionRow).where(TransitionRow.version_id == state.id).order_by(TransitionRow.id)
     ).scalars()
+    v = state.version
     return [
         TransitionRecord(
-            model_name,
-            version_row.version,
-            r.action,
-            r.source,
-            r.target,
-            r.actor,
-            r.reason,
-            clock.to_utc(r.at),
+            v.model, v.version, r.action, r.source, r.target, r.actor, r.reason, clock.to_utc(r.at)
         )
         for r in rows
     ]
 
 
-def datasets(session: Session, version_row: VersionRow, model_name: str) -> list[Dataset]:
+def _dataset(r: DatasetRow, model: str, version: str) -> Dataset:
+    return Dataset(
+        model,
+        version,
+        r.role,
+        r.name,
+        r.digest,
+        r.rows,
+        list(r.columns),
+        r.source,
+        r.owner,
+        r.attached_by,
+        clock.to_utc(r.at),
+    )
+
+
+def datasets(session: Session, state: VersionState) -> list[Dataset]:
     rows = session.execute(
-        select(DatasetRow).where(DatasetRow.version_id == version_row.id).order_by(DatasetRow.id)
+        select(DatasetRow).where(DatasetRow.version_id == state.id).order_by(DatasetRow.id)
     ).scalars()
-    return [
-        Dataset(
-            model_name,
-            version_row.version,
-            r.role,
-            r.name,
-            r.digest,
-            r.rows,
-            list(r.columns),
-            r.source,
-            r.owner,
-            r.attached_by,
-            clock.to_utc(r.at),
-        )
-        for r in rows
-    ]
+    return [_dataset(r, state.version.model, state.version.version) for r in rows]

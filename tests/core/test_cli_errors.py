@@ -375,8 +375,9 @@ def test_every_state_changing_command_refuses_a_user_without_roles(reg, env, tmp
 
 
 def _checked_actions() -> set[str]:
-    """Every action string the code hands to the permission check: ``_authorize(session, "x")`` directly,
-    or through a variable assigned from constants, or as the action of ``_transition("x", ...)``."""
+    """Every action string the code hands to the permission check: ``authorize(session, "x")`` directly,
+    the action of a unit of work ``change("x", ...)`` / ``reading("x", ...)``, through a variable assigned
+    from constants, or as the action of ``_transition("x", ...)``."""
     actions: set[str] = set()
     for path in MODELREG.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -397,9 +398,9 @@ def _checked_actions() -> set[str]:
             for node in ast.walk(fn):
                 if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                     continue
-                if node.func.attr == "_authorize" and len(node.args) >= 2:
+                if node.func.attr in ("_authorize", "authorize") and len(node.args) >= 2:
                     arg = node.args[1]
-                elif node.func.attr == "_transition" and node.args:
+                elif node.func.attr in ("_transition", "change", "reading") and node.args:
                     arg = node.args[0]
                 else:
                     continue

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from modelreg.domain.entities import ModelVersion
 from modelreg.domain.stages import Stage
+from modelreg.integrations.mlflow.gateway import MlflowGateway
 from modelreg.registry import Registry
 
 STAGE_TAG = "modelreg.stage"
@@ -38,13 +39,11 @@ class Divergence:
         }
 
 
-def _gateway(reg: Registry):
-    cached = getattr(reg, "_mlflow_gateway", None)
+def _gateway(reg: Registry) -> MlflowGateway:
+    cached = reg.extensions.get("mlflow.gateway")
     if cached is None:
-        from modelreg.integrations.mlflow.gateway import MlflowGateway
-
         cached = MlflowGateway.from_settings(reg.settings)
-        reg._mlflow_gateway = cached  # type: ignore[attr-defined]
+        reg.extensions["mlflow.gateway"] = cached
     return cached
 
 
@@ -161,15 +160,14 @@ def check(reg: Registry) -> list[Divergence]:
 
 def repair(reg: Registry) -> list[Divergence]:
     """Make MLflow agree with the registry; audited as one ``mlflow.synced`` event."""
-    with reg._read() as session:  # deny by default: refuse before looking, even when nothing would change
-        reg._authorize(session, "sync")
+    with reg.reading("sync"):  # deny by default: refuse before looking, even when nothing would change
+        pass
     found = check(reg)
     if not found:
         return []
     gw = _gateway(reg)
     alias = reg.settings.mlflow_alias
-    with reg._write() as session:
-        reg._authorize(session, "sync")
+    with reg.change("sync") as tx:
         for d in found:
             if d.kind == "alias":
                 if d.expected is None:
@@ -178,7 +176,7 @@ def repair(reg: Registry) -> list[Divergence]:
                     gw.set_alias(d.model, alias, d.expected)
             else:
                 gw.set_stage_tag(d.model, d.version or "", d.expected or "")
-        reg._event(session, "mlflow.synced", payload={"repaired": [d.to_dict() for d in found]})
+        tx.event("mlflow.synced", payload={"repaired": [d.to_dict() for d in found]})
     return found
 
 

@@ -1,0 +1,62 @@
+"""Is today's log an extension of what a signed checkpoint saw? The checkpoint side of ``audit verify``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from modelreg.audit import log as audit_log
+from modelreg.audit import merkle
+from modelreg.audit.checkpoint import Checkpoint, verify_checkpoint_signature
+from modelreg.domain.entities import VerifyReport
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+
+def verify_against_checkpoint(
+    engine: Engine, report: VerifyReport, checkpoint: Checkpoint, public: Ed25519PublicKey
+) -> VerifyReport:
+    """``report`` is the log's own verification (``audit_log.verify_snapshot``, ok); check the checkpoint's
+    signature with ``public`` and that the verified log is consistent with the checkpoint's (size, root)."""
+    cp_dict = json.loads(checkpoint.to_json())
+    if not verify_checkpoint_signature(checkpoint, public):
+        return VerifyReport(
+            False,
+            report.size,
+            report.root_hash,
+            problem="the checkpoint's signature does not verify with the registry's audit key",
+            checkpoint=cp_dict,
+        )
+    if checkpoint.size > report.size:
+        return VerifyReport(
+            False,
+            report.size,
+            report.root_hash,
+            first_bad_seq=report.size,
+            problem=f"the log holds {report.size} events but the checkpoint saw {checkpoint.size}: events after #{report.size - 1} were removed",
+            checkpoint=cp_dict,
+        )
+    leaves = audit_log.leaf_hashes(engine)[: report.size]  # the verified prefix, not later appends
+    tree = merkle.MerkleTree.from_leaf_hashes(leaves)
+    proof = tree.consistency_proof(checkpoint.size, len(leaves)) if checkpoint.size else []
+    old_root = bytes.fromhex(checkpoint.root_hash)
+    ok = (
+        merkle.verify_consistency(checkpoint.size, len(leaves), old_root, tree.root(), proof)
+        if checkpoint.size
+        else old_root == merkle.EMPTY_ROOT
+    )
+    if not ok:
+        return VerifyReport(
+            False,
+            report.size,
+            report.root_hash,
+            first_bad_seq=None,
+            problem=f"the log is not an extension of the checkpoint (size {checkpoint.size}): an event before #{checkpoint.size} was changed and the log rewritten",
+            checkpoint=cp_dict,
+        )
+    return VerifyReport(
+        True, report.size, report.root_hash, checkpoint=cp_dict, events_per_second=report.events_per_second
+    )

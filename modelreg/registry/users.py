@@ -1,0 +1,106 @@
+"""Users and keys: initialising the registry, adding users with roles, registering public keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelreg import clock
+from modelreg.domain.entities import User
+from modelreg.domain.roles import Role
+from modelreg.domain.stages import values
+from modelreg.errors import AlreadyExists, BadInput, NotFound, PermissionDenied
+from modelreg.registry.core import RegistryCore, clean
+from modelreg.store import repo
+from modelreg.store.schema import init_schema
+
+ROLE_NAMES = values(Role)
+
+
+class UsersMixin(RegistryCore):
+    def init(self) -> dict:
+        from sqlalchemy.exc import OperationalError
+
+        from modelreg.store.engine import translate_db_error
+
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # only init creates files
+        try:
+            before, after = init_schema(self.engine)
+        except OperationalError as exc:
+            raise translate_db_error(exc, str(self.engine.url)) from None
+        self._schema_checked = True
+        if before is None:
+            # A fresh database has no users to authorise yet: whoever holds it initialises it.
+            with self.change("init", authorize=False) as tx:
+                tx.event("registry.initialized", payload={"schema_revision": after})
+        return {
+            "before": before,
+            "after": after,
+            "created": before is None,
+            "upgraded": before is not None and before != after,
+        }
+
+    def add_user(
+        self, name: str, roles: list[str] | tuple[str, ...], *, public_key_pem: str | None = None
+    ) -> User:
+        name = clean(name, "user name", limit=200)  # type: ignore[assignment]
+        roles = tuple(dict.fromkeys(str(getattr(r, "value", r)) for r in roles))
+        if not roles:
+            raise BadInput("a user needs at least one --role")
+        bad = [r for r in roles if r not in ROLE_NAMES]
+        if bad:
+            raise BadInput(f"role must be one of {', '.join(ROLE_NAMES)}. Got {', '.join(bad)} instead.")
+        key_id = None
+        if public_key_pem is not None:
+            from modelreg import signing
+
+            key_id = signing.key_id(signing.load_public_key(public_key_pem.encode()))
+        # The permission check depends on the table: the first user is created by whoever holds the database
+        # (the bootstrap admin), every later one by an admin; both decided inside the same transaction.
+        with self.change("user.add", authorize=False) as tx:
+            if repo.count_users(tx.session) == 0:
+                if Role.ADMIN.value not in roles:
+                    raise BadInput(
+                        "the first user must have the admin role (modelreg user add NAME --role admin)"
+                    )
+            else:
+                tx.user = self.authorize(tx.session, "user.add")
+            if repo.get_user(tx.session, name) is not None:
+                raise AlreadyExists(f"user {name!r} already exists")
+            user = repo.add_user(
+                tx.session,
+                name=name,
+                roles=list(roles),
+                public_key_pem=public_key_pem,
+                key_id=key_id,
+                created_at=clock.now(),
+                created_by=self.actor,
+            )
+            tx.event("user.added", payload={"user": name, "roles": list(roles), "key_id": key_id})
+            return user
+
+    def register_key(self, public_key_pem: str, *, user: str | None = None) -> User:
+        from modelreg import signing
+
+        target = user or self.actor
+        kid = signing.key_id(signing.load_public_key(public_key_pem.encode()))
+        with self.change("keys.register") as tx:
+            if target != self.actor and not self.is_admin(tx.user):
+                raise PermissionDenied("only an admin may register a key for another user")
+            if repo.get_user(tx.session, target) is None:
+                raise NotFound(f"user {target!r} is not registered")
+            updated = repo.set_user_key(tx.session, target, public_key_pem, kid)
+            tx.event("user.key_registered", payload={"user": target, "key_id": kid})
+            return updated
+
+    def users(self) -> list[User]:
+        with self.reading() as rd:
+            return repo.all_users(rd.session)
+
+    def user(self, name: str) -> User:
+        with self.reading() as rd:
+            found = repo.get_user(rd.session, name)
+            if found is None:
+                raise NotFound(f"user {name!r} is not registered")
+            return found
