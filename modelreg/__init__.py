@@ -19,8 +19,7 @@ def connect(*, user: str | None = None, database_url: str | None = None) -> Clie
     """A client on the registry that ``mlflow.env`` / the environment configure; also points plain
     ``mlflow`` calls in this process at the same tracking store."""
     from modelreg import settings as settings_mod
-    from modelreg.api import open_registry
-    from modelreg.client import Client
+    from modelreg.client import Client, open_registry
 
     settings = settings_mod.load()
     if database_url:

@@ -11,15 +11,46 @@ reg.submit("credit_scoring", "1")
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelreg.registry import Registry
+from modelreg.domain.entities import AuditEvent, Dataset, ModelVersion, TransitionRecord, User, VerifyReport
+from modelreg.domain.stages import GATES, gate_of
+from modelreg.registry import Registry, TransitionResult, Unmet
+from modelreg.settings import Settings
+
+if TYPE_CHECKING:
+    from modelreg.governance.records import Evaluation
+
+__all__ = ["Client", "VersionView", "open_registry"]
+
+
+def open_registry(settings: Settings, *, actor: str | None = None) -> Registry:
+    """A Registry with its plug-ins: the CLI and the Python API both come through here."""
+    registry = Registry(settings, actor=actor)
+    _install_plugins(registry)
+    return registry
+
+
+def _install_plugins(registry: Registry) -> None:
+    """Governance gate requirements (policy controls, approvals, attestations) and the MLflow projection plug
+    into the registry's one gate mechanism; each is optional so the core works on its own."""
+    from modelreg import governance
+    from modelreg.integrations.mlflow import projection
+
+    governance.install(registry)
+    projection.install(registry)
 
 
 class VersionView:
     """A version with its history, data and latest evaluations; ``_repr_html_`` for Jupyter."""
 
-    def __init__(self, version, history, datasets, evaluations) -> None:
+    def __init__(
+        self,
+        version: ModelVersion,
+        history: list[TransitionRecord],
+        datasets: list[Dataset],
+        evaluations: list[Evaluation],
+    ) -> None:
         self.version = version
         self.history = history
         self.datasets = datasets
@@ -59,11 +90,13 @@ class VersionView:
 
 
 class Client:
+    """The typed public client: ``modelreg.connect()`` returns one. Each method is one registry call."""
+
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
     @property
-    def settings(self):
+    def settings(self) -> Settings:
         return self.registry.settings
 
     def as_user(self, name: str) -> Client:
@@ -73,7 +106,7 @@ class Client:
     def init(self) -> dict:
         return self.registry.init()
 
-    def add_user(self, name: str, roles: list[str], *, public_key: str | Path | None = None):
+    def add_user(self, name: str, roles: list[str], *, public_key: str | Path | None = None) -> User:
         pem = Path(public_key).read_text(encoding="utf-8") if public_key else None
         return self.registry.add_user(name, roles, public_key_pem=pem)
 
@@ -102,7 +135,7 @@ class Client:
         purpose: str,
         business_line: str | None = None,
         model_card: dict | None = None,
-    ):
+    ) -> ModelVersion:
         from modelreg.integrations.mlflow.registration import register_from_mlflow
 
         return register_from_mlflow(
@@ -118,7 +151,7 @@ class Client:
             model_card=model_card,
         )
 
-    def update_card(self, name: str, version: str, **fields: Any):
+    def update_card(self, name: str, version: str, **fields: Any) -> ModelVersion:
         return self.registry.update_card(name, version, fields)
 
     def attach_data(
@@ -130,7 +163,7 @@ class Client:
         data: Any,
         name_hint: str | None = None,
         owner: str | None = None,
-    ):
+    ) -> Dataset:
         import pandas as pd
 
         from modelreg.datasets import attach_file, attach_frame
@@ -147,25 +180,25 @@ class Client:
             )
         return attach_file(self.registry, name, version, role=role, path=data, owner=owner)
 
-    def submit(self, name: str, version: str):
+    def submit(self, name: str, version: str) -> TransitionResult:
         return self.registry.submit(name, version)
 
-    def send_back(self, name: str, version: str, *, reason: str):
+    def send_back(self, name: str, version: str, *, reason: str) -> TransitionResult:
         return self.registry.send_back(name, version, reason=reason)
 
-    def deploy(self, name: str, version: str, *, replace: str | None = None):
+    def deploy(self, name: str, version: str, *, replace: str | None = None) -> TransitionResult:
         return self.registry.deploy(name, version, replace=replace)
 
-    def suspend(self, name: str, version: str, *, reason: str):
+    def suspend(self, name: str, version: str, *, reason: str) -> TransitionResult:
         return self.registry.suspend(name, version, reason=reason)
 
-    def resume(self, name: str, version: str, *, reason: str):
+    def resume(self, name: str, version: str, *, reason: str) -> TransitionResult:
         return self.registry.resume(name, version, reason=reason)
 
-    def retire(self, name: str, version: str, *, reason: str):
+    def retire(self, name: str, version: str, *, reason: str) -> TransitionResult:
         return self.registry.retire(name, version, reason=reason)
 
-    def list(self, stage: str | None = None):
+    def list(self, stage: str | None = None) -> list[ModelVersion]:
         return self.registry.list(stage)
 
     def show(self, name: str, version: str) -> VersionView:
@@ -179,7 +212,7 @@ class Client:
         )
 
     # -- governance ----------------------------------------------------------------------------------
-    def _evaluate(self, purpose: str, name: str, version: str, data: Any, **kw: Any):
+    def _evaluate(self, purpose: str, name: str, version: str, data: Any, **kw: Any) -> Evaluation:
         from modelreg.governance.runner import EvaluationInput
         from modelreg.governance.service import run_evaluation
 
@@ -197,18 +230,18 @@ class Client:
             self.registry, name, version, EvaluationInput(data=data, **kw), purpose=purpose, policy=policy
         )
 
-    def precheck(self, name: str, version: str, *, data: Any, **kw: Any):
+    def precheck(self, name: str, version: str, *, data: Any, **kw: Any) -> Evaluation:
         """Run the submit gate's machine controls now; the returned evaluation shows what would fail, with
         the clauses, as a table in Jupyter."""
         return self._evaluate("precheck", name, version, data, **kw)
 
-    def validate(self, name: str, version: str, *, data: Any, **kw: Any):
+    def validate(self, name: str, version: str, *, data: Any, **kw: Any) -> Evaluation:
         return self._evaluate("validation", name, version, data, **kw)
 
-    def monitor(self, name: str, version: str, *, data: Any, **kw: Any):
+    def monitor(self, name: str, version: str, *, data: Any, **kw: Any) -> Evaluation:
         return self._evaluate("monitoring", name, version, data, **kw)
 
-    def findings(self, name: str, version: str):
+    def findings(self, name: str, version: str) -> list[Evaluation]:
         from modelreg.governance.service import latest
 
         return latest(self.registry, name, version)
@@ -221,12 +254,14 @@ class Client:
         role: str,
         comment: str | None = None,
         key_path: str | Path | None = None,
-    ):
+    ) -> dict:
         from modelreg.governance.service import approve
 
         return approve(self.registry, name, version, role=role, comment=comment, key_path=key_path)
 
-    def reject(self, name: str, version: str, *, role: str, comment: str, key_path: str | Path | None = None):
+    def reject(
+        self, name: str, version: str, *, role: str, comment: str, key_path: str | Path | None = None
+    ) -> dict:
         from modelreg.governance.service import approve
 
         return approve(
@@ -241,7 +276,7 @@ class Client:
         control: str,
         comment: str | None = None,
         key_path: str | Path | None = None,
-    ):
+    ) -> dict:
         from modelreg.governance.service import attest
 
         return attest(self.registry, name, version, control_id=control, comment=comment, key_path=key_path)
@@ -256,7 +291,7 @@ class Client:
         reason: str,
         gate: str = "deploy",
         key_path: str | Path | None = None,
-    ):
+    ) -> dict:
         from modelreg.governance.service import waive
 
         return waive(
@@ -270,13 +305,17 @@ class Client:
             key_path=key_path,
         )
 
-    def gate_check(self, name: str, version: str, action: str = "deploy"):
-        gate = {"submit": "submit", "deploy": "deploy", "retire": "retire"}[action]
+    def gate_check(self, name: str, version: str, action: str = "deploy") -> list[Unmet]:
+        gate = gate_of(action)
+        if gate not in GATES:
+            from modelreg.errors import BadInput
+
+            raise BadInput(f"action must be one of {', '.join(GATES)}. Got {action!r} instead.")
         return self.registry.gate_check(name, version, gate, action)
 
     # -- audit ---------------------------------------------------------------------------------------
-    def audit_log(self, name: str | None = None, version: str | None = None):
+    def audit_log(self, name: str | None = None, version: str | None = None) -> list[AuditEvent]:
         return self.registry.audit_log(name, version)
 
-    def audit_verify(self, checkpoint: str | Path | None = None):
+    def audit_verify(self, checkpoint: str | Path | None = None) -> VerifyReport:
         return self.registry.audit_verify(checkpoint)

@@ -461,26 +461,12 @@ class ModelError(RuntimeError):
     """A model could not be loaded or failed to predict."""
 
 
-def load_model(model: Any) -> Any:
-    """An object with ``predict``/``predict_proba``, or an MLflow model URI loaded through pyfunc."""
+def check_model(model: Any) -> Any:
+    """The model object itself once it can score: monitors take loaded models (the caller loads URIs)."""
     if isinstance(model, (str, Path)):
-        try:
-            import mlflow.pyfunc  # lazy: only commands that must run the model pay for it
-        except ImportError as exc:  # pragma: no cover - mlflow is a dependency
-            raise ModelError("mlflow is needed to load a model URI") from exc
-        try:
-            # A scikit-learn flavour loads natively so predict_proba gives scores; pyfunc's predict would
-            # give hard 0/1 labels for a classifier logged the default way, silently wrong as scores.
-            import mlflow.sklearn
-
-            try:
-                return mlflow.sklearn.load_model(str(model))
-            except Exception:
-                return mlflow.pyfunc.load_model(str(model))
-        except Exception as exc:
-            raise ModelError(
-                f"cannot load model {model}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            ) from exc
+        raise ModelError(
+            f"model must be a loaded model object, not a path or URI. Got {model!s} instead: load it first"
+        )
     if not (hasattr(model, "predict") or hasattr(model, "predict_proba")):
         raise ModelError(f"model must have predict or predict_proba. Got {type(model).__name__} instead.")
     return model

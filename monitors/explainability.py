@@ -34,11 +34,11 @@ from monitors.base import (
     ParameterError,
     ParamSpec,
     check_columns,
+    check_model,
     fingerprint,
     invalid_result,
     library_versions,
     load_frame,
-    load_model,
     predict_scores,
 )
 from monitors.base import (
@@ -231,7 +231,7 @@ class ExplainabilityMonitor(Monitor):
                 raise ModelError(
                     "explainability needs a model (an object with predict/predict_proba or a model URI)"
                 )
-            fitted = load_model(model)
+            fitted = check_model(model)
             fitted = _unwrap(fitted)
             frame = load_frame(current)
             X, n_bad = _clean(frame, features, "current")

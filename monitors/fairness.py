@@ -33,11 +33,11 @@ from monitors.base import (
     ParameterError,
     ParamSpec,
     check_columns,
+    check_model,
     fingerprint,
     invalid_result,
     library_versions,
     load_frame,
-    load_model,
     numeric_values,
     predict_scores,
     write_artifact,
@@ -240,7 +240,7 @@ class FairnessMonitor(Monitor):
             score = numeric_values(frame[spec.score], spec.score)
         elif model is not None and not has_pred:
             check_columns(frame, spec.feature_names, "current")
-            fitted = load_model(model)
+            fitted = check_model(model)
             score = predict_scores(fitted, frame[spec.feature_names])
             if score.shape != (n,):
                 raise ModelError(f"model must return one score per row. Got shape {score.shape} instead.")

@@ -59,11 +59,11 @@ from monitors.base import (
     MonitorResult,
     ParameterError,
     ParamSpec,
+    check_model,
     fingerprint,
     invalid_result,
     library_versions,
     load_frame,
-    load_model,
     numeric_values,
     predict_scores,
     write_artifact,
@@ -244,7 +244,7 @@ class PerformanceMonitor(Monitor):
                 raise DataInputError(
                     f"current data is missing feature column(s) {missing} that the model needs"
                 )
-            loaded = load_model(model)
+            loaded = check_model(model)
             scores = predict_scores(loaded, frame[spec.feature_names])
             if scores.shape != (len(frame),):
                 raise ModelError(

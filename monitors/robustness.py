@@ -32,11 +32,11 @@ from monitors.base import (
     ParameterError,
     ParamSpec,
     check_columns,
+    check_model,
     fingerprint,
     invalid_result,
     library_versions,
     load_frame,
-    load_model,
     numeric_values,
     predict_scores,
     write_artifact,
@@ -156,7 +156,7 @@ class RobustnessMonitor(Monitor):
                 raise ModelError(
                     "robustness needs a model (an object with predict/predict_proba or a model URI)"
                 )
-            fitted = load_model(model)
+            fitted = check_model(model)
             frame = load_frame(current)
             check_columns(frame, features, "current")
             X = frame[features]

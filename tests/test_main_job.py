@@ -57,7 +57,7 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reg(demo):
-    from modelreg.api import open_registry
+    from modelreg.client import open_registry
 
     _, _, _, settings = demo
     registry = open_registry(settings, actor="audrey")

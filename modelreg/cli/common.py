@@ -28,7 +28,7 @@ class CliContext:
 
     def registry(self):
         if self._registry is None:
-            from modelreg.api import open_registry
+            from modelreg.client import open_registry
 
             self._registry = open_registry(self.settings, actor=self.actor)
         return self._registry

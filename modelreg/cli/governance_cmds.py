@@ -7,6 +7,10 @@ from collections.abc import Callable
 import click
 
 from modelreg.cli.common import CliContext, emit, json_option, pass_ctx
+from modelreg.domain.roles import Role
+from modelreg.domain.stages import EVALUATION_PURPOSES
+
+SIGNING_ROLES = (Role.VALIDATOR.value, Role.APPROVER.value)  # who signs approvals and rejections
 
 
 def _data_options(fn: Callable) -> Callable:
@@ -147,7 +151,7 @@ def monitor_cmd(obj: CliContext, name: str, version: str, as_json: bool, **optio
 @click.argument("version")
 @click.option(
     "--purpose",
-    type=click.Choice(["precheck", "validation", "monitoring"]),
+    type=click.Choice(list(EVALUATION_PURPOSES)),
     help="Only this kind of evaluation.",
 )
 @json_option
@@ -190,7 +194,7 @@ def _sign_output(result: dict, as_json: bool, what: str) -> None:
 @click.command("approve")
 @click.argument("name")
 @click.argument("version")
-@click.option("--role", required=True, type=click.Choice(["validator", "approver"]))
+@click.option("--role", required=True, type=click.Choice(SIGNING_ROLES))
 @click.option("--comment")
 @click.option(
     "--key",
@@ -214,7 +218,7 @@ def approve_cmd(obj: CliContext, name, version, role, comment, key_path, as_json
 @click.command("reject")
 @click.argument("name")
 @click.argument("version")
-@click.option("--role", required=True, type=click.Choice(["validator", "approver"]))
+@click.option("--role", required=True, type=click.Choice(SIGNING_ROLES))
 @click.option("--comment", required=True)
 @click.option("--key", "key_path", type=click.Path(dir_okay=False))
 @json_option

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, table
+from modelreg.domain.stages import REPLACEMENTS, DataRole, RiskTier, Stage, values
 
 
 def _version_line(v) -> str:
@@ -17,7 +18,7 @@ def _version_line(v) -> str:
 @pass_ctx
 def init_cmd(obj: CliContext, as_json: bool) -> None:
     """Create or upgrade the registry schema. Safe to run again."""
-    from modelreg.api import open_registry
+    from modelreg.client import open_registry
 
     result = open_registry(obj.settings, actor=obj.actor).init()
     url = obj.settings.database_url
@@ -43,7 +44,7 @@ def init_cmd(obj: CliContext, as_json: bool) -> None:
 @click.option(
     "--risk-tier",
     required=True,
-    type=click.Choice(["high", "medium", "low"]),
+    type=click.Choice(values(RiskTier)),
     help="NFRA 2025 item 24 classification.",
 )
 @click.option("--purpose", required=True, help="What decisions the model supports.")
@@ -94,7 +95,7 @@ def register_cmd(
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["training", "validation", "holdout", "reference", "monitoring"]),
+    type=click.Choice(values(DataRole)),
 )
 @click.option("--data", "path", required=True, type=click.Path(dir_okay=True), help="CSV or Parquet file.")
 @click.option("--owner", help="Accountable data owner.")
@@ -160,7 +161,7 @@ def card_cmd(
 
 
 @click.command("list")
-@click.option("--stage", type=click.Choice(["develop", "validate", "deploy", "retire"]))
+@click.option("--stage", type=click.Choice(values(Stage)))
 @click.option("--model", "model_name", help="Only this model.")
 @json_option
 @pass_ctx
@@ -265,7 +266,7 @@ def send_back_cmd(obj: CliContext, name: str, version: str, reason: str, as_json
 @click.argument("version")
 @click.option(
     "--replace",
-    type=click.Choice(["retire", "demote"]),
+    type=click.Choice(list(REPLACEMENTS)),
     is_flag=False,
     flag_value="retire",
     default=None,

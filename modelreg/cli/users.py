@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, table
+from modelreg.domain.roles import Role
+from modelreg.domain.stages import values
 
 
 @click.group("user")
@@ -21,7 +23,7 @@ def user_group() -> None:
     "roles",
     multiple=True,
     required=True,
-    type=click.Choice(["developer", "validator", "approver", "operator", "auditor", "admin"]),
+    type=click.Choice(values(Role)),
 )
 @click.option(
     "--public-key", type=click.Path(exists=True, dir_okay=False), help="The user's Ed25519 public key (PEM)."

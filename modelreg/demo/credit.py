@@ -253,13 +253,9 @@ def pip_requirements() -> list[str]:
 def ensure_experiment(settings: Any, name: str = EXPERIMENT) -> str:
     """The MLflow experiment, with its artifacts under the configured ``MLFLOW_ARTIFACT_ROOT`` (MLflow would
     otherwise write ./mlruns wherever the process happens to run)."""
-    import mlflow
+    from modelreg.integrations.mlflow.models import ensure_experiment as _ensure
 
-    existing = mlflow.get_experiment_by_name(name)
-    if existing is not None:
-        return str(existing.experiment_id)
-    location = (Path(settings.mlflow_artifact_root) / "experiments" / name).resolve().as_uri()
-    return str(mlflow.create_experiment(name, artifact_location=location))
+    return _ensure(settings.mlflow_artifact_root, name)
 
 
 @dataclass(frozen=True)
@@ -290,9 +286,9 @@ def log_model_run(
 ) -> LoggedModel:
     """One MLflow run: parameters, hold-out metrics, the training and hold-out data sets as inputs, and the
     model (scikit-learn flavour) with its signature and pinned requirements; optionally registered."""
-    import mlflow
-    from mlflow.models import infer_signature
     from sklearn.metrics import roc_auc_score
+
+    from modelreg.integrations.mlflow.models import log_sklearn_run
 
     cols = [str(c) for c in model.feature_names_in_]
     scores = model.predict_proba(holdout[cols])[:, 1]
@@ -300,48 +296,36 @@ def log_model_run(
     warnings.filterwarnings(
         "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
     )
-    with mlflow.start_run(run_name=run_name, experiment_id=experiment_id, tags=tags or {}) as run:
-        mlflow.log_params(
-            {
-                "model": type(model).__name__,
-                "features": ",".join(cols),
-                **{
-                    k: v
-                    for k, v in model.get_params().items()
-                    if k
-                    in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "random_state")
-                },
-            }
-        )
-        mlflow.log_metrics(
-            {
-                "holdout_auc": float(roc_auc_score(holdout[TARGET], scores)),
-                "holdout_default_rate": float(holdout[TARGET].mean()),
-            }
-        )
-        mlflow.log_input(
-            mlflow.data.from_pandas(train, targets=TARGET, name="german-credit-train"), context="training"
-        )
-        mlflow.log_input(
-            mlflow.data.from_pandas(holdout, targets=TARGET, name="german-credit-holdout"),
-            context="validation",
-        )
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(train[cols], scores),
-            pip_requirements=pip_requirements(),
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            # A PD model's output is a probability: pyfunc users (monitors given a URI, `evidence recompute`)
-            # get the score, not a 0/1 label.
-            pyfunc_predict_fn="predict_proba",
-            registered_model_name=registered_model_name,
-        )
-    version = getattr(info, "registered_model_version", None)
-    return LoggedModel(
-        run.info.run_id, info.model_uri, registered_model_name, str(version) if version is not None else None
+    run_id, model_uri, version = log_sklearn_run(
+        model,
+        run_name=run_name,
+        experiment_id=experiment_id,
+        tags=tags or {},
+        params={
+            "model": type(model).__name__,
+            "features": ",".join(cols),
+            **{
+                k: v
+                for k, v in model.get_params().items()
+                if k in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "random_state")
+            },
+        },
+        metrics={
+            "holdout_auc": float(roc_auc_score(holdout[TARGET], scores)),
+            "holdout_default_rate": float(holdout[TARGET].mean()),
+        },
+        inputs=[
+            (train, TARGET, "german-credit-train", "training"),
+            (holdout, TARGET, "german-credit-holdout", "validation"),
+        ],
+        signature_input=train[cols],
+        signature_output=scores,
+        pip_requirements=pip_requirements(),
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # A PD model's output is a probability: pyfunc users (`evidence recompute`) get the score, not a label.
+        registered_model_name=registered_model_name,
     )
+    return LoggedModel(run_id, model_uri, registered_model_name, version)
 
 
 def drifted_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 1) -> pd.DataFrame:

@@ -78,8 +78,7 @@ class _Abort(Exception):
 
 class Demo:
     def __init__(self, settings: Any, *, say: Callable[[str], None] = print, debug: bool = False) -> None:
-        from modelreg.api import open_registry
-        from modelreg.client import Client
+        from modelreg.client import Client, open_registry
 
         # Each cast member signs with their own key under <home>/keys, whatever MODELREG_SIGNING_KEY says.
         self.settings = settings.with_overrides(signing_key=None)
@@ -139,14 +138,13 @@ class Demo:
         import logging
         import os
 
-        import mlflow
+        from modelreg.integrations.mlflow.models import use_stores
 
         # MLflow 3.17 refuses to deserialise any model (even the safe skops format) unless this is set. The
         # validator loads models the demo trained moments ago in this very process: trusted.
         os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
         logging.getLogger("mlflow").setLevel(logging.WARNING)
-        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
-        mlflow.set_registry_uri(self.settings.mlflow_registry_uri)
+        use_stores(self.settings)
         self.say("modelreg demo — 德国信贷数据全生命周期演示 · German credit through the whole lifecycle")
         self.say(
             f"registry: {_redact(self.settings.database_url)}   MLflow: {_redact(self.settings.mlflow_tracking_uri)}"
@@ -450,11 +448,9 @@ class Demo:
             )
 
     def _mlflow_alias(self) -> str | None:
-        from mlflow import MlflowClient
+        from modelreg.integrations.mlflow import MlflowGateway
 
-        aliases = MlflowClient().get_registered_model(self.model).aliases or {}
-        version = aliases.get(self.settings.mlflow_alias)
-        return str(version) if version is not None else None
+        return MlflowGateway.from_settings(self.settings).get_alias(self.model, self.settings.mlflow_alias)
 
     def _deploy(self) -> None:
         clean = self.versions["clean"]
@@ -748,7 +744,7 @@ def refuse_if_used(settings: Any) -> None:
     path = _sqlite_path(settings.database_url)
     if path is not None and not path.exists():
         return
-    from modelreg.api import open_registry
+    from modelreg.client import open_registry
     from modelreg.errors import SchemaError
 
     registry = open_registry(settings, actor="admin")

@@ -193,9 +193,9 @@ def recompute(
         MonitorResult,
         ParameterError,
         ReferenceProfile,
+        check_model,
         fingerprint,
         get_monitor,
-        load_model,
         predict_scores,
     )
 
@@ -250,12 +250,12 @@ def recompute(
     fitted = None
     if isinstance(model, str | Path):
         # The loader the registry's own runs use (scikit-learn flavour first, so SHAP sees the same model).
-        from modelreg.governance.runner import load_model as load_uri
+        from modelreg.integrations.mlflow.models import load_model as load_uri
 
         fitted, _note = load_uri(str(model))
     elif model is not None:
         try:
-            fitted = load_model(model)
+            fitted = check_model(model)
         except ModelError as exc:
             raise BadInput(str(exc)) from None
     missing_score = spec.score is not None and spec.score not in current.columns

@@ -87,29 +87,6 @@ def _model_features(model: Any) -> list[str] | None:
     return None
 
 
-def load_model(uri: str):
-    """Load a model to run it (validate/monitor only). A scikit-learn flavour is loaded natively so SHAP can
-    use a fast explainer; anything else goes through MLflow's pyfunc. Either way it runs in this process."""
-    from modelreg.errors import BadInput as _Bad
-
-    try:
-        import mlflow.sklearn
-
-        try:
-            return mlflow.sklearn.load_model(
-                uri
-            ), f"loaded {uri} with mlflow.sklearn in the validator's own process"
-        except Exception:
-            import mlflow.pyfunc
-
-            return mlflow.pyfunc.load_model(
-                uri
-            ), f"loaded {uri} with mlflow.pyfunc in the validator's own process"
-    except Exception as exc:
-        first = str(exc).strip().splitlines()
-        raise _Bad(f"cannot load model {uri}: {first[0] if first else type(exc).__name__}") from None
-
-
 def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
     """(spec, current frame with a score column, reference frame, model, model note)."""
     import numpy as np
@@ -120,6 +97,8 @@ def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
     reference = _load(inp.reference, "--reference") if inp.reference is not None else None
     model, note = inp.model, None
     if model is None and inp.model_uri:
+        from modelreg.integrations.mlflow.models import load_model
+
         model, note = load_model(inp.model_uri)
     for col in [c for c in (inp.target, inp.prediction, inp.score, *inp.sensitive) if c]:
         if col not in current.columns:
@@ -336,6 +315,8 @@ def _run_scaled(
         )
     model, note = inp.model, None
     if model is None and inp.model_uri:
+        from modelreg.integrations.mlflow.models import load_model
+
         model, note = load_model(inp.model_uri)
     try:
         spec = spec_from_source(

@@ -191,7 +191,7 @@ def test_role_checks_are_deny_by_default(registry):
 
 
 def test_first_user_must_be_admin(db_url, settings_for):
-    from modelreg.api import open_registry
+    from modelreg.client import open_registry
 
     reg = open_registry(settings_for(db_url), actor="someone")
     reg.init()

@@ -62,8 +62,7 @@ def german():
 @pytest.fixture
 def governed(db_url, settings_for):
     """A Client with the full plug-ins (policy gates), the usual cast, and a registered key per user."""
-    from modelreg.api import open_registry
-    from modelreg.client import Client
+    from modelreg.client import Client, open_registry
 
     reg = open_registry(settings_for(db_url), actor="admin")
     reg.init()

@@ -295,13 +295,20 @@ def test_mlflow_pyfunc_uri_is_unwrapped_to_the_tree_model(tmp_path: Path):
 
     path = tmp_path / "model"
     mlflow.lightgbm.save_model(lgbm_model(), str(path))
+    # monitors take loaded models: modelreg loads URIs through its MLflow integration (the only mlflow importer)
+    from modelreg.errors import BadInput
+    from modelreg.integrations.mlflow.models import load_model
+
+    loaded, _note = load_model(str(path))
     res = ExplainabilityMonitor().run(
-        german_spec(), current=german_encoded(), model=str(path), params={"sample_size": 100}
+        german_spec(), current=german_encoded(), model=loaded, params={"sample_size": 100}
     )
     assert res.status is MetricStatus.OK, res.reason
     assert res.metric("additivity_max_residual").counts["explainer"] == "TreeExplainer"
     assert isinstance(get_monitor("explainability"), ExplainabilityMonitor)
+    with pytest.raises(BadInput, match="cannot load model"):
+        load_model(str(tmp_path / "nope"))
     broken = ExplainabilityMonitor().run(
         german_spec(), current=german_encoded(), model=str(tmp_path / "nope")
     )
-    assert broken.status is MetricStatus.INVALID_INPUT and "cannot load model" in broken.reason
+    assert broken.status is MetricStatus.INVALID_INPUT and "must be a loaded model object" in broken.reason

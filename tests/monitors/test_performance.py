@@ -202,7 +202,11 @@ def test_mlflow_model_uri_is_loaded_and_scored(german, tmp_path):
     mlflow.sklearn.save_model(german.model, str(path), pyfunc_predict_fn="predict_proba")
     cur = german.encoded.iloc[german.current_index].reset_index(drop=True)
     spec = ColumnSpec(german.spec.features, target="bad")
-    res = PerformanceMonitor().run(spec, current=cur.drop(columns=["score", "pred"]), model=str(path))
+    # monitors take loaded models: modelreg loads URIs through its MLflow integration (the only mlflow importer)
+    from modelreg.integrations.mlflow.models import load_model
+
+    loaded, _note = load_model(str(path))
+    res = PerformanceMonitor().run(spec, current=cur.drop(columns=["score", "pred"]), model=loaded)
     assert res.status is MetricStatus.OK, res.reason
     assert res.value("auc") == pytest.approx(roc_auc_score(cur["bad"], cur["score"]), rel=1e-12)
 

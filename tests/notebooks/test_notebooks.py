@@ -56,7 +56,7 @@ def test_notebooks_run_in_order_and_do_what_they_say(tmp_path, notebook_env):
 
     from mlflow import MlflowClient
 
-    from modelreg.api import open_registry
+    from modelreg.client import open_registry
     from modelreg.governance.service import latest
     from modelreg.settings import load
 
