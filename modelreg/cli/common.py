@@ -70,6 +70,16 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     if not rows:
         return "(none)"
     cells = [[str(c) if c is not None else "" for c in r] for r in rows]
+    if all(len(r) == len(headers) for r in cells):
+        # One format string for every line: `modelreg list` prints 10,000 of them.
+        widths = [
+            max(len(h), max(map(len, col))) for h, col in zip(headers, zip(*cells, strict=True), strict=True)
+        ]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        return "\n".join(
+            [fmt.format(*headers).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
+            + [fmt.format(*r).rstrip() for r in cells]
+        )
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])

@@ -7,10 +7,12 @@ import Alembic on the CLI's start-up path.
 from __future__ import annotations
 
 from pathlib import Path
-
-from sqlalchemy import Engine, inspect, text
+from typing import TYPE_CHECKING
 
 from modelreg.errors import SchemaError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by the functions that use it: `list` checks revisions without it
+    from sqlalchemy import Engine
 
 VERSION_TABLE = "modelreg_alembic_version"
 HEAD_REVISION = "0001"
@@ -28,6 +30,8 @@ def _alembic_config(connection):
 
 
 def current_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect, text
+
     with engine.connect() as conn:
         if not inspect(conn).has_table(VERSION_TABLE):
             return None
@@ -36,7 +40,11 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def check_schema(engine: Engine) -> None:
-    revision = current_revision(engine)
+    check_revision(current_revision(engine))
+
+
+def check_revision(revision: str | None) -> None:
+    """Refuse, with what to do, a schema revision this modelreg cannot work on (None: not initialised)."""
     if revision == HEAD_REVISION:
         return
     if revision is None:
@@ -54,6 +62,7 @@ def check_schema(engine: Engine) -> None:
 def init_schema(engine: Engine) -> tuple[str | None, str]:
     """Create or upgrade to head; idempotent. Returns (revision before, revision after)."""
     from alembic import command
+    from sqlalchemy import inspect
 
     before = current_revision(engine)
     if before is not None and before not in KNOWN_REVISIONS:
