@@ -540,7 +540,8 @@ def check_load(env: dict[str, str], report: LoadReport) -> list[str]:
             problems.append(
                 f"acknowledged vs logged counts differ (acked, logged): {dict(list(diff.items())[:5])}"
             )
-        with reg._read() as s:
+        with reg.reading() as rd:
+            s = rd.session
             n_eval = s.execute(select(func.count()).select_from(EvaluationRow)).scalar_one()
             n_signed = s.execute(select(func.count()).select_from(SignedRecordRow)).scalar_one()
             n_find = s.execute(select(func.count()).select_from(FindingRow)).scalar_one()

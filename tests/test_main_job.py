@@ -210,8 +210,8 @@ def test_monitoring_breach_is_an_auc_drop_beyond_the_threshold(reg, report):
     # auc_drop is the validation AUC minus the monitoring AUC, both stored with their evaluations.
     from modelreg.governance import records
 
-    with reg._read() as session:
-        auc = {ev.purpose: records.monitor_results(session, ev.id)["performance"] for ev in (mon, val)}
+    with reg.reading() as rd:
+        auc = {ev.purpose: records.monitor_results(rd.session, ev.id)["performance"] for ev in (mon, val)}
     get = lambda r: next(m["value"] for m in r["metrics"] if m["name"] == "auc" and m.get("feature") is None)  # noqa: E731
     assert breach.detail["value"] == pytest.approx(get(auc["validation"]) - get(auc["monitoring"]), abs=1e-9)
 
