@@ -170,6 +170,9 @@ def repair(reg: Registry) -> list[Divergence]:
     alias = reg.settings.mlflow_alias
     with reg._write() as session:
         reg._authorize(session, "sync")
+        # Project only what the log proves: a stage edited in the table must not reach MLflow's alias.
+        for model in sorted({d.model for d in found}):
+            reg._guard(session, model)
         for d in found:
             if d.kind == "alias":
                 if d.expected is None:

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from modelreg import clock
 from modelreg.audit import log as audit_log
+from modelreg.audit.event_signing import KEY_EVENTS, SIGNING_KEY_EVENT, EventSigner
+from modelreg.audit.replay import ReplayReport, card_digest
 from modelreg.domain.entities import AuditEvent, Dataset, ModelVersion, TransitionRecord, User, VerifyReport
 from modelreg.domain.roles import PERMISSIONS, Role, allowed
 from modelreg.domain.stages import RiskTier, Stage, Transition, allowed_actions, find_transition
@@ -86,6 +88,8 @@ class Registry:
         self.evaluation_projections: list[Callable[..., str | None]] = []
         self._schema_checked = False
         self._db_role: str | bool | None = False
+        self._event_signer: EventSigner | None = None
+        self._key_introduced = False
 
     # -- plumbing -----------------------------------------------------------------------------------
     def as_user(self, name: str) -> Registry:
@@ -94,6 +98,8 @@ class Registry:
         other.projections = self.projections
         other.evaluation_projections = self.evaluation_projections
         other._schema_checked = self._schema_checked
+        other._event_signer = self._event_signer
+        other._key_introduced = self._key_introduced
         return other
 
     def _check_schema(self) -> None:
@@ -156,6 +162,26 @@ class Registry:
             )
         return user
 
+    def _guard(self, session: Session, model: str | None = None, version: str | None = None) -> None:
+        """Refuse to act on rows the audit log does not prove (see ``modelreg.audit.replay``), or on a log whose
+        newest event the registry did not sign (a well-formed event appended by someone without the key)."""
+        from modelreg.audit.replay import guard
+
+        size, _ = audit_log.state(session)
+        if size:
+            audit_log.check_custody(session, size - 1, self.event_signer())
+        guard(session, model=model, version=None if version is None else str(version))
+
+    def event_signer(self) -> EventSigner:
+        """The registry's event key (kept outside the database, like the checkpoint key: the same file)."""
+        if self._event_signer is None:
+            from modelreg import signing
+
+            self._event_signer = EventSigner.from_private_key(
+                signing.ensure_key(self.settings.audit_key_path)
+            )
+        return self._event_signer
+
     def _event(
         self,
         session: Session,
@@ -165,6 +191,19 @@ class Registry:
         version: str | None = None,
         payload: dict | None = None,
     ) -> AuditEvent:
+        signer = self.event_signer()
+        if not self._key_introduced and event not in KEY_EVENTS:
+            # A log from before signed events: its first signed event must introduce the key it is signed with.
+            if not audit_log.signing_enabled(session):
+                audit_log.append_event(
+                    session,
+                    SIGNING_KEY_EVENT,
+                    actor=self.actor,
+                    payload=signer.key_event_payload(),
+                    db_role=self.db_role(session),
+                    signer=signer,
+                )
+            self._key_introduced = True
         return audit_log.append_event(
             session,
             event,
@@ -173,6 +212,7 @@ class Registry:
             version=version,
             payload=payload or {},
             db_role=self.db_role(session),
+            signer=signer,
         )
 
     # -- schema and users ---------------------------------------------------------------------------
@@ -191,7 +231,15 @@ class Registry:
         self._schema_checked = True
         if before is None:
             with write_session(self.engine) as session:
-                self._event(session, "registry.initialized", payload={"schema_revision": after})
+                payload = {"schema_revision": after, "event_key": self.event_signer().key_event_payload()}
+                self._event(session, "registry.initialized", payload=payload)
+                self._key_introduced = True
+        elif before != after:
+            with write_session(self.engine) as session:
+                if not audit_log.signing_enabled(session):
+                    # Upgraded from unsigned events: from here on every event is signed with this key.
+                    self._event(session, SIGNING_KEY_EVENT, payload=self.event_signer().key_event_payload())
+                self._key_introduced = True
         return {
             "before": before,
             "after": after,
@@ -223,6 +271,7 @@ class Registry:
                     )
             else:
                 self._authorize(session, "user.add")
+                self._guard(session)
             if repo.user_row(session, name) is not None:
                 raise AlreadyExists(f"user {name!r} already exists")
             now = clock.now()
@@ -239,6 +288,29 @@ class Registry:
             session.flush()
             return repo.to_user(row)
 
+    def set_roles(self, name: str, roles: list[str] | tuple[str, ...]) -> User:
+        """Replace a user's roles (an admin's decision, audited). No roles: the user stays on record, for the
+        history, but can no longer act."""
+        roles = tuple(dict.fromkeys(roles))
+        bad = [r for r in roles if r not in ROLE_NAMES]
+        if bad:
+            raise BadInput(f"role must be one of {', '.join(ROLE_NAMES)}. Got {', '.join(bad)} instead.")
+        with self._write() as session:
+            self._authorize(session, "user.roles")
+            self._guard(session)
+            row = repo.user_row(session, name)
+            if row is None:
+                raise NotFound(f"user {name!r} is not registered")
+            if name == self.actor and Role.ADMIN.value not in roles:
+                raise BadInput("an admin cannot take the admin role from themselves; another admin must")
+            before = list(row.roles or [])
+            row.roles = list(roles)
+            self._event(
+                session, "user.roles_changed", payload={"user": name, "roles": list(roles), "before": before}
+            )
+            session.flush()
+            return repo.to_user(row)
+
     def register_key(self, public_key_pem: str, *, user: str | None = None) -> User:
         from modelreg import signing
 
@@ -246,6 +318,7 @@ class Registry:
         kid = signing.key_id(signing.load_public_key(public_key_pem.encode()))
         with self._write() as session:
             me = self._authorize(session, "keys.register")
+            self._guard(session)
             if target != self.actor and (me is None or Role.ADMIN.value not in me.roles):
                 raise PermissionDenied("only an admin may register a key for another user")
             row = repo.user_row(session, target)
@@ -299,6 +372,7 @@ class Registry:
         info = dict(mlflow_info or {})
         with self._write() as session:
             self._authorize(session, "register")
+            self._guard(session, name)
             if repo.user_row(session, owner) is None:
                 raise NotFound(
                     f"owner {owner!r} is not a registered user: add them first with `modelreg user add`"
@@ -366,6 +440,7 @@ class Registry:
                     "mlflow_run_id": info.get("run_id"),
                     "model_uri": info.get("model_uri"),
                     "artifact_digest": info.get("artifact_digest"),
+                    "card_digest": card_digest(row.model_card),
                 },
             )
             self._project(session, "register", result, {})
@@ -393,6 +468,7 @@ class Registry:
             raise BadInput("model card fields must be a non-empty mapping")
         with self._write() as session:
             self._authorize(session, "update_card")
+            self._guard(session, name, version)
             model, row = repo.version_rows(session, name, version)
             if row.stage not in (Stage.DEVELOP.value,):
                 raise InvalidTransition(
@@ -406,7 +482,7 @@ class Registry:
                 "version.card_updated",
                 model=name,
                 version=str(version),
-                payload={"fields": sorted(fields)},
+                payload={"fields": sorted(fields), "card_digest": card_digest(row.model_card)},
             )
             session.flush()
             return repo.to_version(row, model)
@@ -431,6 +507,7 @@ class Registry:
             raise BadInput(f"data set {dataset_name!r} is empty: {rows} rows")
         with self._write() as session:
             self._authorize(session, "attach_data")
+            self._guard(session, name, version)
             _model, row = repo.version_rows(session, name, version)
             if row.stage == Stage.RETIRE.value:
                 raise InvalidTransition(f"{name} {version} is retired: no data can be attached")
@@ -549,6 +626,7 @@ class Registry:
         reason = _clean(reason, "--reason", required=False, limit=4000)
         with self._write() as session:
             self._authorize(session, action)
+            self._guard(session, name, version)
             model, row = repo.version_rows(session, name, version)
             source = Stage(row.stage)
             transition: Transition | None = find_transition(action, source)
@@ -681,6 +759,7 @@ class Registry:
         action = "suspend" if suspend else "resume"
         with self._write() as session:
             self._authorize(session, action)
+            self._guard(session, name, version)
             model, row = repo.version_rows(session, name, version)
             if row.stage != Stage.DEPLOY.value:
                 raise InvalidTransition(
@@ -752,9 +831,33 @@ class Registry:
         checkpoint = cp_mod.Checkpoint.load(checkpoint_path) if checkpoint_path else None
         self._check_schema()
         report = audit_log.verify_snapshot(self.engine)
-        if checkpoint is None or not report.ok:
+        if report.ok and checkpoint is not None:
+            report = _check_against_checkpoint(self, report, checkpoint, trusted_key)
+        if not report.ok:
             return report
-        return _check_against_checkpoint(self, report, checkpoint, trusted_key)
+        return self._with_replay(report)
+
+    def replay(self, name: str | None = None, version: str | None = None) -> ReplayReport:
+        """The tables against the state the audit log proves (all of it, or one model / version)."""
+        from modelreg.audit.replay import replay
+
+        self._check_schema()
+        return replay(self.engine, model=name, version=version)
+
+    def _with_replay(self, report: VerifyReport) -> VerifyReport:
+        from dataclasses import replace
+
+        replayed = self.replay()
+        if replayed.ok:
+            return replace(report, replay=replayed.to_dict())
+        first = replayed.divergences[0]
+        return replace(
+            report,
+            ok=False,
+            first_bad_seq=first.seq,
+            problem=replayed.first_line(),
+            replay=replayed.to_dict(),
+        )
 
     def audit_checkpoint(self, out: str | Path) -> dict:
         from modelreg import signing
@@ -783,6 +886,45 @@ class Registry:
         pub_path = out.with_suffix(out.suffix + ".pub")
         pub_path.write_bytes(pub)
         return {"checkpoint": json_loads(cp.to_json()), "file": str(out), "public_key": str(pub_path)}
+
+    def rotate_event_key(self) -> dict:
+        """Replace the registry's event key: the new key is introduced by an ``audit.signing_key`` event that the
+        old key endorses, so the chain of keys stays anchored at whichever one an auditor trusts. The old private
+        key is kept beside it (``<key>.<key id>.retired``) for the record, never used again. Other processes
+        holding the old key (a running service) must be restarted: they refuse to write after the rotation."""
+        from modelreg import signing
+
+        old = self.event_signer()
+        path = Path(self.settings.audit_key_path)
+        pub = signing.public_key_path_for(path)
+        retired = path.with_name(f"{path.name}.{old.key_id.split(':')[-1][:16]}.retired")
+        with self._write() as session:
+            self._authorize(session, "audit.rotate_key")
+            self._guard(session)
+            size, _ = audit_log.state(session)
+            if size:
+                audit_log.check_custody(session, size - 1, old)
+            # The key files change inside the transaction: if anything fails, the old key is put back.
+            path.replace(retired)
+            pub.unlink(missing_ok=True)
+            try:
+                new = EventSigner.from_private_key(signing.write_key_pair(path, pub))
+                event = audit_log.append_event(
+                    session,
+                    SIGNING_KEY_EVENT,
+                    actor=self.actor,
+                    payload=new.key_event_payload(previous=old),
+                    db_role=self.db_role(session),
+                    signer=new,
+                )
+            except BaseException:
+                path.unlink(missing_ok=True)
+                pub.unlink(missing_ok=True)
+                retired.replace(path)
+                pub.write_bytes(old.public_key_pem.encode())
+                raise
+        self._event_signer = new
+        return {"seq": event.seq, "key_id": new.key_id, "previous_key_id": old.key_id, "retired_key": str(retired)}
 
     def audit_public_key_pem(self) -> bytes:
         from modelreg import signing

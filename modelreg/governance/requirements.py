@@ -154,9 +154,7 @@ def _req_audit(ctx, control, params) -> list[Unmet]:
     from modelreg.audit import log as audit_log
 
     size, root = audit_log.state(ctx.session)
-    rows = ctx.session.connection().exec_driver_sql(
-        "SELECT seq, canonical, leaf_hash, root_hash, event, model, version FROM audit_events ORDER BY seq"
-    )
+    rows = ctx.session.connection().exec_driver_sql(audit_log.ROWS_SQL)
     report = audit_log.verify_rows(rows, state_size=size, state_root=root)
     return (
         []

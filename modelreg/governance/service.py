@@ -180,6 +180,7 @@ def _store(
     status = draft.status
     suspend = [o for o in draft.outcomes if getattr(o, "suspend", False)]
     with reg._write() as session:
+        reg._guard(session, name, version)
         model_row, row = repo.version_rows(session, name, version)
         _, _, stage = PURPOSES[purpose]
         if row.stage != stage.value:
@@ -379,6 +380,7 @@ def approve(
     with reg._write() as session:
         user = reg._authorize(session, decision)
         assert user is not None
+        reg._guard(session, name, version)
         if role not in user.roles:
             raise PermissionDenied(f"{reg.actor} does not hold the {role} role")
         model_row, row = repo.version_rows(session, name, version)
@@ -469,6 +471,7 @@ def attest(
     with reg._write() as session:
         user = reg._authorize(session, "attest")
         assert user is not None
+        reg._guard(session, name, version)
         if control.attestation.role not in user.roles:
             raise PermissionDenied(
                 f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}"
@@ -553,6 +556,7 @@ def waive(
     with reg._write() as session:
         user = reg._authorize(session, "waive")
         assert user is not None
+        reg._guard(session, name, version)
         model_row, row = repo.version_rows(session, name, version)
         mv = repo.to_version(row, model_row)
         if reg.actor in mv.developers:
