@@ -305,7 +305,11 @@ class _Replay:
         started = time.perf_counter()
         conn = self.conn
         for vid, name, ver in conn.execute(
-            text("SELECT v.id, m.name, v.version FROM model_versions v JOIN models m ON m.id = v.model_id")
+            text(
+                "SELECT v.id, m.name, v.version FROM model_versions v JOIN models m ON m.id = v.model_id"
+                + (" WHERE m.name = :m" if self.model is not None else "")
+            ),
+            {"m": self.model} if self.model is not None else {},
         ):
             self.version_names[int(vid)] = (name, ver)
         vf, vparams = self._version_filter()
@@ -349,7 +353,16 @@ class _Replay:
         ):
             n += 1
             d = json.loads(bytes(canonical))
-            self._fold(int(seq), d, evaluations, signed, transitions)
+            try:
+                self._fold(int(seq), d, evaluations, signed, transitions)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # a payload the registry never writes: name it, never crash on it
+                self.out.add(
+                    "audit_events",
+                    f"#{seq}",
+                    f"{d.get('event')} event with a malformed payload ({exc!r})",
+                    int(seq),
+                )
         evaluations.finish()
         signed.finish()
         transitions.finish()

@@ -67,13 +67,17 @@ def audit_verify_cmd(obj: CliContext, checkpoint: str | None, trusted_key: str |
                 text += f"\n  consistent with checkpoint of size {r.checkpoint['size']} signed by {r.checkpoint['key_id']}"
             sig = r.signatures or {}
             if sig.get("signed_from") is not None:
-                text += f"\n  signed since #{sig['signed_from']} by event key(s) {', '.join(sig['event_keys'])}"
+                text += (
+                    f"\n  signed since #{sig['signed_from']} by event key(s) {', '.join(sig['event_keys'])}"
+                )
                 if sig.get("unsigned_events"):
                     text += f"; {sig['unsigned_events']} earlier event(s) from before signing are unsigned"
             elif r.size:
                 text += f"\n  all {r.size} events are unsigned (written before signed events; `modelreg init` upgrades)"
             if r.replay:
-                text += f"\n  tables agree with the state the log proves ({r.replay['events']} events replayed)"
+                text += (
+                    f"\n  tables agree with the state the log proves ({r.replay['events']} events replayed)"
+                )
             return text
         where = f" (first bad entry: #{r.first_bad_seq})" if r.first_bad_seq is not None else ""
         lines = [f"audit log FAILED verification{where}: {r.problem}"]

@@ -135,7 +135,7 @@ def test_forged_and_stale_approvals_do_not_count(governed, german, tmp_path):
     # and the inserted row has no audit event behind it: the next signing command refuses to act at all
     from modelreg.errors import StateDiverges
 
-    with pytest.raises(StateDiverges, match="signed_records #\\d+: row has no audit event behind it"):
+    with pytest.raises(StateDiverges, match=r"signed_records #\d+: row has no audit event behind it"):
         client.as_user("app2").approve("credit_scoring", "1", role="approver")
     with client.registry.engine.begin() as conn:  # the attacker's row removed, the registry works again
         conn.execute(text("DELETE FROM signed_records WHERE actor = 'app2'"))

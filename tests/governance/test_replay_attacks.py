@@ -44,15 +44,21 @@ def history(governed, german):
         prepare_for_validation(client, german, version=v)
         ev = _validate(client, german, v)
     ev = client.findings("credit_scoring", "1")[0]
-    for cid in [f.control_id for f in ev.findings if f.status in ("fail", "error", "warn")] or ["CHK-PERF-02"]:
-        client.as_user("app1").waive("credit_scoring", "1", control=cid, until=UNTIL, reason="remediation plan")
+    for cid in [f.control_id for f in ev.findings if f.status in ("fail", "error", "warn")] or [
+        "CHK-PERF-02"
+    ]:
+        client.as_user("app1").waive(
+            "credit_scoring", "1", control=cid, until=UNTIL, reason="remediation plan"
+        )
     sign_attestations(client, "credit_scoring", "1", "deploy")
     client.as_user("val").approve("credit_scoring", "1", role="validator")
     client.as_user("app1").approve("credit_scoring", "1", role="approver")
     client.as_user("app2").approve("credit_scoring", "1", role="approver")
     dev = client.as_user("dev").registry
     for v in ("3", "4"):
-        dev.register("credit_scoring", v, owner="dev", risk_tier="high", purpose="PD scoring for consumer loans")
+        dev.register(
+            "credit_scoring", v, owner="dev", risk_tier="high", purpose="PD scoring for consumer loans"
+        )
     # retired through the core registry (no policy gate: the retire gate's attestations are not the point here)
     from modelreg.registry import Registry
 
@@ -121,7 +127,9 @@ def test_every_forged_row_is_detected_and_refused(history):
 
     # 2. a role granted: the developer becomes an approver
     sql(client, "UPDATE users SET roles = :r WHERE name = 'dev'", r=json.dumps(["developer", "approver"]))
-    assert_detected(client, r"users dev: roles are \['approver', 'developer'\], the log granted \['developer'\]")
+    assert_detected(
+        client, r"users dev: roles are \['approver', 'developer'\], the log granted \['developer'\]"
+    )
     assert_refused(client, lambda: client.as_user("dev").registry.submit("credit_scoring", "4"), "users dev")
     sql(client, "UPDATE users SET roles = :r WHERE name = 'dev'", r=json.dumps(["developer"]))
 
@@ -222,7 +230,9 @@ def test_forged_well_formed_event_with_state_advanced_is_caught(history):
     assert f"event #{size} is not signed by the registry's event key" in report.problem
     # and every command that would write refuses, naming the forged event
     before = events(client)
-    with pytest.raises(StateDiverges, match=rf"at #{size}: the event is not signed by the registry's event key"):
+    with pytest.raises(
+        StateDiverges, match=rf"at #{size}: the event is not signed by the registry's event key"
+    ):
         client.as_user("app1").registry.retire("credit_scoring", "4", reason="x")
     with pytest.raises(StateDiverges, match=rf"at #{size}"):
         client.registry.add_user("mallory", ["admin"])
