@@ -632,10 +632,12 @@ def build_large(
     versions: int,
     events: int,
     api_events: int,
+    signer,
     prefix: str = "model",
     chunk: int = 20_000,
 ) -> dict:
-    """Fill an initialised, empty registry (the cast already added). See the module docstring for how."""
+    """Fill an initialised, empty registry (the cast already added). See the module docstring for how.
+    Every event is signed with ``signer`` (the registry's event key), as the registry signs its own."""
     from sqlalchemy import func, insert, select, text
 
     from modelreg import clock
@@ -767,6 +769,7 @@ def build_large(
                     model=name,
                     version=v,
                     payload={"owner": "dev", "risk_tier": "medium", "purpose": "scale benchmark"},
+                    signer=signer,
                 )
                 done += 1
     t_api = time.perf_counter() - t0
@@ -775,8 +778,9 @@ def build_large(
         st = conn.execute(select(AuditStateRow.size, AuditStateRow.frontier)).one()
     size, frontier = int(st.size), [bytes.fromhex(h) for h in st.frontier]
     ins = text(
-        "INSERT INTO audit_events (seq, event, actor, db_role, at, model, version, canonical, leaf_hash, root_hash) "
-        "VALUES (:seq, :event, :actor, NULL, :at, :model, :version, :canonical, :leaf_hash, :root_hash)"
+        "INSERT INTO audit_events (seq, event, actor, db_role, at, model, version, canonical, leaf_hash, root_hash, "
+        "signature) VALUES (:seq, :event, :actor, NULL, :at, :model, :version, :canonical, :leaf_hash, :root_hash, "
+        ":signature)"
     )
     names = ("version.submitted", "evaluation.recorded", "approval.signed", "version.deployed")
     remaining = events - done
@@ -799,6 +803,7 @@ def build_large(
             )
             leaf = audit_log._leaf(data)
             frontier = audit_log.frontier_push(frontier, size, leaf)
+            root = audit_log.frontier_root(frontier)
             batch.append(
                 {
                     "seq": size,
@@ -809,7 +814,8 @@ def build_large(
                     "version": v,
                     "canonical": data,
                     "leaf_hash": leaf,
-                    "root_hash": audit_log.frontier_root(frontier),
+                    "root_hash": root,
+                    "signature": signer.sign(size, leaf, root),
                 }
             )
             size += 1
@@ -870,7 +876,7 @@ def read_ops(reg, name: str, version: str, pack_dir: Path | None) -> dict[str, C
         "show": lambda: client.show(name, version),
         "findings": lambda: latest(reg, name, version),
         "audit log --model": lambda: reg.audit_log(name, version),
-        "audit verify": lambda: reg.audit_verify(),
+        "audit verify": lambda: reg.audit_verify(tables=False),
     }
     if pack_dir is not None:
         try:
@@ -922,7 +928,14 @@ def bench_large(
     reg.init()
     for user, roles in CAST:
         reg.add_user(user, list(roles))
-    built = build_large(reg.engine, models=models, versions=versions, events=events, api_events=api_events)
+    built = build_large(
+        reg.engine,
+        signer=reg.event_signer(),
+        models=models,
+        versions=versions,
+        events=events,
+        api_events=api_events,
+    )
     name, version = f"model_{models // 2:05d}", "1"
     reads = time_reads(reg, name, version, home / "packs", repeat)
     reg.engine.dispose()
@@ -936,7 +949,7 @@ def bench_tiny(work: Path, db_url: str, label: str, repeat: int) -> dict:
     reg.init()
     for user, roles in CAST:
         reg.add_user(user, list(roles))
-    build_large(reg.engine, models=10, versions=30, events=200, api_events=200)
+    build_large(reg.engine, signer=reg.event_signer(), models=10, versions=30, events=200, api_events=200)
     reads = time_reads(reg, "model_00005", "1", home / "packs", repeat)
     reg.engine.dispose()
     return reads

@@ -104,6 +104,13 @@ class VerificationFailed(ModelregError):
     exit_status = 1
 
 
+class StateDiverges(VerificationFailed):
+    """A row the command relies on disagrees with the audit log (edited outside the registry), or the log's
+    newest event is not signed by the registry: the command refuses instead of acting on forged state."""
+
+    code = "state_diverges"
+
+
 class MissingExtra(ModelregError, ImportError):
     code = "missing_extra"
 

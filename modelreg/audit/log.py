@@ -23,11 +23,21 @@ from sqlalchemy.orm import Session
 
 from modelreg import clock
 from modelreg.audit.canonical import canonical_json
+from modelreg.audit.event_signing import (
+    KEY_EVENTS,
+    SIGNING_KEY_EVENT,
+    EventSigner,
+    KeyChain,
+    key_payload,
+    verify_event,
+)
 from modelreg.domain.entities import AuditEvent, VerifyReport
 from modelreg.domain.events import EVENTS
 from modelreg.store.tables import AuditEventRow, AuditStateRow
 
-CANONICAL_VERSION = 1
+# v1: the original format (unsigned). v2: the same fields, signed by the writer (see audit/event_signing.py).
+CANONICAL_VERSION = 2
+UNSIGNED_VERSION = 1
 _sha256 = hashlib.sha256
 
 
@@ -70,10 +80,11 @@ def event_bytes(
     version: str | None,
     payload: dict,
     db_role: str | None,
+    v: int = CANONICAL_VERSION,
 ) -> bytes:
     return canonical_json(
         {
-            "v": CANONICAL_VERSION,
+            "v": v,
             "seq": seq,
             "event": event,
             "actor": actor,
@@ -96,8 +107,12 @@ def append_event(
     payload: dict | None = None,
     db_role: str | None = None,
     at: datetime | None = None,
+    signer: EventSigner | None = None,
 ) -> AuditEvent:
-    """Append one event inside the caller's write transaction (which holds the write lock)."""
+    """Append one event inside the caller's write transaction (which holds the write lock).
+
+    With a ``signer`` the event is format v2 and signed; without, format v1 (unsigned: only for tools that
+    build synthetic logs, such as the benchmarks; the registry always signs)."""
     if event not in EVENTS:
         raise ValueError(f"unknown audit event {event!r}; add it to modelreg.domain.events")
     at = at or clock.now()
@@ -105,6 +120,8 @@ def append_event(
     if state is None:
         raise RuntimeError("audit_state row missing: the schema is damaged")
     seq = state.size
+    if signer is not None and seq > 0 and event not in KEY_EVENTS:
+        check_custody(session, seq - 1, signer)
     data = event_bytes(
         seq=seq,
         event=event,
@@ -114,10 +131,12 @@ def append_event(
         version=version,
         payload=payload or {},
         db_role=db_role,
+        v=CANONICAL_VERSION if signer is not None else UNSIGNED_VERSION,
     )
     leaf = _leaf(data)
     frontier = frontier_push([bytes.fromhex(h) for h in state.frontier], seq, leaf)
     root = frontier_root(frontier)
+    signature = signer.sign(seq, leaf, root) if signer is not None else None
     session.add(
         AuditEventRow(
             seq=seq,
@@ -130,6 +149,7 @@ def append_event(
             canonical=data,
             leaf_hash=leaf,
             root_hash=root,
+            signature=signature,
         )
     )
     state.size = seq + 1
@@ -148,6 +168,62 @@ def append_event(
         leaf_hash=leaf.hex(),
         root_hash=root.hex(),
     )
+
+
+def check_custody(session: Session, prev_seq: int, signer: EventSigner) -> None:
+    """Refuse to sign a root that covers an event the registry did not write. Without this, an event appended by
+    someone without the key would be vouched for by the next legitimate event's signature (it signs the root)."""
+    from modelreg.errors import StateDiverges
+
+    row = session.execute(
+        select(
+            AuditEventRow.canonical, AuditEventRow.leaf_hash, AuditEventRow.root_hash, AuditEventRow.signature
+        ).where(AuditEventRow.seq == prev_seq)
+    ).first()
+    if row is None:
+        raise StateDiverges(
+            f"registry state diverges from the audit log at #{prev_seq}: the newest event recorded in audit_state is missing"
+        )
+    canonical, leaf, root, signature = bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3]
+    if _leaf(canonical) != leaf:
+        raise StateDiverges(
+            f"registry state diverges from the audit log at #{prev_seq}: the event does not match its leaf hash (edited)"
+        )
+    if _format_version(canonical) == UNSIGNED_VERSION:
+        if not signing_enabled(session):
+            return  # a log from before signed events: its first signed write introduces the key
+        raise StateDiverges(
+            f"registry state diverges from the audit log at #{prev_seq}: an unsigned event after signing was enabled "
+            "(written by someone without the registry's key); nothing was written"
+        )
+    if not verify_event(signer.private_key.public_key(), prev_seq, leaf, root, signature):
+        raise StateDiverges(
+            f"registry state diverges from the audit log at #{prev_seq}: the event is not signed by the registry's "
+            f"event key {signer.key_id} (forged); nothing was written"
+        )
+
+
+def signing_enabled(session: Session) -> bool:
+    """Has this log introduced an event key (a signed registry.initialized, or an audit.signing_key event)?"""
+    if session.execute(
+        select(AuditEventRow.seq).where(AuditEventRow.event == SIGNING_KEY_EVENT).limit(1)
+    ).first():
+        return True
+    first = session.execute(select(AuditEventRow.canonical).where(AuditEventRow.seq == 0)).first()
+    return first is not None and _format_version(bytes(first[0])) == CANONICAL_VERSION
+
+
+def _format_version(canonical: bytes) -> int:
+    # Keys are sorted in canonical JSON, so "v" sits just before "version", at the end.
+    tail = canonical[-400:] if len(canonical) > 400 else canonical
+    i = tail.rfind(b',"v":')
+    if i < 0:
+        return 0
+    j = tail.find(b",", i + 5)
+    try:
+        return int(tail[i + 5 : j])
+    except ValueError:
+        return 0
 
 
 def decode(row_canonical: bytes, leaf_hash: bytes, root_hash: bytes) -> AuditEvent:
@@ -188,15 +264,18 @@ def state(session: Session) -> tuple[int, bytes]:
     return row.size, bytes(row.root_hash)
 
 
+ROWS_SQL = "SELECT seq, canonical, leaf_hash, root_hash, event, model, version, signature FROM audit_events ORDER BY seq"
+
+
 def iter_rows(source: Engine | Connection, batch: int = 20_000) -> Iterator[tuple]:
-    """Stream (seq, canonical, leaf_hash, root_hash, event, model, version) in seq order, through the raw
+    """Stream (seq, canonical, leaf_hash, root_hash, event, model, version, signature) in seq order, through the raw
     driver cursor: verification reads every row and the ORM would cost more than the hashing. Given a
     connection, the rows come from its current transaction (the caller's snapshot)."""
     if isinstance(source, Engine):
         with source.connect() as conn:
             yield from iter_rows(conn, batch)
         return
-    sql = "SELECT seq, canonical, leaf_hash, root_hash, event, model, version FROM audit_events ORDER BY seq"
+    sql = ROWS_SQL
     # The DBAPI cursor of the caller's connection (same transaction): SQLAlchemy's Row objects cost more than
     # the hashing when every one of a million rows is read (148k rows/s through Result vs several times that).
     dbapi = source.connection.dbapi_connection
@@ -235,32 +314,46 @@ def leaf_hashes(engine: Engine) -> list[bytes]:
 
 def _column_fragments(
     cache: dict, event: str, model: str | None, version: str | None, seq: int
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, bytes, bytes]:
     """The bytes the canonical form must contain for these column values: ``,"event":E,"model":M,"payload":``
     (keys are sorted, so these follow actor/at/db_role, whose values are strings or null and cannot contain an
-    unescaped quote) and the ending ``,"seq":N,"v":1,"version":V}``."""
+    unescaped quote) and the ending ``,"seq":N,"v":2,"version":V}`` (or ``"v":1`` for an unsigned event)."""
     key = (event, model, version)
     mid = cache.get(key)
     if mid is None:
+        tail = b',"version":' + canonical_json(version) + b"}"
         mid = (
             b',"event":' + canonical_json(event) + b',"model":' + canonical_json(model) + b',"payload":',
-            b',"v":' + str(CANONICAL_VERSION).encode() + b',"version":' + canonical_json(version) + b"}",
+            b',"v":' + str(CANONICAL_VERSION).encode() + tail,
+            b',"v":' + str(UNSIGNED_VERSION).encode() + tail,
         )
         if len(cache) < 100_000:
             cache[key] = mid
-    return mid[0], b',"seq":' + str(seq).encode() + mid[1]
+    prefix = b',"seq":' + str(seq).encode()
+    return mid[0], prefix + mid[1], prefix + mid[2]
+
+
+def _fail(n: int, frontier: list[bytes], seq: int | None, problem: str) -> VerifyReport:
+    return VerifyReport(False, n, frontier_root(frontier).hex(), first_bad_seq=seq, problem=problem)
 
 
 def verify_rows(
     rows: Iterable[tuple], *, state_size: int | None = None, state_root: bytes | None = None
 ) -> VerifyReport:
-    """Recompute every leaf and the tree root; report the first entry that disagrees.
+    """Recompute every leaf and the tree root, and check the writers' signatures; report the first entry that
+    disagrees.
 
     Checks: seq numbers contiguous from 0 (deletion, insertion, reordering); canonical bytes hash to the stored
     leaf hash and carry the row's seq and index columns (edits); the root of all leaves equals the stored root
     of the last row and ``audit_state`` (edits that re-hash a leaf; truncation of the tail). Only when the final
     root disagrees are the stored per-row roots recomputed, to name the first entry where the log diverges:
     the common case costs about one hash per leaf instead of log2(n) (a 1M-event log verifies ~5x faster).
+
+    Signatures (format v2): the newest event's signature covers the recomputed root, so it vouches for every
+    leaf; each event key is checked where it takes over (the last event of the old key, the rotation event
+    itself); the registry refuses to write after an event it cannot verify (``_check_custody``), so a forged
+    event cannot hide behind a later signed one. An unsigned (v1) event after the first signed one fails:
+    it was written by someone without the key. Events from before signing are counted, not failed.
     """
     started = time.perf_counter()
     frontier: list[bytes] = []
@@ -269,35 +362,70 @@ def verify_rows(
     stored_roots: list[bytes] = []
     cache: dict = {}
     sha = _sha256
-    for seq, canonical, leaf_hash, root_hash, event, model, version in rows:
+    chain = KeyChain([])
+    signed_from: int | None = None
+    last_signature: str | None = None
+    previous_signature: str | None = None
+    last_format = 0
+    for seq, canonical, leaf_hash, root_hash, event, model, version, *rest in rows:
         if not all(isinstance(v, bytes | bytearray | memoryview) for v in (canonical, leaf_hash, root_hash)):
             # SQLite's dynamic typing lets an SQL edit (e.g. replace() on the BLOB) leave TEXT behind: judge it, don't crash
-            problem = f"event #{seq}: stored as text, not as the bytes that were hashed (edited)"
-            return VerifyReport(False, n, frontier_root(frontier).hex(), first_bad_seq=seq, problem=problem)
+            return _fail(
+                n, frontier, seq, f"event #{seq}: stored as text, not as the bytes that were hashed (edited)"
+            )
         canonical = bytes(canonical)
         if seq != n:
-            problem = f"expected event #{n} but found #{seq}: an event was deleted, inserted or reordered"
-            return VerifyReport(
-                False, n, frontier_root(frontier).hex(), first_bad_seq=min(n, seq), problem=problem
+            return _fail(
+                n,
+                frontier,
+                min(n, seq),
+                f"expected event #{n} but found #{seq}: an event was deleted, inserted or reordered",
             )
         leaf = sha(b"\x00" + canonical).digest()
         if leaf != bytes(leaf_hash):
-            return VerifyReport(
-                False,
+            return _fail(n, frontier, n, f"event #{n}: content does not match its leaf hash (edited)")
+        middle, end_signed, end_unsigned = _column_fragments(cache, event, model, version, seq)
+        if canonical.endswith(end_signed):
+            last_format = CANONICAL_VERSION
+        elif canonical.endswith(end_unsigned):
+            last_format = UNSIGNED_VERSION
+        else:
+            last_format = 0
+        if not last_format or canonical.find(b',"event":') != canonical.find(middle):
+            return _fail(
                 n,
-                frontier_root(frontier).hex(),
-                first_bad_seq=n,
-                problem=f"event #{n}: content does not match its leaf hash (edited)",
-            )
-        middle, end = _column_fragments(cache, event, model, version, seq)
-        if not canonical.endswith(end) or canonical.find(b',"event":') != canonical.find(middle):
-            return VerifyReport(
-                False,
+                frontier,
                 n,
-                frontier_root(frontier).hex(),
-                first_bad_seq=n,
-                problem=f"event #{n}: row columns disagree with the signed-over content (edited or moved)",
+                f"event #{n}: row columns disagree with the signed-over content (edited or moved)",
             )
+        last_signature = rest[0] if rest else None
+        if last_format == UNSIGNED_VERSION and signed_from is not None:
+            return _fail(
+                n,
+                frontier,
+                n,
+                f"event #{n} is unsigned, but the log's events are signed since #{signed_from}: "
+                "it was written by someone without the registry's event key",
+            )
+        introduced = (
+            key_payload(event, json.loads(canonical)["payload"])
+            if event in KEY_EVENTS and last_format == CANONICAL_VERSION
+            else None
+        )
+        if last_format == CANONICAL_VERSION and signed_from is None:
+            if introduced is None:
+                return _fail(
+                    n, frontier, n, f"event #{n} is signed but no event key was introduced before it"
+                )
+            signed_from = n
+        rotation_from = None
+        if introduced is not None:
+            if chain.keys and n > 0:
+                # The old key's last event, checked against the root before this one: the hand-over point.
+                rotation_from = (chain.keys[-1], n - 1, frontier_root(frontier), previous_signature)
+            problem = chain.add(n, introduced)
+            if problem:
+                return _fail(n, frontier, n, problem)
         leaves.append(leaf)
         stored_roots.append(bytes(root_hash))
         frontier.append(leaf)
@@ -306,6 +434,25 @@ def verify_rows(
             r = frontier.pop()
             frontier[-1] = sha(b"\x01" + frontier[-1] + r).digest()
             m >>= 1
+        if introduced is not None:
+            _, kid, public = chain.keys[-1]
+            if not verify_event(public, n, leaf, frontier_root(frontier), last_signature):
+                return _fail(
+                    n,
+                    frontier,
+                    n,
+                    f"event #{n}: the key introduction is not signed by the key {kid} it introduces",
+                )
+            if rotation_from is not None:
+                (_, old_kid, old_public), old_seq, old_root, old_sig = rotation_from
+                if not verify_event(old_public, old_seq, leaves[old_seq], old_root, old_sig):
+                    return _fail(
+                        n,
+                        frontier,
+                        old_seq,
+                        f"event #{old_seq} is not signed by the event key {old_kid} in force then (forged)",
+                    )
+        previous_signature = last_signature
         n += 1
     root = frontier_root(frontier)
     elapsed = time.perf_counter() - started
@@ -342,7 +489,29 @@ def verify_rows(
             first_bad_seq=n - 1 if n else 0,
             problem="the log's root differs from the registry's recorded root",
         )
-    return VerifyReport(True, n, root.hex(), events_per_second=(n / elapsed) if elapsed > 0 and n else None)
+    signatures = {
+        "signed_from": signed_from,
+        "unsigned_events": n if signed_from is None else signed_from,
+        "event_keys": [kid for _, kid, _ in chain.keys],
+    }
+    if signed_from is not None and n:
+        _, kid, public = chain.keys[-1]
+        if not verify_event(public, n - 1, leaves[-1], root, last_signature):
+            return VerifyReport(
+                False,
+                n,
+                root.hex(),
+                first_bad_seq=n - 1,
+                problem=f"event #{n - 1} is not signed by the registry's event key {kid} (forged)",
+                signatures=signatures,
+            )
+    return VerifyReport(
+        True,
+        n,
+        root.hex(),
+        events_per_second=(n / elapsed) if elapsed > 0 and n else None,
+        signatures=signatures,
+    )
 
 
 def _first_bad_stored_root(leaves: list[bytes], stored_roots: list[bytes]) -> int:

@@ -65,9 +65,29 @@ def audit_verify_cmd(obj: CliContext, checkpoint: str | None, trusted_key: str |
             text = f"audit log OK: {r.size} events, root {r.root_hash}"
             if r.checkpoint:
                 text += f"\n  consistent with checkpoint of size {r.checkpoint['size']} signed by {r.checkpoint['key_id']}"
+            sig = r.signatures or {}
+            if sig.get("signed_from") is not None:
+                text += (
+                    f"\n  signed since #{sig['signed_from']} by event key(s) {', '.join(sig['event_keys'])}"
+                )
+                if sig.get("unsigned_events"):
+                    text += f"; {sig['unsigned_events']} earlier event(s) from before signing are unsigned"
+            elif r.size:
+                text += f"\n  all {r.size} events are unsigned (written before signed events; `modelreg init` upgrades)"
+            if r.replay:
+                text += (
+                    f"\n  tables agree with the state the log proves ({r.replay['events']} events replayed)"
+                )
             return text
         where = f" (first bad entry: #{r.first_bad_seq})" if r.first_bad_seq is not None else ""
-        return f"audit log FAILED verification{where}: {r.problem}"
+        lines = [f"audit log FAILED verification{where}: {r.problem}"]
+        if r.replay and not r.replay["ok"]:
+            for d in r.replay["divergences"][1:20]:
+                at = f" (event #{d['seq']})" if d["seq"] is not None else ""
+                lines.append(f"  - {d['table']} {d['key']}: {d['problem']}{at}")
+            if r.replay.get("more_divergences"):
+                lines.append(f"  … and {r.replay['more_divergences']} more")
+        return "\n".join(lines)
 
     emit(report, as_json, human)
     if not report.ok:
@@ -92,6 +112,20 @@ def audit_checkpoint_cmd(obj: CliContext, out: str, as_json: bool) -> None:
         result,
         as_json,
         f"checkpoint: {cp['size']} events, root {cp['root_hash']}, signed by {cp['key_id']} → {out} (public key {result['public_key']})",
+    )
+
+
+@audit_group.command("rotate-key")
+@json_option
+@pass_ctx
+def audit_rotate_key_cmd(obj: CliContext, as_json: bool) -> None:
+    """Replace the registry's event signing key (admin): the old key endorses the new one in the log."""
+    result = obj.registry().rotate_event_key()
+    emit(
+        result,
+        as_json,
+        f"event key rotated at #{result['seq']}: {result['previous_key_id']} → {result['key_id']} "
+        f"(old private key kept at {result['retired_key']})",
     )
 
 

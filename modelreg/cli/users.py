@@ -46,6 +46,23 @@ def user_add(
     )
 
 
+@user_group.command("roles")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(["developer", "validator", "approver", "operator", "auditor", "admin"]),
+    help="The user's roles from now on (repeat); none: the user can no longer act.",
+)
+@json_option
+@pass_ctx
+def user_roles(obj: CliContext, name: str, roles: tuple[str, ...], as_json: bool) -> None:
+    """Replace a user's roles (admin only, audited)."""
+    user = obj.registry().set_roles(name, list(roles))
+    emit(user, as_json, lambda u: f"user {u.name} now has role(s) {', '.join(u.roles) or '(none)'}")
+
+
 @user_group.command("list")
 @json_option
 @pass_ctx

@@ -132,3 +132,5 @@ class VerifyReport(_Record):
     problem: str | None = None
     checkpoint: dict | None = None
     events_per_second: float | None = None
+    signatures: dict | None = None  # signed_from, unsigned_events, event_keys
+    replay: dict | None = None  # the tables against the state the log proves (audit/replay.py)

@@ -7,6 +7,7 @@ EVENTS: dict[str, tuple[str, str]] = {
     "registry.initialized": ("registry schema created", "登记库初始化"),
     "user.added": ("user added with roles", "新增用户及角色"),
     "user.key_registered": ("public key registered for a user", "登记用户公钥"),
+    "user.roles_changed": ("a user's roles replaced (none: the user can no longer act)", "变更用户角色"),
     "version.registered": ("model version registered (develop)", "模型版本登记（开发）"),
     "version.card_updated": ("model card fields updated", "更新模型卡"),
     "version.data_attached": ("data set fingerprint attached", "挂接数据集指纹"),
@@ -22,4 +23,8 @@ EVENTS: dict[str, tuple[str, str]] = {
     "waiver.granted": ("time-limited waiver of a control", "授予豁免"),
     "mlflow.synced": ("MLflow aliases/tags repaired from the registry", "同步 MLflow 别名/标签"),
     "audit.checkpoint": ("signed checkpoint of the audit log issued", "签发审计检查点"),
+    "audit.signing_key": (
+        "event signing key introduced or rotated (endorsed by the previous key)",
+        "启用或轮换审计事件签名密钥",
+    ),
 }

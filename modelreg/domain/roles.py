@@ -25,6 +25,8 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     # setup and identity
     "init": frozenset({Role.ADMIN.value}),  # a fresh database (no users yet) may be initialised by anybody
     "user.add": frozenset({Role.ADMIN.value}),  # the very first user is the bootstrap admin
+    "user.roles": frozenset({Role.ADMIN.value}),
+    "audit.rotate_key": frozenset({Role.ADMIN.value}),
     "user.list": ANYONE,
     "keys.register": frozenset(r.value for r in Role),  # a user registers their own public key
     # lifecycle

@@ -4,10 +4,12 @@ issuing signed checkpoints (itself an audited change)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from modelreg import clock
 from modelreg.audit import log as audit_log
+from modelreg.audit.replay import ReplayReport
 from modelreg.domain.entities import AuditEvent, VerifyReport
 from modelreg.errors import BadInput, NotFound, VerificationFailed
 from modelreg.registry.core import RegistryCore
@@ -24,9 +26,14 @@ class AuditMixin(RegistryCore):
             return audit_log.list_events(rd.session, name, version, limit=limit)
 
     def audit_verify(
-        self, checkpoint_path: str | Path | None = None, *, trusted_key: str | Path | None = None
+        self,
+        checkpoint_path: str | Path | None = None,
+        *,
+        trusted_key: str | Path | None = None,
+        tables: bool = True,
     ) -> VerifyReport:
-        """Recompute the whole log. With a checkpoint: check its signature and that today's log extends it."""
+        """Recompute the whole log and check its signatures; with a checkpoint, check its signature and that
+        today's log extends it; then (``tables``) replay the log and check the tables against it."""
         from modelreg import signing
         from modelreg.audit import checkpoint as cp_mod
         from modelreg.audit.consistency import verify_against_checkpoint
@@ -34,13 +41,73 @@ class AuditMixin(RegistryCore):
         checkpoint = cp_mod.Checkpoint.load(checkpoint_path) if checkpoint_path else None
         self.ensure_schema()
         report = audit_log.verify_snapshot(self.engine)
-        if checkpoint is None or not report.ok:
+        if report.ok and checkpoint is not None:
+            if trusted_key is not None:
+                public = signing.load_public_key(Path(trusted_key))
+            else:
+                public = signing.ensure_key(self.settings.audit_key_path).public_key()
+            report = verify_against_checkpoint(self.engine, report, checkpoint, public)
+        if not report.ok or not tables:
             return report
-        if trusted_key is not None:
-            public = signing.load_public_key(Path(trusted_key))
-        else:
-            public = signing.ensure_key(self.settings.audit_key_path).public_key()
-        return verify_against_checkpoint(self.engine, report, checkpoint, public)
+        replayed = self.replay()
+        if replayed.ok:
+            return replace(report, replay=replayed.to_dict())
+        first = replayed.divergences[0]
+        return replace(
+            report,
+            ok=False,
+            first_bad_seq=first.seq,
+            problem=replayed.first_line(),
+            replay=replayed.to_dict(),
+        )
+
+    def replay(self, name: str | None = None, version: str | None = None) -> ReplayReport:
+        """The tables against the state the audit log proves (all of it, or one model / version)."""
+        from modelreg.audit.replay import replay
+
+        self.ensure_schema()
+        return replay(self.engine, model=name, version=version)
+
+    def rotate_event_key(self) -> dict:
+        """Replace the registry's event key: the new key is introduced by an ``audit.signing_key`` event that the
+        old key endorses, so the chain of keys stays anchored at whichever one an auditor trusts. The old private
+        key is kept beside it (``<key>.<key id>.retired``) for the record, never used again. Other processes
+        holding the old key (a running service) must be restarted: they refuse to write after the rotation."""
+        from modelreg import signing
+        from modelreg.audit.event_signing import SIGNING_KEY_EVENT, EventSigner
+
+        old = self.event_signer()
+        path = Path(self.settings.audit_key_path)
+        pub = signing.public_key_path_for(path)
+        retired = path.with_name(f"{path.name}.{old.key_id.split(':')[-1][:16]}.retired")
+        with self.change("audit.rotate_key") as tx:
+            # The key files change inside the transaction: if anything fails, the old key is put back.
+            path.replace(retired)
+            pub.unlink(missing_ok=True)
+            try:
+                new = EventSigner.from_private_key(signing.write_key_pair(path, pub))
+                event = audit_log.append_event(
+                    tx.session,
+                    SIGNING_KEY_EVENT,
+                    actor=self.actor,
+                    payload=new.key_event_payload(previous=old),
+                    db_role=self.db_role(tx.session),
+                    signer=new,
+                )
+                tx.events.append(event)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                pub.unlink(missing_ok=True)
+                retired.replace(path)
+                pub.write_bytes(old.public_key_pem.encode())
+                raise
+        self._event_signer = new
+        return {
+            "seq": event.seq,
+            "key_id": new.key_id,
+            "previous_key_id": old.key_id,
+            "retired_key": str(retired),
+        }
 
     def audit_leaf_hashes(self) -> list[bytes]:
         """Every event's leaf hash in order (for inclusion and consistency proofs)."""

@@ -13,7 +13,10 @@ evaluations and signed records, the MLflow projection's repair, the audit checkp
 
 ``change`` does, in this order: check the schema; open the write transaction (on SQLite ``BEGIN IMMEDIATE``,
 on PostgreSQL the audit state row is locked by the first event); check that ``action`` has a declared
-permission and that the actor holds it (deny by default, ``modelreg.domain.roles``); load the target version
+permission and that the actor holds it (deny by default, ``modelreg.domain.roles``); check that the rows the
+change relies on (the users, the target model's versions, signed records and evaluations) are what the audit
+log proves and that its newest event carries the registry's signature (``guard``: refuse with
+``StateDiverges`` instead of acting on forged state); load the target version
 if one is named; run the body; refuse to commit a change that recorded no audit event (a programming error,
 raised as ``RuntimeError`` and rolled back); run the queued projections inside the transaction, so a refused
 projection rolls the registry back too; commit. Any exception rolls everything back: the registry, its audit
@@ -37,6 +40,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from modelreg.audit import log as audit_log
+from modelreg.audit.event_signing import KEY_EVENTS, SIGNING_KEY_EVENT, EventSigner
 from modelreg.domain.entities import AuditEvent, ModelVersion, User
 from modelreg.domain.records import VersionState
 from modelreg.domain.roles import PERMISSIONS, Role, allowed
@@ -102,17 +106,16 @@ class Change(Reading):
         if self.target is not None:
             model = model or self.target.version.model
             version = version or self.target.version.version
-        ev = audit_log.append_event(
-            self.session,
-            name,
-            actor=self.registry.actor,
-            model=model,
-            version=version,
-            payload=payload or {},
-            db_role=self.registry.db_role(self.session),
-        )
+        ev = self.registry.append_signed(self.session, name, model=model, version=version, payload=payload)
         self.events.append(ev)
         return ev
+
+    def require_proven(self, model: str | None = None, version: str | None = None) -> None:
+        """Refuse unless the rows of ``model`` (``version``) are what the audit log proves: for a change whose
+        targets are only known inside the transaction (e.g. ``sync`` repairing several models)."""
+        from modelreg.audit.replay import guard
+
+        guard(self.session, model=model, version=None if version is None else str(version))
 
     def project(self, action: str, version: ModelVersion, extra: dict | None = None) -> None:
         """Queue the MLflow projection of ``version``; it runs inside the transaction just before commit."""
@@ -133,6 +136,8 @@ class RegistryCore:
         self.extensions: dict[str, Any] = {}  # per-registry caches of plug-ins (e.g. the MLflow gateway)
         self._schema_checked = False
         self._db_role: str | bool | None = False
+        self._event_signer: EventSigner | None = None
+        self._key_introduced = False
 
     def as_user(self, name: str) -> Any:
         other = type(self)(self.settings, actor=name, engine=self.engine)
@@ -141,7 +146,64 @@ class RegistryCore:
         other.evaluation_projections = self.evaluation_projections
         other.extensions = self.extensions
         other._schema_checked = self._schema_checked
+        other._event_signer = self._event_signer
+        other._key_introduced = self._key_introduced
         return other
+
+    # -- the audit events' signatures ------------------------------------------------------------------
+    def event_signer(self) -> EventSigner:
+        """The registry's event key (kept outside the database, like the checkpoint key: the same file)."""
+        if self._event_signer is None:
+            from modelreg import signing
+
+            self._event_signer = EventSigner.from_private_key(
+                signing.ensure_key(self.settings.audit_key_path)
+            )
+        return self._event_signer
+
+    def append_signed(
+        self,
+        session: Session,
+        name: str,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        payload: dict | None = None,
+    ) -> AuditEvent:
+        """Append an event signed with the event key; a log from before signed events first gets the event that
+        introduces the key (its first signed event must introduce the key it is signed with)."""
+        signer = self.event_signer()
+        if not self._key_introduced and name not in KEY_EVENTS:
+            if not audit_log.signing_enabled(session):
+                audit_log.append_event(
+                    session,
+                    SIGNING_KEY_EVENT,
+                    actor=self.actor,
+                    payload=signer.key_event_payload(),
+                    db_role=self.db_role(session),
+                    signer=signer,
+                )
+            self._key_introduced = True
+        return audit_log.append_event(
+            session,
+            name,
+            actor=self.actor,
+            model=model,
+            version=version,
+            payload=payload or {},
+            db_role=self.db_role(session),
+            signer=signer,
+        )
+
+    def guard(self, session: Session, model: str | None = None, version: str | None = None) -> None:
+        """Refuse to act on rows the audit log does not prove (``modelreg.audit.replay``), or on a log whose
+        newest event the registry did not sign (a well-formed event appended by someone without the key)."""
+        from modelreg.audit.replay import guard
+
+        size, _ = audit_log.state(session)
+        if size:
+            audit_log.check_custody(session, size - 1, self.event_signer())
+        guard(session, model=model, version=None if version is None else str(version))
 
     def ensure_schema(self) -> None:
         """Refuse with "run modelreg init" (or the database's own one-line error) before touching tables."""
@@ -221,6 +283,9 @@ class RegistryCore:
         self.ensure_schema()
         with write_session(self.engine) as session:
             user = self.authorize(session, action) if authorize else None
+            if authorize:
+                # Guarded: the rows this change relies on must be what the log proves (bootstrap has none yet).
+                self.guard(session, model, version)
             target = (
                 repo.find_version(session, model, str(version)) if model and version is not None else None
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelreg import clock
+from modelreg.audit import log as audit_log
+from modelreg.audit.event_signing import SIGNING_KEY_EVENT
 from modelreg.domain.entities import User
 from modelreg.domain.roles import Role
 from modelreg.domain.stages import values
@@ -31,9 +33,20 @@ class UsersMixin(RegistryCore):
             raise translate_db_error(exc, str(self.engine.url)) from None
         self._schema_checked = True
         if before is None:
-            # A fresh database has no users to authorise yet: whoever holds it initialises it.
+            # A fresh database has no users to authorise yet: whoever holds it initialises it. Its first event
+            # introduces the registry's event key: every event from here on is signed with it.
             with self.change("init", authorize=False) as tx:
-                tx.event("registry.initialized", payload={"schema_revision": after})
+                payload = {"schema_revision": after, "event_key": self.event_signer().key_event_payload()}
+                tx.event("registry.initialized", payload=payload)
+                self._key_introduced = True
+        elif before != after:
+            with self.reading() as rd:
+                enabled = audit_log.signing_enabled(rd.session)
+            if not enabled:
+                # Upgraded from unsigned events: from here on every event is signed with this key.
+                with self.change("init", authorize=False) as tx:
+                    tx.event(SIGNING_KEY_EVENT, payload=self.event_signer().key_event_payload())
+            self._key_introduced = True
         return {
             "before": before,
             "after": after,
@@ -66,6 +79,7 @@ class UsersMixin(RegistryCore):
                     )
             else:
                 tx.user = self.authorize(tx.session, "user.add")
+                self.guard(tx.session)
             if repo.get_user(tx.session, name) is not None:
                 raise AlreadyExists(f"user {name!r} already exists")
             user = repo.add_user(
@@ -79,6 +93,26 @@ class UsersMixin(RegistryCore):
             )
             tx.event("user.added", payload={"user": name, "roles": list(roles), "key_id": key_id})
             return user
+
+    def set_roles(self, name: str, roles: list[str] | tuple[str, ...]) -> User:
+        """Replace a user's roles (an admin's decision, audited). No roles: the user stays on record, for the
+        history, but can no longer act."""
+        roles = tuple(dict.fromkeys(str(getattr(r, "value", r)) for r in roles))
+        bad = [r for r in roles if r not in ROLE_NAMES]
+        if bad:
+            raise BadInput(f"role must be one of {', '.join(ROLE_NAMES)}. Got {', '.join(bad)} instead.")
+        with self.change("user.roles") as tx:
+            before = repo.get_user(tx.session, name)
+            if before is None:
+                raise NotFound(f"user {name!r} is not registered")
+            if name == self.actor and Role.ADMIN.value not in roles:
+                raise BadInput("an admin cannot take the admin role from themselves; another admin must")
+            updated = repo.set_user_roles(tx.session, name, list(roles))
+            tx.event(
+                "user.roles_changed",
+                payload={"user": name, "roles": list(roles), "before": list(before.roles)},
+            )
+            return updated
 
     def register_key(self, public_key_pem: str, *, user: str | None = None) -> User:
         from modelreg import signing

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelreg import clock
+from modelreg.audit.replay import card_digest
 from modelreg.domain.entities import Dataset, ModelVersion, TransitionRecord
 from modelreg.domain.stages import DataRole, RiskTier, Stage, values
 from modelreg.errors import AlreadyExists, BadInput, InvalidTransition, NotFound
@@ -47,7 +48,7 @@ class VersionsMixin(RegistryCore):
         business_line = clean(business_line, "--business-line", required=False, limit=200)
         risk_tier = _tier(risk_tier)
         info = dict(mlflow_info or {})
-        with self.change("register") as tx:
+        with self.change("register", model=name) as tx:
             if repo.get_user(tx.session, owner) is None:
                 raise NotFound(
                     f"owner {owner!r} is not a registered user: add them first with `modelreg user add`"
@@ -100,6 +101,7 @@ class VersionsMixin(RegistryCore):
                     "mlflow_run_id": info.get("run_id"),
                     "model_uri": info.get("model_uri"),
                     "artifact_digest": info.get("artifact_digest"),
+                    "card_digest": card_digest(state.version.model_card),
                 },
             )
             tx.project("register", state.version)
@@ -130,7 +132,10 @@ class VersionsMixin(RegistryCore):
                     f"the model card can only change in develop; {name} {version} is in {tx.target.stage}"
                 )
             updated = repo.update_card(tx.session, tx.target, fields)
-            tx.event("version.card_updated", payload={"fields": sorted(fields)})
+            tx.event(
+                "version.card_updated",
+                payload={"fields": sorted(fields), "card_digest": card_digest(updated.version.model_card)},
+            )
             return updated.version
 
     def attach_data(

@@ -119,6 +119,15 @@ def set_user_key(session: Session, name: str, public_key_pem: str, key_id: str) 
     return to_user(row)
 
 
+def set_user_roles(session: Session, name: str, roles: list[str]) -> User:
+    row = _user_row(session, name)
+    if row is None:
+        raise NotFound(f"user {name!r} is not registered")
+    row.roles = list(roles)
+    session.flush()
+    return to_user(row)
+
+
 def _model_row(session: Session, name: str) -> ModelRow | None:
     return session.execute(select(ModelRow).where(ModelRow.name == name)).scalar_one_or_none()
 

@@ -125,7 +125,7 @@ class AuditEventRow(Base):
 
     __tablename__ = "audit_events"
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    event: Mapped[str] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(100), index=True)
     actor: Mapped[str] = mapped_column(String(200))
     db_role: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -137,6 +137,8 @@ class AuditEventRow(Base):
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
     # Root of the tree of size seq+1, as computed at append time.
     root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    # The writer's signature over (seq, leaf_hash, root_hash) as JSON; NULL for events of format v1.
+    signature: Mapped[str | None] = mapped_column(Text, index=False)
 
 
 class AuditStateRow(Base):

@@ -81,8 +81,7 @@ def reg(env):
     core.as_user("dev").submit("credit_scoring", "3")
     core.as_user("app1").deploy("credit_scoring", "3")
     core.add_user("norole", ["auditor"])
-    with core.engine.begin() as conn:
-        conn.execute(text("UPDATE users SET roles = :r WHERE name = 'norole'"), {"r": "[]"})
+    core.set_roles("norole", [])  # audited: an edit of the users table would be refused as forged state
     assert core.user("norole").roles == ()
     yield core
     core.engine.dispose()
@@ -170,14 +169,29 @@ def test_usage_errors_exit_2_without_traceback(reg, env):
 
 
 def test_gate_refusal_lists_unmet_requirements_and_writes_nothing(reg, env):
-    with reg.engine.begin() as conn:  # blank the attributes behind the API's back so the submit gate refuses
-        conn.execute(text("UPDATE models SET purpose = '' WHERE name = 'credit_scoring'"))
+    # The CLI's registry carries the policy pack: a version without model card or attestations is refused at
+    # submit, with every unmet requirement listed.
     before = audit_size(reg)
     done = run(env, "--as", "dev", "submit", "credit_scoring", "1")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     lines = stderr_lines(done)
     assert lines[0].startswith("error: submit credit_scoring 1 refused")
-    assert any(line.startswith("  - purpose_stated:") for line in lines[1:]), done.stderr
+    assert sum(line.startswith("  - ") for line in lines[1:]) >= 2, done.stderr
+    assert audit_size(reg) == before
+    assert reg.show("credit_scoring", "1").stage.value == "develop"
+
+
+def test_attributes_blanked_behind_the_api_are_refused_as_forged_state(reg, env):
+    # Blanking the purpose by SQL used to reach the gate's purpose_stated check; now the command refuses to
+    # act on a row the audit log does not prove, names it, and writes nothing.
+    with reg.engine.begin() as conn:
+        conn.execute(text("UPDATE models SET purpose = '' WHERE name = 'credit_scoring'"))
+    before = audit_size(reg)
+    done = run(env, "--as", "dev", "submit", "credit_scoring", "1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    line = stderr_lines(done)[0]
+    assert line.startswith("error: registry state diverges from the audit log at models credit_scoring"), line
+    assert "purpose is ''" in line
     assert audit_size(reg) == before
     assert reg.show("credit_scoring", "1").stage.value == "develop"
 

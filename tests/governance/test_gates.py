@@ -132,6 +132,13 @@ def test_forged_and_stale_approvals_do_not_count(governed, german, tmp_path):
     assert recs["app2"].valid_signature is False and recs["app1"].valid_signature is True
     gate = client.gate_check("credit_scoring", "1")
     assert any(u.requirement == "approvals_approver" and "1 present" in u.message_en for u in gate)
+    # and the inserted row has no audit event behind it: the next signing command refuses to act at all
+    from modelreg.errors import StateDiverges
+
+    with pytest.raises(StateDiverges, match=r"signed_records #\d+: row has no audit event behind it"):
+        client.as_user("app2").approve("credit_scoring", "1", role="approver")
+    with client.registry.engine.begin() as conn:  # the attacker's row removed, the registry works again
+        conn.execute(text("DELETE FROM signed_records WHERE actor = 'app2'"))
 
     # a re-validation makes the earlier approvals stale: they were bound to the old evaluation's digest
     client.as_user("app2").approve("credit_scoring", "1", role="approver")

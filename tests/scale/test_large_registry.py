@@ -67,11 +67,21 @@ def _counts(reg, tmp_path, tag: str) -> dict[str, int]:
 
 
 def test_show_findings_and_pack_issue_the_same_statements_at_40x_the_size(reg, tmp_path):
-    small = build_large(reg.engine, models=10, versions=30, events=300, api_events=100, prefix="a")
+    small = build_large(
+        reg.engine, signer=reg.event_signer(), models=10, versions=30, events=300, api_events=100, prefix="a"
+    )
     before = _counts(reg, tmp_path, "small")
-    big = build_large(reg.engine, models=400, versions=1_200, events=12_000, api_events=400, prefix="b")
+    big = build_large(
+        reg.engine,
+        signer=reg.event_signer(),
+        models=400,
+        versions=1_200,
+        events=12_000,
+        api_events=400,
+        prefix="b",
+    )
     assert big["versions"] == 40 * small["versions"]
-    report = reg.audit_verify()
+    report = reg.audit_verify(tables=False)
     assert report.ok, report.problem
     assert report.size == 8 + 300 + 12_000  # init + 7 users, then both batches: nothing lost, nothing extra
     after = _counts(reg, tmp_path, "big")
@@ -122,7 +132,15 @@ def _full_scans(reg, plan: list[str]) -> list[str]:
 
 
 def test_bounded_reads_use_indexes_on_every_big_table(reg, tmp_path):
-    build_large(reg.engine, models=50, versions=200, events=2_000, api_events=200, prefix="a")
+    build_large(
+        reg.engine,
+        signer=reg.event_signer(),
+        models=50,
+        versions=200,
+        events=2_000,
+        api_events=200,
+        prefix="a",
+    )
     from sqlalchemy import event
 
     seen: list[tuple[str, object]] = []
@@ -173,8 +191,10 @@ def _drop_sqlite_guards(reg) -> None:
 def test_bulk_built_log_is_what_append_event_writes(reg):
     """The fast build path is only a benchmark shortcut if its rows are bit-identical to the API's: a verify
     from scratch recomputes every leaf and stored root, and editing one bulk row is caught at that row."""
-    build_large(reg.engine, models=5, versions=10, events=1_000, api_events=10, prefix="a")
-    report = reg.audit_verify()
+    build_large(
+        reg.engine, signer=reg.event_signer(), models=5, versions=10, events=1_000, api_events=10, prefix="a"
+    )
+    report = reg.audit_verify(tables=False)
     assert report.ok and report.size == 8 + 1_000
     if reg.engine.dialect.name == "postgresql":
         pytest.skip(
@@ -188,14 +208,16 @@ def test_bulk_built_log_is_what_append_event_writes(reg):
             text("UPDATE audit_events SET canonical = :c WHERE seq = 508"),
             {"c": data.replace(b"bulk 508", b"bulk 509")},
         )
-    bad = reg.audit_verify()
+    bad = reg.audit_verify(tables=False)
     assert not bad.ok and bad.first_bad_seq == 508 and "edited" in (bad.problem or "")
 
 
 def test_verify_reports_an_event_rewritten_as_text_instead_of_crashing(reg):
     if reg.engine.dialect.name == "postgresql":
         pytest.skip("bytea cannot hold TEXT; SQLite's dynamic typing can")
-    build_large(reg.engine, models=5, versions=10, events=100, api_events=10, prefix="a")
+    build_large(
+        reg.engine, signer=reg.event_signer(), models=5, versions=10, events=100, api_events=10, prefix="a"
+    )
     _drop_sqlite_guards(reg)
     with reg.engine.begin() as conn:
         # a plain SQL edit: replace() on a BLOB returns TEXT, so the row now holds a string
@@ -206,7 +228,7 @@ def test_verify_reports_an_event_rewritten_as_text_instead_of_crashing(reg):
         )
     crashed = None
     try:
-        bad = reg.audit_verify()
+        bad = reg.audit_verify(tables=False)
     except TypeError as exc:
         crashed = str(exc)
     if crashed is not None:
@@ -221,7 +243,9 @@ def test_verify_reports_an_event_replaced_by_non_json_bytes_instead_of_crashing(
         pytest.skip("the append-only triggers refuse the tampering UPDATE on PostgreSQL")
     import hashlib
 
-    build_large(reg.engine, models=5, versions=10, events=100, api_events=10, prefix="a")
+    build_large(
+        reg.engine, signer=reg.event_signer(), models=5, versions=10, events=100, api_events=10, prefix="a"
+    )
     _drop_sqlite_guards(reg)
     with reg.engine.begin() as conn:
         junk = b"not an event"
@@ -230,7 +254,7 @@ def test_verify_reports_an_event_replaced_by_non_json_bytes_instead_of_crashing(
             {"c": junk, "h": hashlib.sha256(b"\x00" + junk).digest()},
         )
     # a tamperer who recomputes the leaf hash still cannot make verify crash on bytes that are not an event
-    bad = reg.audit_verify()
+    bad = reg.audit_verify(tables=False)
     assert not bad.ok and bad.first_bad_seq == 60 and "edited" in (bad.problem or "")
 
 
@@ -299,7 +323,9 @@ def _add_monitoring_runs(reg, name: str, version: str, runs: int) -> None:
 
 
 def test_evidence_pack_statements_do_not_grow_with_the_versions_monitoring_history(reg, tmp_path):
-    build_large(reg.engine, models=10, versions=30, events=100, api_events=30, prefix="a")
+    build_large(
+        reg.engine, signer=reg.event_signer(), models=10, versions=30, events=100, api_events=30, prefix="a"
+    )
     _add_monitoring_runs(reg, *TARGET, runs=2)
     few = _counts(reg, tmp_path, "few")
     _add_monitoring_runs(reg, *TARGET, runs=30)

@@ -168,6 +168,9 @@ def repair(reg: Registry) -> list[Divergence]:
     gw = _gateway(reg)
     alias = reg.settings.mlflow_alias
     with reg.change("sync") as tx:
+        # Project only what the log proves: a stage edited in the table must not reach MLflow's alias.
+        for model in sorted({d.model for d in found}):
+            tx.require_proven(model)
         for d in found:
             if d.kind == "alias":
                 if d.expected is None:
