@@ -237,7 +237,11 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         gate_unmet = None
         if cutoff is None:
             gate_unmet = {}
-            for gate, action in (("submit", "submit"), ("deploy", "deploy"), ("retire", "retire")):
+            gates = [("submit", "submit"), ("deploy", "deploy")]
+            if current.stage is Stage.RETIRE:
+                # Before retirement the retire gate has not been reached: its requirements are not "unmet".
+                gates.append(("retire", "retire"))
+            for gate, action in gates:
                 try:
                     gate_unmet[gate] = [
                         u.to_dict() for u in registry._unmet(session, gate, action, model_row, row, {})
