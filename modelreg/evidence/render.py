@@ -725,8 +725,11 @@ def disclosure(ctx: Any) -> Doc:
     doc = Doc(f"算法信息披露 Algorithm disclosure: {v.model} {v.version}")
     doc.p(document_line(c, "算法信息披露", "Algorithm disclosure"))
     doc.p(
-        "本披露按《金融领域科技伦理指引》配套标准 JR/T 0287-2023 的七个方面编写：算法组合、算法逻辑、算法应用、算法数据、算法主体、算法变更、算法审计。"
-        " This disclosure follows the seven areas of JR/T 0287-2023."
+        "本披露按 JR/T 0287-2023《人工智能算法金融应用信息披露指南》的七个方面编写：算法组合、算法逻辑、算法应用、算法数据、算法主体、算法变更、算法审计；"
+        "内容依据 PBOC-FTP-2022-24.3（决策机理、运行逻辑、潜在风险），在上线前、重大变更时和终止时更新。"
+        " This disclosure follows the seven areas of JR/T 0287-2023 (AI algorithm financial application information-"
+        "disclosure guideline; outside the clause catalog's seed set) and is updated before go-live, at a material "
+        "change and at termination."
     )
 
     doc.h("披露时点", "Disclosure moments")
@@ -1119,7 +1122,10 @@ def decision_summary(ctx: Any) -> dict:
             else ("开发中", "in development", "develop")
         )
     open_items: list[dict] = []
-    for purpose, ev in sorted(latest_by_purpose(c.evaluations).items()):
+    latest = latest_by_purpose(c.evaluations)
+    if "validation" in latest:
+        latest.pop("precheck", None)  # the developer's dry run is superseded by the independent validation
+    for purpose, ev in sorted(latest.items()):
         for f in ev.findings:
             if f.status in OPEN_STATUSES:
                 open_items.append(
@@ -1201,7 +1207,7 @@ def decision_html(ctx: Any, d: dict) -> str:
     parts = [f'<section class="decision" id="decision"><h2>{bi("决策摘要", "Decision summary")}</h2>']
     who = ""
     if d["decided_by"]:
-        who = f" · {esc(d['decided_by'])} · {esc(d['decided_at'])}" + (
+        who = f" · 决定人 by {esc(d['decided_by'])} · {esc(d['decided_at'])}" + (
             f" · {esc(d['decision_reason'])}" if d["decision_reason"] else ""
         )
     parts.append(
@@ -1591,7 +1597,7 @@ def index_html(ctx: Any, files: dict[str, bytes]) -> str:
                 mm for mm in res.get("metrics", []) if mm.get("feature") is None and mm.get("group") is None
             ]
             parts.append(
-                f"<h4>{esc(kind)} {badge(res.get('status'))} · {link(ctx.paths.result(ev.id, kind), 'MonitorResult JSON')}"
+                f"<h4>{esc(kind)} {badge('computed' if res.get('status') in (None, 'ok') else res.get('status'))} · {link(ctx.paths.result(ev.id, kind), 'MonitorResult JSON')}"
                 + (f" <span class='note'>{esc(res.get('reason'))}</span>" if res.get("reason") else "")
                 + "</h4>"
             )
