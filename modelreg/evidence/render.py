@@ -476,6 +476,8 @@ def model_card(ctx: Any) -> Doc:
     perf = results.get("performance")
     verdicts = _verdicts(ev)
     data_text = _evaluation_data(ev)
+    fps = (ev.data or {}).get("fingerprints") if ev else None
+    short = f"{ev.purpose} #{ev.id}, {num((fps or [{}])[0].get('rows'))} rows" if ev else "–"
     doc.table(
         ["指标 Metric", "值 Value", "区间 Interval", "评估数据 Evaluation data", "结论 Verdict"],
         [
@@ -483,13 +485,14 @@ def model_card(ctx: Any) -> Doc:
                 m["name"],
                 m.get("value"),
                 _interval(m),
-                data_text,
+                short,
                 _verdict_text(verdicts, "performance", m, c.policy),
             ]
             for m in (perf or {}).get("metrics", [])
             if m.get("name") in PERFORMANCE_METRICS and m.get("feature") is None and m.get("group") is None
         ],
     )
+    doc.p(f"评估数据 Evaluation data: {data_text}")
     doc.h("公平性", "Fairness")
     fair = results.get("fairness")
     frows = []
@@ -505,7 +508,6 @@ def model_card(ctx: Any) -> Doc:
                 ]
             )
     doc.table(["属性 Attribute", "指标 Metric", "值 Value", "区间 Interval", "结论 Verdict"], frows)
-    doc.p(f"评估数据 Evaluation data: {data_text}")
     doc.h("可解释性", "Explainability")
     imp = shap_importance(results.get("explainability"))
     total = sum(v for _, v in imp) or 1.0

@@ -199,7 +199,7 @@ def test_disclosure_has_a_section_per_jrt0287_area_and_the_moments(german, pack_
     for path in (pack_path, retired.pack):
         text = members(path)["disclosure.md"].decode()
         headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
-        for i, (_, zh, _en) in enumerate(JRT0287_AREAS):
+        for _, zh, _en in JRT0287_AREAS:
             assert any(zh in h for h in headings), (zh, headings)
         areas = [next(k for k, h in enumerate(headings) if zh in h) for _, zh, _ in JRT0287_AREAS]
         assert areas == sorted(areas)  # in the standard's order
