@@ -1512,9 +1512,14 @@ def index_html(ctx: Any, files: dict[str, bytes]) -> str:
             + "</div>"
         )
         parts.append("<p>" + " ".join(f"{badge(k)} {n}" for k, n in s["control_results"].items()) + "</p>")
+        for key, src in sorted(getattr(c.policy, "sources", {}).items()):
+            if getattr(src, "note_zh", "") or getattr(src, "note_en", ""):
+                parts.append(
+                    f'<p class="note" id="source-note-{esc(key)}"><b>{esc(key)}</b>: {esc(src.note_zh)}<br>{esc(src.note_en)}</p>'
+                )
         rows = []
         for r in m["rows"]:
-            clause_cell = f'<b>{esc(r["clause_id"])}</b><br>{esc(r["title_zh"])}<br><span class="en">{esc(r["title_en"])}</span>'
+            clause_cell = f'<b>{esc(r["clause_id"])}</b> <span class="note">{esc(r["item"])}</span><br>{esc(r["title_zh"])}<br><span class="en">{esc(r["title_en"])}</span>'
             if r["scope"] == "out_of_scope":
                 rows.append(
                     [

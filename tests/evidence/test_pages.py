@@ -251,3 +251,13 @@ def test_model_card_has_algorithm_objective_threshold_intervals_history(german, 
     history = card.split("版本历史与状态")[1]
     for event in ("version.registered", "version.submitted", "version.deployed", "evaluation.recorded"):
         assert event in history, event
+
+
+def test_cbirc_clauses_carry_the_official_numbering_and_the_caveat(pack_path):
+    files = members(pack_path)
+    matrix = json.loads(files["policy/matrix.json"])
+    row = next(r for r in matrix["rows"] if r["clause_id"] == "CBIRC-2022-13.1")
+    assert row["item"] == "三、（十三）"
+    index = files["index.html"].decode()
+    assert 'id="source-note-CBIRC-2022"' in index and "官方编号" in index
+    assert "were not checked against the primary text" in index
