@@ -64,12 +64,23 @@ def pack_cmd(obj: CliContext, name: str, version: str, out: str, as_of: str | No
     type=click.Path(dir_okay=False),
     help="A signed audit checkpoint the pack's log must be consistent with.",
 )
+@click.option(
+    "--trusted-signer",
+    "signers",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A public key (PEM) of a person whose signature may appear on approvals, attestations and waivers; "
+    "repeatable. Given once or more, a record signed by any other key fails.",
+)
 @json_option
-def verify_cmd(path: str, trusted: tuple[str, ...], checkpoint: str | None, as_json: bool) -> None:
-    """Verify a pack offline: signature, file digests, signed records, audit proofs (exit 1 on any problem)."""
+def verify_cmd(
+    path: str, trusted: tuple[str, ...], checkpoint: str | None, signers: tuple[str, ...], as_json: bool
+) -> None:
+    """Verify a pack offline: signature, file digests, signed records, audit proofs, and signed records and
+    evaluations against the audit events (exit 1 on any problem)."""
     from modelreg.evidence.verify import verify_pack
 
-    result = verify_pack(path, trusted_keys=trusted, checkpoint=checkpoint)
+    result = verify_pack(path, trusted_keys=trusted, checkpoint=checkpoint, trusted_signers=signers or None)
 
     def human(r) -> str:
         head = f"{'OK' if r.ok else 'FAILED'}: {r.path} ({r.model} {r.version})"

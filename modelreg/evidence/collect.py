@@ -195,7 +195,11 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         gate_unmet = None
         if cutoff is None:
             gate_unmet = {}
-            for gate in GATES:
+            gates = [g for g in GATES if g != "retire"]
+            if current.stage is Stage.RETIRE:
+                # Before retirement the retire gate has not been reached: its requirements are not "unmet".
+                gates.append("retire")
+            for gate in gates:
                 try:
                     gate_unmet[gate] = [u.to_dict() for u in registry.unmet(session, gate, gate, target, {})]
                 except Exception as exc:  # a broken plug-in must not stop the auditor getting the rest

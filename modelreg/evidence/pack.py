@@ -21,7 +21,7 @@ from typing import Any
 
 from modelreg import clock, signing
 from modelreg.errors import BadInput
-from modelreg.evidence import render
+from modelreg.evidence import attestation_checks, render
 from modelreg.evidence.collect import Collected, collect
 from modelreg.evidence.verify import FORMAT, MANIFEST, PAYLOAD_TYPE, SIGNATURE, media_type, pae, sha256_hex
 
@@ -93,6 +93,8 @@ class PackContext:
     paths: type[Paths] = Paths
     matrix: dict = field(default_factory=dict)
     reason_codes: dict[int, bytes] = field(default_factory=dict)
+    contradictions: list = field(default_factory=list)  # attestation_checks.Contradiction
+    institution: dict = field(default_factory=dict)  # name/name_zh/contact for the disclosure
 
     @staticmethod
     def sha256(data: bytes) -> str:
@@ -254,7 +256,16 @@ def layout(c: Collected, evidence_key: Any) -> tuple[dict[str, bytes], PackConte
         }
     )
     files["provenance.json"] = json_bytes(provenance(c))
+    ctx.contradictions = attestation_checks.contradictions(ctx)
+    files[attestation_checks.FILE] = json_bytes(
+        {
+            "about": "signed attestations that a file of this pack contradicts (modelreg.evidence.attestation_checks)",
+            "rules": sorted(attestation_checks.RULES),
+            "contradictions": [x.to_dict() for x in ctx.contradictions],
+        }
+    )
     ctx.matrix = render.policy_matrix(ctx)
+    files["decision_summary.json"] = json_bytes(render.decision_summary(ctx))
     files["policy/matrix.json"] = json_bytes(ctx.matrix)
     card = render.model_card(ctx)
     files["model_card.md"] = card.markdown().encode("utf-8")

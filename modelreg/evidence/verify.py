@@ -228,10 +228,12 @@ def verify_pack(
     *,
     trusted_keys: Iterable[Any] = (),
     checkpoint: str | Path | Checkpoint | None = None,
+    trusted_signers: Iterable[Any] | None = None,
 ) -> VerifyResult:
     """Verify ``path`` offline. Bad arguments (unreadable key, not a zip) raise ``BadInput``; everything the
     pack gets wrong is a problem in the result (``ok`` False)."""
     trusted = _load_trusted(trusted_keys)
+    signers = set(_load_trusted(trusted_signers)) if trusted_signers is not None else None
     cp = Checkpoint.load(checkpoint) if isinstance(checkpoint, str | Path) else checkpoint
     result = VerifyResult(ok=False, problems=[], path=str(path))
     with open_pack(path) as zf:
@@ -241,7 +243,7 @@ def verify_pack(
             return result
         result.checks.append("zip members are plain relative files")
         members = {i.filename: i for i in zf.infolist()}
-        _verify(zf, members, trusted, cp, result)
+        _verify(zf, members, trusted, cp, result, signers)
     result.ok = not result.problems
     return result
 
@@ -255,7 +257,12 @@ def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, result: VerifyResult) -> b
 
 
 def _verify(
-    zf: zipfile.ZipFile, members: dict, trusted: dict, cp: Checkpoint | None, result: VerifyResult
+    zf: zipfile.ZipFile,
+    members: dict,
+    trusted: dict,
+    cp: Checkpoint | None,
+    result: VerifyResult,
+    signers: set[str] | None = None,
 ) -> None:
     P = result.problems
     for required in (MANIFEST, SIGNATURE):
@@ -287,9 +294,23 @@ def _verify(
     _check_files(manifest, members, zf, reader, result)
     _check_policy(manifest, reader, result)
     _check_signed_records(manifest, reader, result)
+    before = len(result.problems)
     leaves = _check_audit(manifest, reader, result)
+    audit_ok = len(result.problems) == before and EVENTS in reader.good
     if cp is not None:
         _check_checkpoint(cp, leaves, trusted, result)
+    if audit_ok:  # signed records and evaluations against the proven events (crosscheck.py, stdlib only)
+        from modelreg.evidence.crosscheck import crosscheck
+
+        found = crosscheck(
+            reader.good,
+            signer_key_ids=result.signer_key_ids,
+            trusted_signer_key_ids=signers,
+            anchored_size=cp.size if cp is not None else None,
+        )
+        result.problems += [str(p) for p in found]
+        if not found:
+            result.checks.append("signed records and evaluations agree with the proven audit events")
 
 
 def _check_signature(

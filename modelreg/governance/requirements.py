@@ -144,7 +144,19 @@ def _req_pip(ctx, control, params) -> list[Unmet]:
 
 
 def _req_retire_reason(ctx, control, params) -> list[Unmet]:
-    return [] if ctx.options.get("reason") else [_u(control, "retirement needs a reason", "退出需说明原因")]
+    if str(ctx.options.get("reason") or "").strip():
+        return []
+    # Re-checked after the move (an evidence pack of a retired version): the reason is the one the retire
+    # transition recorded, not an option only the retire command itself passes.
+    if ctx.version.stage.value == "retire" and _recorded_retire_reason(ctx):
+        return []
+    return [_u(control, "retirement needs a reason", "退出需说明原因")]
+
+
+def _recorded_retire_reason(ctx) -> str | None:
+    from modelreg.store import repo
+
+    return repo.retire_reason(ctx.session, ctx.version_id)
 
 
 def _req_audit(ctx, control, params) -> list[Unmet]:

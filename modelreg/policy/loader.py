@@ -463,7 +463,12 @@ def _build_sources(tree: LMap, ck: _Checker) -> dict[str, Source]:
         s = ck.mapping(m, key, body, what)
         if s is None:
             continue
-        ck.keys(s, what, ["title_zh", "title_en"], ["issuer_zh", "issuer_en", "date", "doc_no"])
+        ck.keys(
+            s,
+            what,
+            ["title_zh", "title_en"],
+            ["issuer_zh", "issuer_en", "date", "doc_no", "note_zh", "note_en"],
+        )
         out[key] = Source(
             key=key,
             title_zh=ck.text(s, "title_zh", what),
@@ -472,6 +477,8 @@ def _build_sources(tree: LMap, ck: _Checker) -> dict[str, Source]:
             issuer_en=ck.text(s, "issuer_en", what, required=False),
             date=ck.text(s, "date", what, required=False),
             doc_no=ck.text(s, "doc_no", what, required=False),
+            note_zh=ck.text(s, "note_zh", what, required=False),
+            note_en=ck.text(s, "note_en", what, required=False),
         )
     return out
 
@@ -495,7 +502,7 @@ def _build_clauses(tree: LMap, ck: _Checker, sources: Mapping[str, Source]) -> l
             c,
             what,
             ["id", "source", "item", "title_zh", "title_en", "text_zh", "text_en"],
-            ["gist", "relevance", "force"],
+            ["gist", "relevance", "force", "item_as_in_seed"],
         )
         if cid is None:
             continue
@@ -528,6 +535,7 @@ def _build_clauses(tree: LMap, ck: _Checker, sources: Mapping[str, Source]) -> l
                 gist=ck.text(c, "gist", what, required=False),
                 relevance=relevance,
                 force=ck.text(c, "force", what, required=False),
+                item_as_in_seed=ck.text(c, "item_as_in_seed", what, required=False),
             )
         )
     return out

@@ -230,11 +230,16 @@ class Source:
     issuer_en: str = ""
     date: str = ""
     doc_no: str = ""
+    # A caveat about the source's numbering or verification (zh/en), shown wherever its clauses are cited.
+    note_zh: str = ""
+    note_en: str = ""
 
     def to_dict(self) -> dict:
-        return {
-            k: getattr(self, k) for k in ("title_zh", "title_en", "issuer_zh", "issuer_en", "date", "doc_no")
-        }
+        keys = ("title_zh", "title_en", "issuer_zh", "issuer_en", "date", "doc_no")
+        out = {k: getattr(self, k) for k in keys}
+        if self.note_zh or self.note_en:  # absent for other sources: their canonical bytes do not change
+            out.update(note_zh=self.note_zh, note_en=self.note_en)
+        return out
 
 
 @dataclass(frozen=True)
@@ -251,9 +256,12 @@ class Clause:
     gist: str = ""
     relevance: str = ""
     force: str = ""
+    item_as_in_seed: str = ""  # where the seed compilation numbers the item differently (CBIRC-2022)
 
     def to_dict(self) -> dict:
+        extra = {"item_as_in_seed": self.item_as_in_seed} if self.item_as_in_seed else {}
         return {
+            **extra,
             "id": self.id,
             "source": self.source,
             "item": self.item,

@@ -399,3 +399,13 @@ def datasets(session: Session, state: VersionState) -> list[Dataset]:
         select(DatasetRow).where(DatasetRow.version_id == state.id).order_by(DatasetRow.id)
     ).scalars()
     return [_dataset(r, state.version.model, state.version.version) for r in rows]
+
+
+def retire_reason(session: Session, version_id: int) -> str | None:
+    """The reason the version's retire transition recorded (None if it was never retired)."""
+    return session.execute(
+        select(TransitionRow.reason)
+        .where(TransitionRow.version_id == version_id, TransitionRow.action == "retire")
+        .order_by(TransitionRow.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()

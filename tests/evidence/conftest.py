@@ -336,3 +336,42 @@ def members(path: Path) -> dict[str, bytes]:
 
     with zipfile.ZipFile(path) as zf:
         return {i.filename: zf.read(i) for i in zf.infolist()}
+
+
+@dataclass
+class Retired:
+    registry: Any
+    pack: Path
+    reason: str
+
+
+@pytest.fixture(scope="session")
+def retired(german, tmp_path_factory) -> Retired:
+    """A copy of the German registry (database, keys, artifacts) in which app1 retires the deployed version
+    with a reason, packed by the auditor: the last pack of a version's life."""
+    from modelreg import settings as settings_mod
+    from modelreg.evidence import build_pack
+
+    root = tmp_path_factory.mktemp("retired") / "german"
+    german.registry.engine.dispose()  # no open SQLite handle while the file is copied
+    shutil.copytree(german.root, root)
+    env = env_for(root, f"sqlite:///{root / 'registry.db'}")
+    from modelreg import governance
+    from modelreg.registry import Registry
+
+    reg = Registry(settings_mod.load(environ=env), actor="admin")
+    governance.install(reg)
+    reason = "replaced by the recalibrated scorecard v2 / 由重新校准的评分卡第2版替代"
+    from modelreg.client import Client
+    from modelreg.governance.service import load_policy
+
+    c = Client(reg)
+    pack = load_policy(reg)
+    signer = {"validator": "val", "approver": "app1", "developer": "dev"}
+    for ctl in pack.controls_for("retire", "high", kind="attestation"):
+        c.as_user(signer[ctl.attestation.role]).attest(NAME, VERSION, control=ctl.id)
+    reg.as_user("app1").retire(NAME, VERSION, reason=reason)
+    out = root.parent / "retired.zip"
+    build_pack(reg.as_user("aud"), NAME, VERSION, out)
+    yield Retired(reg, out, reason)
+    reg.engine.dispose()

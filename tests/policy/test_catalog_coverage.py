@@ -59,15 +59,24 @@ def test_every_id_the_pack_mentions_exists_in_the_catalog(pack, catalog):
 def test_pack_carries_every_clause_with_the_catalog_texts(pack, catalog):
     assert [c.id for c in pack.clauses] == [c["id"] for c in catalog["clauses"]]
     by_id = {c["id"]: c for c in catalog["clauses"]}
+    items = {i["key"]: i for i in catalog["items"]}
     for clause in pack.clauses:
         src = by_id[clause.id]
         assert clause.text_zh == src["text_zh"]
         assert clause.text_en == src["text_en"]
         assert clause.source == src["source"]
-        assert clause.item == str(src["item"])
+        # CBIRC-2022: the official numbering the catalog keeps (official_item); the seed's own beside it.
+        official = items[src["item_key"]].get("official_item") if src["source"] == "CBIRC-2022" else None
+        assert clause.item == str(official or src["item"])
+        assert clause.item_as_in_seed == (str(src["item"]) if official else "")
         assert clause.relevance == src["relevance"]
         assert clause.title_zh == src["item_heading_zh"]
     assert set(pack.sources) == {s["key"] for s in catalog["sources"]}
+    # The official numbering comes with the catalog's caveat, in both languages.
+    cbirc = next(s for s in catalog["sources"] if s["key"] == "CBIRC-2022")
+    note = pack.sources["CBIRC-2022"].note_en
+    assert cbirc["numbering"] in note and cbirc["verification"] in note
+    assert "官方编号" in pack.sources["CBIRC-2022"].note_zh
 
 
 def test_every_catalog_check_has_a_control_citing_its_clauses(pack, catalog):
