@@ -61,6 +61,8 @@ class Collected:
     registry_info: dict
     as_of: datetime | None
     notes: list[str] = field(default_factory=list)
+    # The version's rows against the state the audit log proves, in the pack's own snapshot (None: as-of pack)
+    replay: dict | None = None
 
 
 def parse_as_of(value: str | datetime | None) -> datetime | None:
@@ -193,8 +195,12 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
 
         # -- gate requirements as they stand now (an as-of pack cannot re-run them for the past).
         gate_unmet = None
+        replayed = None
         if cutoff is None:
             gate_unmet = {}
+            from modelreg.audit.replay import replay as replay_log
+
+            replayed = replay_log(session, model=name, version=str(version)).to_dict()
             gates = [g for g in GATES if g != "retire"]
             if current.stage is Stage.RETIRE:
                 # Before retirement the retire gate has not been reached: its requirements are not "unmet".
@@ -231,6 +237,7 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         registry_info=info,
         as_of=cutoff,
         notes=notes,
+        replay=replayed,
     )
 
 

@@ -256,6 +256,11 @@ def layout(c: Collected, evidence_key: Any) -> tuple[dict[str, bytes], PackConte
         }
     )
     files["provenance.json"] = json_bytes(provenance(c))
+    if c.replay is not None:
+        # What the registry's tables held for this version against the state its audit log proves, when packed.
+        files["audit/replay.json"] = json_bytes(
+            {k: v for k, v in c.replay.items() if k not in ("seconds", "events_per_second")}
+        )
     ctx.contradictions = attestation_checks.contradictions(ctx)
     files[attestation_checks.FILE] = json_bytes(
         {
