@@ -465,7 +465,7 @@ def check_model(model: Any) -> Any:
     """The model object itself once it can score: monitors take loaded models (the caller loads URIs)."""
     if isinstance(model, (str, Path)):
         raise ModelError(
-            f"model must be a loaded model object, not a path or URI. Got {model!s} instead: load it first"
+            f"cannot load model {model}: monitors take a loaded model object, not a path or URI (load it first)"
         )
     if not (hasattr(model, "predict") or hasattr(model, "predict_proba")):
         raise ModelError(f"model must have predict or predict_proba. Got {type(model).__name__} instead.")

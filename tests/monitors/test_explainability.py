@@ -311,4 +311,4 @@ def test_mlflow_pyfunc_uri_is_unwrapped_to_the_tree_model(tmp_path: Path):
     broken = ExplainabilityMonitor().run(
         german_spec(), current=german_encoded(), model=str(tmp_path / "nope")
     )
-    assert broken.status is MetricStatus.INVALID_INPUT and "must be a loaded model object" in broken.reason
+    assert broken.status is MetricStatus.INVALID_INPUT and "cannot load model" in broken.reason
