@@ -44,17 +44,13 @@ def check_encoding(encoding: str | None) -> str | None:
 
 
 def sniff_encoding(path: Path, encoding: str | None) -> str:
-    """The encoding to read ``path`` with: a UTF-8 BOM means utf-8-sig (whatever UTF-8 spelling was given);
-    a BOM that contradicts the declared encoding, or a UTF-16/32 file, is refused."""
+    """The encoding to read ``path`` with: a UTF-8 byte-order mark means utf-8-sig whatever was declared (one
+    --encoding covers --data and --reference, and Excel adds the mark to one of them); UTF-16/32 is refused."""
     with path.open("rb") as fh:
         head = fh.read(4)
     if head.startswith(codecs.BOM_UTF8):
-        if encoding in (None, "utf-8", "utf-8-sig"):
-            return "utf-8-sig"
-        raise BadInput(
-            f"{path.name} starts with a UTF-8 byte-order mark but --encoding {encoding} was given; "
-            "use --encoding utf-8-sig (or leave --encoding out)"
-        )
+        # EF BB BF would be the GBK text "锘" followed by half a character: no real export starts so.
+        return "utf-8-sig"
     for bom, name in _OTHER_BOMS.items():
         if head.startswith(bom):
             raise BadInput(
