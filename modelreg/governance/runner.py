@@ -529,12 +529,21 @@ def _run_scaled(
             extra["reference"] = baselines["performance"]
         if kind == "data_quality" and inp.reference is None and profiles and "data_quality" in profiles:
             extra["profile"] = profiles["data_quality"]
+        current: Any = inp.data
+        if kind == "data_quality":
+            # No engine reduction for it yet: fetch the feature columns only (a table name is no file path).
+            from monitors.scale import load_columns
+
+            try:
+                current = load_columns(engine, inp.data, spec.feature_names)
+            except (DataInputError, ParameterError) as exc:
+                raise BadInput(f"--data: {exc}") from None
         try:
             results[kind] = monitor_on(
                 kind,
                 engine,
                 spec,
-                current=inp.data,
+                current=current,
                 reference=inp.reference if kind in ("drift", "data_quality") else extra.get("reference"),
                 profile=extra.get("profile"),
                 model=model,

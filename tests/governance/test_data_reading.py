@@ -164,3 +164,43 @@ def test_data_that_does_not_fit_the_declared_schema_is_bad_input():
     texty = clean.assign(收入=clean["收入"].map(repr).astype(object))
     spec, current, *_ = build(EvaluationInput(data=texty, schema=schema))
     assert spec.feature("收入").kind.value == "numeric" and current["收入"].dtype == float
+
+
+def test_implausible_values_fail_the_monitor_gate_on_pandas_and_duckdb(tmp_path):
+    """The data_quality ranges saved by a validation run judge a Parquet scoring log the same way whether
+    the reduction runs in pandas or DuckDB."""
+    import lightgbm as lgb
+
+    from modelreg.governance.runner import EvaluationInput, run
+    from modelreg.policy import load_pack
+    from monitors.base import ReferenceProfile
+    from tests.governance.german import FEATURES, german_frame, split
+
+    s = split(german_frame())
+    model = lgb.LGBMClassifier(n_estimators=20, verbose=-1, random_state=0).fit(
+        s.train[FEATURES], s.train["default"]
+    )
+    train, month = s.train.copy(), s.holdout.copy()
+    train["score"] = model.predict_proba(train[FEATURES])[:, 1]
+    month["score"] = model.predict_proba(month[FEATURES])[:, 1]
+    month.loc[month.index[:2], "duration"] = 1e300
+    month.to_parquet(tmp_path / "month.parquet")
+    pack = load_pack("cn-fin-algo-risk")
+    common = {"target": "default", "score": "score", "sensitive": ("sex",), "features": tuple(FEATURES)}
+    base = run(pack, "deploy", "high", EvaluationInput(data=train, reference=train, **common))
+    profiles = {"data_quality": ReferenceProfile.from_json(base.profiles["data_quality"].decode())}
+    drift_profile = ReferenceProfile.from_json(base.reference_profile.decode())
+    seen = {}
+    for engine in ("pandas", "duckdb"):
+        draft = run(
+            pack,
+            "monitor",
+            "high",
+            EvaluationInput(data=str(tmp_path / "month.parquet"), engine=engine, **common),
+            profile=drift_profile,
+            profiles=profiles,
+        )
+        seen[engine] = {o.control_id: (o.status, o.feature, o.value) for o in draft.outcomes}
+    assert seen["pandas"]["CHK-DRIFT-03.implausible"] == ("fail", "duration", pytest.approx(2 / len(month)))
+    assert seen["duckdb"]["CHK-DRIFT-03.implausible"] == seen["pandas"]["CHK-DRIFT-03.implausible"]
+    assert seen["duckdb"]["CHK-DRIFT-03.out_of_range"] == seen["pandas"]["CHK-DRIFT-03.out_of_range"]
