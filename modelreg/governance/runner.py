@@ -98,10 +98,11 @@ def resolve_positive_label(frame, target: str, positive_label: Any) -> tuple[Any
             f"--target {target} must be binary with 1 = the positive class. Got {len(labels)} label(s) "
             f"{_labels_text(labels)} instead: name the positive class with --positive-label"
         )
-    label: Any = positive_label
-    if numeric and isinstance(positive_label, str):
+    # numpy scalars from the Python API become plain values: the label is stored in the spec as JSON
+    label: Any = positive_label.item() if hasattr(positive_label, "item") else positive_label
+    if numeric and isinstance(label, str):
         try:
-            label = float(positive_label)
+            label = float(label)
         except ValueError:
             raise BadInput(
                 f"--positive-label {positive_label!r} is not a label of the numeric --target {target} "
@@ -109,8 +110,8 @@ def resolve_positive_label(frame, target: str, positive_label: Any) -> tuple[Any
             ) from None
         if label.is_integer() and not pd.api.types.is_float_dtype(series.dtype):
             label = int(label)
-    elif not numeric and not isinstance(positive_label, str):
-        label = str(positive_label)
+    elif not numeric and not isinstance(label, str):
+        label = str(label)
     present = [v for v in labels if v == label]
     if len(labels) > 2:
         raise BadInput(
