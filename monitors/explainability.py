@@ -45,6 +45,7 @@ from monitors.base import (
     is_int as _is_int,
 )
 from monitors.base import write_artifact as _write
+from monitors.charts import styled
 
 EXPLAINERS = ("auto", "tree", "linear", "kernel")
 
@@ -540,6 +541,7 @@ def _csv(df: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+@styled  # CJK-capable font for Chinese feature and group names
 def _bar_png(imp: pd.DataFrame, space: str) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -48,6 +48,7 @@ from monitors.base import (
 from monitors.base import (
     is_probability as _is_prob,
 )
+from monitors.charts import styled
 
 MISSING_GROUP = "__missing__"
 RATES = ("selection_rate", "tpr", "fpr", "precision")
@@ -800,6 +801,7 @@ def _write_artifacts(folder: str, table: pd.DataFrame) -> list[Artifact]:
     return out
 
 
+@styled  # CJK-capable font for Chinese feature and group names
 def _bar_chart(table: pd.DataFrame) -> bytes:
     # Figure + Agg canvas directly: no pyplot global state, no backend switch for the host process.
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -83,3 +83,16 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+#: Kept here (not imported from modelreg.datasets) so ``--help`` stays light; tests check they agree.
+ENCODINGS = ("utf-8", "utf-8-sig", "gbk", "gb18030")
+
+
+def encoding_option(fn: Callable) -> Callable:
+    return click.option(
+        "--encoding",
+        metavar="|".join(ENCODINGS),
+        help="Text encoding of CSV files (default utf-8; a UTF-8 byte-order mark is detected). "
+        "Bank exports are often gbk or gb18030.",
+    )(fn)

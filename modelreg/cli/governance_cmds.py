@@ -6,11 +6,16 @@ from collections.abc import Callable
 
 import click
 
-from modelreg.cli.common import CliContext, emit, json_option, pass_ctx
+from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx
 from modelreg.domain.roles import Role
 from modelreg.domain.stages import EVALUATION_PURPOSES
 
 SIGNING_ROLES = (Role.VALIDATOR.value, Role.APPROVER.value)  # who signs approvals and rejections
+
+_POSITIVE_HELP = (
+    "The target's positive class (e.g. bad, 违约, Y) when its labels are not 0/1; the target must then have "
+    "two labels."
+)
 
 
 def _data_options(fn: Callable) -> Callable:
@@ -28,6 +33,7 @@ def _data_options(fn: Callable) -> Callable:
             help="Training / reference data for drift and explanation stability.",
         ),
         click.option("--target", help="Target column (1 = the positive class, e.g. default)."),
+        click.option("--positive-label", help=_POSITIVE_HELP),
         click.option("--prediction", help="Column with the model's hard predictions."),
         click.option("--score", help="Column with the model's scores (probability of the positive class)."),
         click.option(
@@ -39,6 +45,7 @@ def _data_options(fn: Callable) -> Callable:
             "--sensitive", multiple=True, help="Sensitive attribute column (repeatable), e.g. sex, age_group."
         ),
         click.option("--policy", help="Policy pack id or file (default: $MODELREG_POLICY)."),
+        encoding_option,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -132,11 +139,13 @@ def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **opti
     "spark for spark: tables).",
 )
 @click.option("--target", help="Target column, once outcomes are known.")
+@click.option("--positive-label", help=_POSITIVE_HELP + " Default: the one validation used.")
 @click.option("--score", help="Score column (else the model is run).")
 @click.option("--prediction", help="Prediction column.")
 @click.option("--model", "model_uri", help="MLflow model URI (default: the version's own).")
 @click.option("--sensitive", multiple=True)
 @click.option("--policy")
+@encoding_option
 @json_option
 @pass_ctx
 def monitor_cmd(obj: CliContext, name: str, version: str, as_json: bool, **options) -> None:

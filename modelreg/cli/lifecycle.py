@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, table
+from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx, table
 from modelreg.domain.stages import REPLACEMENTS, DataRole, RiskTier, Stage, values
 
 
@@ -99,15 +99,23 @@ def register_cmd(
 )
 @click.option("--data", "path", required=True, type=click.Path(dir_okay=True), help="CSV or Parquet file.")
 @click.option("--owner", help="Accountable data owner.")
+@encoding_option
 @json_option
 @pass_ctx
 def attach_data_cmd(
-    obj: CliContext, name: str, version: str, role: str, path: str, owner: str | None, as_json: bool
+    obj: CliContext,
+    name: str,
+    version: str,
+    role: str,
+    path: str,
+    owner: str | None,
+    encoding: str | None,
+    as_json: bool,
 ) -> None:
     """Fingerprint a data set (rows, schema, content digest) and attach it to NAME VERSION."""
     from modelreg.datasets import attach_file
 
-    ds = attach_file(obj.registry(), name, version, role=role, path=path, owner=owner)
+    ds = attach_file(obj.registry(), name, version, role=role, path=path, owner=owner, encoding=encoding)
     emit(ds, as_json, lambda d: f"attached {d.role} data {d.name}: {d.rows} rows, sha256 {d.digest[:16]}…")
 
 

@@ -272,6 +272,7 @@ def recompute(
 
     baseline: dict[str, Any] = {}
     profile = None
+    profiles: dict[str, Any] = {}  # other kinds' reference profiles (data_quality ranges)
     if ev["purpose"] == "monitoring":
         earlier = [e for e in evs if e["purpose"] == "validation" and e["id"] < eid]
         if earlier:
@@ -283,6 +284,9 @@ def recompute(
             prof_name = f"monitors/{base['id']}/drift/reference_profile.json"
             if pack.has(prof_name):
                 profile = ReferenceProfile.from_json(pack.read(prof_name).decode("utf-8"))
+            dq_name = f"monitors/{base['id']}/data_quality/reference_profile.json"
+            if pack.has(dq_name):
+                profiles["data_quality"] = ReferenceProfile.from_json(pack.read(dq_name).decode("utf-8"))
 
     kinds = sorted(
         n.split("/")[2][: -len(".json")]
@@ -321,6 +325,8 @@ def recompute(
                 )
                 continue
             kwargs["profile"] = profile
+        elif kind in profiles:
+            kwargs["profile"] = profiles[kind]
         if kind in NEEDS_MODEL:
             kwargs["model"] = fitted
         if kind == "performance" and "performance" in baseline:

@@ -42,6 +42,11 @@ def evaluation_text(ev, *, only_problems: bool = False) -> str:
                 f"          waived by {f.waiver['by']} until {f.waiver['until']}: {f.waiver['reason']}"
             )
     lines += rows or ["  (no findings)"]
+    notes = (getattr(ev, "data", None) or {}).get("notes") or []
+    if notes and not only_problems:
+        # What was left out of the numbers (rows excluded, samples, schema source) belongs with them.
+        lines.append("  notes / 说明:")
+        lines += [f"    - {n}" for n in notes]
     return "\n".join(lines)
 
 

@@ -33,6 +33,13 @@ class EvaluationInput:
     scenarios: list[dict] | None = None
     # "pandas", "duckdb", "spark" or "auto" (monitors.scale.choose_engine on ``data``).
     engine: str = "pandas"
+    encoding: str | None = None  # CSV text encoding (modelreg.datasets.ENCODINGS); None: UTF-8 or its BOM
+    # The target's positive class when its labels are not 0/1 (e.g. "bad", "违约"); None: the labels are 0/1.
+    positive_label: Any = None
+    # Declared feature schema, name -> "numeric" | "categorical", and where it was declared. The data must
+    # fit it; without one the kinds come from the reference data, else from the data itself.
+    schema: dict[str, str] | None = None
+    schema_source: str | None = None
 
 
 @dataclass
@@ -48,6 +55,8 @@ class EvaluationDraft:
     notes: list[str]
     model_note: str | None
     reference_profile: bytes | None = None
+    # Reference profiles of other monitors (kind -> JSON bytes), e.g. the data_quality ranges for monitoring.
+    profiles: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -56,20 +65,108 @@ class EvaluationDraft:
         return worst_status(self.outcomes)
 
 
-def _load(data: Any, what: str):
+def _load(data: Any, what: str, encoding: str | None = None):
     import pandas as pd
 
-    from monitors.base import DataInputError, load_frame
+    from modelreg.datasets import read_table
 
-    if isinstance(data, pd.DataFrame):
-        frame = data
-    else:
-        try:
-            frame = load_frame(Path(data))
-        except DataInputError as exc:
-            raise BadInput(f"{what}: {exc}") from None
+    frame = data if isinstance(data, pd.DataFrame) else read_table(Path(data), encoding=encoding, what=what)
     if frame.empty:
         raise BadInput(f"{what} has no rows")
+    return frame
+
+
+def _labels_text(values) -> str:
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in list(values)[:6])
+    return shown + ("…" if len(values) > 6 else "")
+
+
+def resolve_positive_label(frame, target: str, positive_label: Any) -> tuple[Any, str | None]:
+    """The value of ``target`` that means the positive class, checked against the data: the target must be
+    binary in its declared labels. Without ``positive_label`` the labels must be 0/1 (or booleans); a string
+    label given for a numeric column is read as that number. Returns (label, note for the evaluation)."""
+    import numpy as np
+    import pandas as pd
+
+    series = frame[target]
+    labels = pd.unique(series.dropna())
+    numeric = pd.api.types.is_numeric_dtype(series.dtype)
+    if positive_label is None:
+        if numeric and set(np.asarray(labels, dtype=float).tolist()) <= {0.0, 1.0}:
+            return 1, None
+        raise BadInput(
+            f"--target {target} must be binary with 1 = the positive class. Got {len(labels)} label(s) "
+            f"{_labels_text(labels)} instead: name the positive class with --positive-label"
+        )
+    # numpy scalars from the Python API become plain values: the label is stored in the spec as JSON
+    label: Any = positive_label.item() if hasattr(positive_label, "item") else positive_label
+    if numeric and isinstance(label, str):
+        try:
+            label = float(label)
+        except ValueError:
+            raise BadInput(
+                f"--positive-label {positive_label!r} is not a label of the numeric --target {target} "
+                f"(it has {_labels_text(labels)})"
+            ) from None
+        if label.is_integer() and not pd.api.types.is_float_dtype(series.dtype):
+            label = int(label)
+    elif not numeric and not isinstance(label, str):
+        label = str(label)
+    present = [v for v in labels if v == label]
+    if len(labels) > 2:
+        raise BadInput(
+            f"--target {target} must be binary. Got {len(labels)} labels {_labels_text(labels)} instead "
+            "(map them to two classes before validating)"
+        )
+    if not present:
+        raise BadInput(
+            f"--positive-label {positive_label!r} is not a label of --target {target} (it has {_labels_text(labels)})"
+        )
+    others = [v for v in labels if v != label]
+    note = f"target {target}: {label!r} is the positive class" + (
+        f", {_labels_text(others)} the negative" if others else " (no negative labels in the data)"
+    )
+    return label, note
+
+
+_NUMERIC_TYPES = frozenset(
+    {"integer", "long", "float", "double", "numeric", "number", "int", "float64", "int64"}
+)
+
+
+def schema_kind(declared: Any) -> str:
+    """A declared type (MLflow signature type, or the model card's word) as a column kind."""
+    return "numeric" if str(declared).strip().lower() in _NUMERIC_TYPES else "categorical"
+
+
+def _fit_schema(frame, kinds: dict[str, str], what: str, source: str):
+    """Check that every feature declared numeric holds numbers (text that parses is converted, e.g. an
+    object column read from a file with blanks); anything else is bad input naming each column."""
+    import pandas as pd
+
+    problems: list[str] = []
+    converted: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        if kind != "numeric" or name not in frame.columns:
+            continue
+        series = frame[name]
+        if pd.api.types.is_numeric_dtype(series.dtype):
+            continue
+        coerced = pd.to_numeric(series, errors="coerce")
+        bad = coerced.isna() & series.notna()
+        if bad.any():
+            examples = ", ".join(repr(v) for v in pd.unique(series[bad])[:3])
+            problems.append(f"{name} has {int(bad.sum())} non-numeric value(s) ({examples})")
+        else:
+            converted[name] = coerced
+    if problems:
+        raise BadInput(
+            f"{what} does not fit the feature schema ({source}): numeric feature(s) "
+            + "; ".join(problems)
+            + ". Fix the cells or declare the feature categorical"
+        )
+    if converted:
+        frame = frame.assign(**converted)
     return frame
 
 
@@ -87,14 +184,19 @@ def _model_features(model: Any) -> list[str] | None:
     return None
 
 
-def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
-    """(spec, current frame with a score column, reference frame, model, model note)."""
+def build(
+    inp: EvaluationInput, build_notes: list[str] | None = None
+) -> tuple[Any, Any, Any, Any, str | None]:
+    """(spec, current frame with a score column, reference frame, model, model note). Notes on how the
+    data was read (positive class, schema source) are appended to ``build_notes``."""
     import numpy as np
 
     from monitors.base import ColumnKind, ColumnSpec, Feature, ModelError, predict_scores
 
-    current = _load(inp.data, "--data")
-    reference = _load(inp.reference, "--reference") if inp.reference is not None else None
+    if build_notes is None:
+        build_notes = []
+    current = _load(inp.data, "--data", inp.encoding)
+    reference = _load(inp.reference, "--reference", inp.encoding) if inp.reference is not None else None
     model, note = inp.model, None
     if model is None and inp.model_uri:
         from modelreg.integrations.mlflow.models import load_model
@@ -105,22 +207,47 @@ def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
             raise BadInput(
                 f"column {col!r} is not in --data (it has {', '.join(map(str, current.columns[:15]))}{'…' if len(current.columns) > 15 else ''})"
             )
+    positive_label: Any = 1
+    if inp.target:
+        positive_label, label_note = resolve_positive_label(current, inp.target, inp.positive_label)
+        if label_note:
+            build_notes.append(label_note)
     excluded = {c for c in (inp.target, inp.prediction, inp.score) if c}
-    features = list(inp.features) if inp.features else (_model_features(model) if model is not None else None)
+    declared = dict(inp.schema or {})
+    features = list(inp.features) if inp.features else None
+    if features is None and model is not None:
+        features = _model_features(model)  # the model's own column order, which it may insist on
+    if features is None and declared:
+        features = list(declared)
     if features is None:
         features = [str(c) for c in current.columns if c not in excluded and c not in inp.sensitive]
     missing = [f for f in features if f not in current.columns]
     if missing:
         raise BadInput(f"--data lacks feature column(s) the model needs: {', '.join(missing)}")
+
+    def inferred(name: str) -> str:
+        # The training data says what a column is; the hold-out's own dtypes would let dirty cells turn a
+        # numeric feature into a categorical one.
+        frame = reference if reference is not None and name in reference.columns else current
+        dtype = frame[name].dtype
+        numeric = np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.bool_)
+        return "numeric" if numeric else "categorical"
+
+    kinds = {name: schema_kind(declared[name]) if name in declared else inferred(name) for name in features}
+    source = inp.schema_source or ("declared schema" if declared else "the reference data's column types")
+    if declared:
+        build_notes.append(f"feature schema from {source}")
+    if declared or reference is not None:
+        current = _fit_schema(current, kinds, "--data", source)
+        if reference is not None:
+            reference = _fit_schema(reference, kinds, "--reference", source)
     feats = []
     for name in features:
-        dtype = current[name].dtype
-        numeric = np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.bool_)
         zh, en = inp.feature_labels.get(name, (None, None))
         feats.append(
             Feature(
                 name,
-                ColumnKind.NUMERIC if numeric else ColumnKind.CATEGORICAL,
+                ColumnKind(kinds[name]),
                 label_zh=zh,
                 label_en=en,
                 monotone=inp.monotone.get(name),
@@ -146,6 +273,7 @@ def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
         prediction=inp.prediction,
         score=score,
         sensitive=tuple(inp.sensitive),
+        positive_label=positive_label,
     )
     return spec, current, reference, model, note
 
@@ -195,22 +323,26 @@ def run(
     baselines: dict[str, Any] | None = None,
     profile: Any = None,
     progress: Callable[[str], None] | None = None,
+    profiles: dict[str, Any] | None = None,
 ) -> EvaluationDraft:
+    """``profile`` is the drift reference profile; ``profiles`` those of other kinds (data_quality)."""
     from modelreg.policy import evaluate_results
 
     say = progress or (lambda _m: None)
     gates = (gate,) if isinstance(gate, str) else tuple(gate)
     engine = _engine(inp)
     if engine != "pandas":
-        return _run_scaled(pack, gates, tier, inp, engine, profile=profile, baselines=baselines, say=say)
-    spec, current, reference, model, note = build(inp)
+        return _run_scaled(
+            pack, gates, tier, inp, engine, profile=profile, baselines=baselines, say=say, profiles=profiles
+        )
+    notes: list[str] = []
+    spec, current, reference, model, note = build(inp, notes)
     wanted: dict[str, dict] = {}
     for g in gates:
         for kind, params in pack.monitors_for(g, tier).items():
             wanted.setdefault(kind, {}).update(params)
     folder = Path(tempfile.mkdtemp(prefix="modelreg-eval-"))
     results: dict[str, Any] = {}
-    notes: list[str] = []
     for kind, params in wanted.items():
         extra: dict[str, Any] = {}
         params = dict(params)
@@ -246,6 +378,8 @@ def run(
             extra["baseline"] = baselines["performance"]
         if kind == "explainability" and baselines and "explainability" in baselines and reference is None:
             extra["reference"] = baselines["explainability"]
+        if kind == "data_quality" and reference is None and profiles and "data_quality" in profiles:
+            extra["profile"] = profiles["data_quality"]
         say(f"running {kind} monitor on {len(current):,} rows")
         sub = folder / kind
         sub.mkdir(parents=True, exist_ok=True)
@@ -274,6 +408,17 @@ def run(
             profile_bytes = prof.to_json().encode()
         except Exception as exc:  # keep the evaluation; monitoring will say the profile is missing
             notes.append(f"reference profile not saved: {type(exc).__name__}: {exc}")
+    other_profiles: dict[str, bytes] = {}
+    if reference is not None and "data_quality" in wanted:
+        from monitors.base import DataInputError
+        from monitors.data_quality import DataQualityMonitor
+
+        try:
+            dq = DataQualityMonitor().profile(spec, reference, wanted["data_quality"])
+            other_profiles["data_quality"] = dq.to_json().encode()
+        except (DataInputError, ValueError) as exc:
+            notes.append(f"data_quality reference profile not saved: {exc}")
+    notes.extend(monitor_notes(results))
     return EvaluationDraft(
         results=results,
         outcomes=outcomes,
@@ -284,6 +429,7 @@ def run(
         notes=notes,
         model_note=note,
         reference_profile=profile_bytes,
+        profiles=other_profiles,
     )
 
 
@@ -299,8 +445,14 @@ def _engine(inp: EvaluationInput) -> str:
         raise BadInput(f"--data: {exc}") from None
 
 
+def monitor_notes(results: dict[str, Any]) -> list[str]:
+    """Every monitor's notes (rows excluded, samples, explainer used...), named by monitor, so that what
+    was left out of a number is in the evaluation's --json and findings, not only inside each result."""
+    return [f"{kind}: {n}" for kind, r in results.items() for n in getattr(r, "notes", ())]
+
+
 def _run_scaled(
-    pack, gates, tier, inp: EvaluationInput, engine: str, *, profile, baselines, say
+    pack, gates, tier, inp: EvaluationInput, engine: str, *, profile, baselines, say, profiles=None
 ) -> EvaluationDraft:
     """The same controls with the reduction on DuckDB/Spark: the data never becomes one pandas frame. The
     model is not run row by row here: the data must carry --score or --prediction (explainability and
@@ -309,6 +461,11 @@ def _run_scaled(
     from monitors.base import DataInputError, ParameterError
     from monitors.scale import monitor_on, open_backend, spec_from_source
 
+    if inp.encoding not in (None, "utf-8"):
+        raise BadInput(
+            f"--encoding {inp.encoding} is read by the pandas engine only; with --engine {engine} "
+            "convert the file to UTF-8 or Parquet first"
+        )
     if inp.score is None and inp.prediction is None:
         raise BadInput(
             f"with --engine {engine} the data must carry the model's --score or --prediction column"
@@ -352,13 +509,24 @@ def _run_scaled(
             extra["profile"] = profile
         if kind == "performance" and baselines and "performance" in baselines:
             extra["reference"] = baselines["performance"]
+        if kind == "data_quality" and inp.reference is None and profiles and "data_quality" in profiles:
+            extra["profile"] = profiles["data_quality"]
+        current: Any = inp.data
+        if kind == "data_quality":
+            # No engine reduction for it yet: fetch the feature columns only (a table name is no file path).
+            from monitors.scale import load_columns
+
+            try:
+                current = load_columns(engine, inp.data, spec.feature_names)
+            except (DataInputError, ParameterError) as exc:
+                raise BadInput(f"--data: {exc}") from None
         try:
             results[kind] = monitor_on(
                 kind,
                 engine,
                 spec,
-                current=inp.data,
-                reference=inp.reference if kind == "drift" else extra.get("reference"),
+                current=current,
+                reference=inp.reference if kind in ("drift", "data_quality") else extra.get("reference"),
                 profile=extra.get("profile"),
                 model=model,
                 params=dict(params),
@@ -383,7 +551,7 @@ def _run_scaled(
         spec=spec.to_dict(),
         params={k: dict(v) for k, v in wanted.items()},
         artifacts_dir=folder,
-        notes=[f"reduction engine: {engine}"],
+        notes=[f"reduction engine: {engine}", *monitor_notes(results)],
         model_note=note,
     )
 

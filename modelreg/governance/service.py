@@ -67,20 +67,27 @@ def run_evaluation(
             )
         baselines: dict[str, Any] = {}
         profile = None
+        profiles: dict[str, Any] = {}
+        base_spec: dict | None = None
         if purpose == "monitoring":
             base = records.latest_evaluation_row(rd.session, target.id, "validation")
             if base is None:
                 raise NotFound(f"{name} {version} has no validation evaluation to monitor against")
             baselines, profile = _baselines(reg, rd.session, base)
+            profiles = _profiles(reg, base)
+            base_spec = (base.data or {}).get("spec")
     assert user is not None
     _declared_from_card(inp, mv.model_card)
+    _declared_schema(inp, mv, base_spec)
     pack = load_policy(reg, policy)
     tier = mv.risk_tier
     from modelreg.governance import runner
 
     # A pre-check is the developer's dry run of what validation will check, plus the submit gate's own checks.
     gates = ("submit", "deploy") if purpose == "precheck" else (gate,)
-    draft = runner.run(pack, gates, tier, inp, baselines=baselines, profile=profile, progress=progress)
+    draft = runner.run(
+        pack, gates, tier, inp, baselines=baselines, profile=profile, progress=progress, profiles=profiles
+    )
     try:
         return _store(reg, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp)
     finally:
@@ -105,6 +112,54 @@ def _declared_from_card(inp: EvaluationInput, card: dict) -> None:
             for k, v in card["feature_labels"].items()
             if isinstance(v, (list, tuple)) and len(v) == 2
         }
+
+
+def _declared_schema(inp: EvaluationInput, mv, base_spec: dict | None) -> None:
+    """The feature schema the data must fit, from the first of: the caller's, the validation baseline's
+    (monitoring judges data by what was validated), the MLflow model signature, the model card's
+    ``feature_schema`` (``{"age": "numeric", "sex": "categorical"}``). At monitoring the baseline's positive
+    class is kept unless the operator names another."""
+    if base_spec and inp.positive_label is None and inp.target:
+        label = base_spec.get("positive_label")
+        if label not in (None, 1):
+            inp.positive_label = label
+    if inp.schema:
+        return
+    if base_spec and base_spec.get("features"):
+        inp.schema = {str(f["name"]): str(f["kind"]) for f in base_spec["features"]}
+        inp.schema_source = "the validation baseline's spec"
+        return
+    signature = (mv.mlflow or {}).get("signature") or {}
+    inputs = signature.get("inputs") if isinstance(signature, dict) else None
+    if isinstance(inputs, list) and inputs and all(isinstance(c, dict) and c.get("name") for c in inputs):
+        inp.schema = {str(c["name"]): str(c.get("type", "string")) for c in inputs}
+        inp.schema_source = "the MLflow model signature"
+        return
+    card = (mv.model_card or {}).get("feature_schema")
+    if card is None:
+        return
+    if not isinstance(card, dict) or not all(
+        str(v).strip().lower() in ("numeric", "categorical", "double", "long", "string", "boolean")
+        for v in card.values()
+    ):
+        raise BadInput(
+            "model card field feature_schema must map feature names to numeric or categorical. "
+            f"Got {card!r} instead."
+        )
+    inp.schema = {str(k): str(v) for k, v in card.items()}
+    inp.schema_source = "the model card's feature_schema"
+
+
+def _profiles(reg: Registry, base: StoredEvaluation) -> dict[str, Any]:
+    """Reference profiles other than drift's that the validation stored (data_quality ranges)."""
+    from monitors.base import ReferenceProfile
+
+    out = {}
+    for kind, sha in ((base.data or {}).get("profiles") or {}).items():
+        out[kind] = ReferenceProfile.from_json(
+            artifacts.read_bytes(reg.settings.artifact_store, sha).decode()
+        )
+    return out
 
 
 def _baselines(reg: Registry, session, base: StoredEvaluation) -> tuple[dict, Any]:
@@ -139,6 +194,11 @@ def _store(
     if draft.reference_profile is not None:
         profile_sha, size = artifacts.put_bytes(store_root, draft.reference_profile)
         stored_files.append(("drift", "reference_profile.json", profile_sha, size, "application/json"))
+    other_profiles: dict[str, str] = {}
+    for kind, blob in sorted(draft.profiles.items()):
+        sha, size = artifacts.put_bytes(store_root, blob)
+        other_profiles[kind] = sha
+        stored_files.append((kind, "reference_profile.json", sha, size, "application/json"))
     outcomes = [o.to_dict() for o in draft.outcomes]
     data = {
         "fingerprints": draft.fingerprints,
@@ -149,6 +209,8 @@ def _store(
         "notes": draft.notes,
         "reference_profile": profile_sha,
     }
+    if other_profiles:
+        data["profiles"] = other_profiles
     content = {
         "model": name,
         "version": version,

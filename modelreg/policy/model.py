@@ -173,6 +173,20 @@ KNOWN_METRICS: Mapping[str, frozenset[str]] = MappingProxyType(
                 "max_abs_stress_approval_rate_change",
             }
         ),
+        # monitors/data_quality.py (DataQualityMonitor.metrics); kept here until the loader reads declarations.
+        "data_quality": frozenset(
+            {
+                "missing_share",
+                "constant",
+                "out_of_range_share",
+                "implausible_share",
+                "rows",
+                "max_missing_share",
+                "max_out_of_range_share",
+                "max_implausible_share",
+                "constant_features",
+            }
+        ),
     }
 )
 MONITOR_KINDS: tuple[str, ...] = tuple(KNOWN_METRICS)

@@ -379,6 +379,9 @@ GOLDEN_LAYOUT = {
     "model/version.json",
     "model_card.html",
     "model_card.md",
+    "monitors/N/data_quality.json",  # issue 19: hold-out completeness, plausibility, constant features
+    "monitors/N/data_quality/data_quality.csv",
+    "monitors/N/data_quality/reference_profile.json",
     "monitors/N/drift.json",
     "monitors/N/drift/drift_bins.csv",
     "monitors/N/drift/drift_evidently.html",

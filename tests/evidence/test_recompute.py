@@ -15,7 +15,14 @@ def test_recompute_reproduces_every_monitor_with_the_model(german, pack_path):
     result = recompute(pack_path, german.holdout_path, reference=german.train_path, model=german.model)
     assert result.ok, result.differences
     assert result.evaluation_id == german.validation.id and result.purpose == "validation"
-    assert set(result.monitors) == {"drift", "fairness", "explainability", "performance", "robustness"}
+    assert set(result.monitors) == {
+        "data_quality",
+        "drift",
+        "fairness",
+        "explainability",
+        "performance",
+        "robustness",
+    }
     assert result.compared > 100 and result.skipped == {}
     assert result.data["current"]["matches"] and result.data["reference"]["matches"]
 
@@ -40,7 +47,7 @@ def test_recompute_without_the_model_says_what_it_skipped(german, pack_path, tmp
     train[SCORE_COLUMN] = german.model.predict_proba(train[list(FEATURES)])[:, 1]
     result = recompute(pack_path, scored, reference=train)
     assert result.ok, result.differences
-    assert set(result.monitors) == {"drift", "fairness", "performance"}
+    assert set(result.monitors) == {"data_quality", "drift", "fairness", "performance"}
     assert set(result.skipped) == {"explainability", "robustness"}
 
 
@@ -141,7 +148,14 @@ def test_cli_recompute_with_a_saved_mlflow_model(german, pack_path, tmp_path, ca
     )
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
-    assert set(out["monitors"]) == {"drift", "fairness", "explainability", "performance", "robustness"}
+    assert set(out["monitors"]) == {
+        "data_quality",
+        "drift",
+        "fairness",
+        "explainability",
+        "performance",
+        "robustness",
+    }
     assert out["differences"] == [] and out["skipped"] == {}
 
 

@@ -94,6 +94,13 @@ CASES: dict[str, Case] = {
         invalid_params={"threshold": 2.0},
         params={"sample_size": 200, "boundary_rows": 20},
     ),
+    "data_quality": Case(
+        call=lambda mon, g, params, folder, corrupt: mon.run(
+            g.spec, reference=g.reference, current=corrupt(g.current), params=params, artifacts_dir=folder
+        ),
+        column="credit_amount",
+        invalid_params={"plausibility_factor": 0.0},
+    ),
 }
 
 #: The stable metric ids of each kind (the contract with policy packs).
@@ -121,6 +128,10 @@ METRIC_NAMES: dict[str, set[str]] = {
         "monotonicity_violation_rate", "max_monotonicity_violation_rate", "boundary_failures",
         "categorical_swap_flip_rate", "stress_approval_rate_change", "stress_mean_score_change",
         "max_abs_stress_approval_rate_change",
+    },
+    "data_quality": {
+        "missing_share", "constant", "out_of_range_share", "implausible_share", "rows", "max_missing_share",
+        "max_out_of_range_share", "max_implausible_share", "constant_features",
     },
 }  # fmt: skip
 
