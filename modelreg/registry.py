@@ -79,6 +79,10 @@ class Registry:
     def __init__(self, settings: Settings, *, actor: str | None = None, engine: Engine | None = None) -> None:
         self.settings = settings
         self.actor = actor or settings.user
+        # Named with --as / MODELREG_USER / as_user(): a name nobody registered is refused even for reads
+        # (a typo must not silently act as nobody). The OS-user fallback may read without being registered.
+        self.actor_explicit = bool(actor)
+        self._actor_known = False
         self.engine = engine or make_engine(settings.database_url)
         self.requirements: dict[str, list[Requirement]] = {g: list(r) for g, r in BASIC_REQUIREMENTS.items()}
         self.projections: list[Projection] = []
@@ -119,6 +123,10 @@ class Registry:
     def _read(self) -> Iterator[Session]:
         self._check_schema()
         with read_session(self.engine) as session:
+            if self.actor_explicit and not self._actor_known:
+                if repo.user_row(session, self.actor) is None:
+                    raise PermissionDenied(self.unknown_user_message())
+                self._actor_known = True
             yield session
 
     @contextmanager
@@ -142,12 +150,10 @@ class Registry:
             raise PermissionDenied(f"action {action!r} has no declared permission: refused")
         rule = PERMISSIONS[action]
         row = repo.user_row(session, self.actor)
-        if rule == "anyone":
+        if rule == "anyone" and (row is not None or not self.actor_explicit):
             return repo.to_user(row) if row else None
         if row is None:
-            raise PermissionDenied(
-                f"user {self.actor!r} is not registered: an admin adds users with `modelreg user add NAME --role ROLE`"
-            )
+            raise PermissionDenied(self.unknown_user_message())
         user = repo.to_user(row)
         if not allowed(action, frozenset(user.roles)):
             need = " or ".join(sorted(rule))  # type: ignore[arg-type]
@@ -155,6 +161,18 @@ class Registry:
                 f"{action} needs the role {need}; user {self.actor!r} has {', '.join(user.roles) or 'no roles'}"
             )
         return user
+
+    def unknown_user_message(self) -> str:
+        return (
+            f"unknown user {self.actor!r}: user {self.actor!r} is not registered; an admin adds users with "
+            "`modelreg user add NAME --role ROLE` (`modelreg user list` shows who is)"
+        )
+
+    def check_actor(self) -> None:
+        """Refuse an unregistered acting user before anything else is looked at (e.g. their key file)."""
+        with self._read() as session:
+            if repo.user_row(session, self.actor) is None:  # also when not named explicitly
+                raise PermissionDenied(self.unknown_user_message())
 
     def _event(
         self,
@@ -744,14 +762,18 @@ class Registry:
             return audit_log.list_events(session, name, version, limit=limit)
 
     def audit_verify(
-        self, checkpoint_path: str | Path | None = None, *, trusted_key: str | Path | None = None
+        self,
+        checkpoint_path: str | Path | None = None,
+        *,
+        trusted_key: str | Path | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> VerifyReport:
         """Recompute the whole log. With a checkpoint: check its signature and that today's log extends it."""
         from modelreg.audit import checkpoint as cp_mod
 
         checkpoint = cp_mod.Checkpoint.load(checkpoint_path) if checkpoint_path else None
         self._check_schema()
-        report = audit_log.verify_snapshot(self.engine)
+        report = audit_log.verify_snapshot(self.engine, progress=progress)
         if checkpoint is None or not report.ok:
             return report
         return _check_against_checkpoint(self, report, checkpoint, trusted_key)

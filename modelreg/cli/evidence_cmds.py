@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelreg.cli.common import CliContext, emit, json_option, pass_ctx
+from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, progress
 
 
 @click.group("evidence")
@@ -30,7 +30,7 @@ def pack_cmd(obj: CliContext, name: str, version: str, out: str, as_of: str | No
     """Build a signed evidence pack of NAME VERSION (permission evidence.pack)."""
     from modelreg.evidence.pack import build_pack
 
-    summary = build_pack(obj.registry(), name, version, out, as_of=as_of)
+    summary = build_pack(obj.registry(), name, version, out, as_of=as_of, progress=progress(as_json))
 
     def human(s) -> str:
         cov = s.coverage or {}

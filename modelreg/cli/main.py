@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "precheck": (
         "modelreg.cli.governance_cmds:precheck_cmd",
-        "Dry-run the policy's machine controls (nothing stored).",
+        "Pre-check the policy's machine controls before submitting (stored and audited).",
     ),
     "monitor": ("modelreg.cli.governance_cmds:monitor_cmd", "Run the monitor gate's controls on new data."),
     "findings": ("modelreg.cli.governance_cmds:findings_cmd", "Findings of a version's latest evaluation."),
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = args[: args.index("--")] if "--" in args else args
     debug, as_json = "--debug" in flags, "--json" in flags
     try:
-        with _mlflow_configured():
+        with _mlflow_configured(), _quiet_under_json(as_json):
             # Without standalone mode click returns the code of ctx.exit(n) instead of raising it.
             code = cli.main(args=args, prog_name="modelreg", standalone_mode=False)
         if isinstance(code, int) and code:
@@ -126,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         return _report_error(exc, debug=debug, as_json=as_json)
     return 0
+
+
+def _quiet_under_json(as_json: bool):
+    import contextlib
+
+    if not as_json:
+        return contextlib.nullcontext()
+    from modelreg.cli.common import quiet_mlflow
+
+    return quiet_mlflow()
 
 
 def _mlflow_configured():
