@@ -124,9 +124,10 @@ class Registry:
         self._check_schema()
         with read_session(self.engine) as session:
             if self.actor_explicit and not self._actor_known:
-                if repo.user_row(session, self.actor) is None:
+                if repo.user_row(session, self.actor) is not None:
+                    self._actor_known = True
+                elif repo.count_users(session) > 0:  # an empty registry is being bootstrapped
                     raise PermissionDenied(self.unknown_user_message())
-                self._actor_known = True
             yield session
 
     @contextmanager

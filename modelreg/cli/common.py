@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,55 +95,57 @@ def progress(as_json: bool, stream: Any = None) -> Callable[[str], None]:
     return say
 
 
-class _SilenceMlflowOnImport:
-    """A meta-path hook: MLflow prints "Successfully registered model …" and its INFO lines through its own
-    stream (``eprint``), not through levels a caller could raise; under --json that noise must not reach
-    stderr. The hook switches that stream off when MLflow's logging module is imported (MLflow is imported
-    lazily, often deep inside a command), or at once when it already is."""
+# What MLflow prints through its own event stream (``eprint`` and its logging handler), which writes to
+# whatever ``sys.stderr`` is at the time and which MLflow itself switches back on inside log_model: a
+# caller cannot silence it by levels. Under --json these lines are dropped; everything else passes through.
+_MLFLOW_NOISE = re.compile(
+    r"^(Successfully registered model '|Created version '\d+' of model '|Registered model .* already exists\. "
+    r"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (INFO|DEBUG) mlflow[.\w]*: )"
+)
 
-    target = "mlflow.utils.logging_utils"
 
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != self.target:
-            return None
-        from importlib.machinery import PathFinder
+class _WithoutMlflowNoise:
+    """A stand-in for sys.stderr that drops MLflow's event lines and forwards the rest, line by line."""
 
-        spec = PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return spec
-        loader = spec.loader
-        original = loader.exec_module
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._partial = ""
 
-        def exec_module(module: Any) -> None:
-            original(module)
-            module.disable_logging()
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if not _MLFLOW_NOISE.match(line):
+                self._stream.write(line + "\n")
+        return len(text)
 
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close_partial(self) -> None:
+        if self._partial and not _MLFLOW_NOISE.match(self._partial):
+            self._stream.write(self._partial)
+        self._partial = ""
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... of the real stream
+        return getattr(self._stream, name)
 
 
 def quiet_mlflow():
-    """Context manager: MLflow's event stream off for the block (restored afterwards)."""
+    """Context manager: MLflow's event lines kept off stderr for the block."""
     import contextlib
     import sys
 
     @contextlib.contextmanager
     def scope():
-        loaded = sys.modules.get(_SilenceMlflowOnImport.target)
-        hook = _SilenceMlflowOnImport()
-        was_enabled = True
-        if loaded is not None:
-            was_enabled = loaded.MLFLOW_LOGGING_STREAM.enabled
-            loaded.disable_logging()
-        else:
-            sys.meta_path.insert(0, hook)
+        real = sys.stderr
+        wrapper = _WithoutMlflowNoise(real)
+        sys.stderr = wrapper
         try:
             yield
         finally:
-            if hook in sys.meta_path:
-                sys.meta_path.remove(hook)
-            module = sys.modules.get(_SilenceMlflowOnImport.target)
-            if module is not None and was_enabled:
-                module.enable_logging()
+            wrapper.close_partial()
+            if sys.stderr is wrapper:
+                sys.stderr = real
 
     return scope()
