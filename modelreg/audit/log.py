@@ -217,7 +217,8 @@ def iter_rows(source: Engine | Connection, batch: int = 20_000) -> Iterator[tupl
 
 
 def _counted(rows: Iterable[tuple], total: int, say: Callable[[str], None]) -> Iterator[tuple]:
-    """The rows unchanged, with a line every 10% (at least every 100k events) for a person watching."""
+    """The rows unchanged, with a line about every 10% of the log (every 10k to 100k events) for a person
+    watching."""
     step = max(min(100_000, total // 10), 10_000)
     for n, row in enumerate(rows, start=1):
         if n % step == 0:
@@ -235,11 +236,15 @@ def verify_snapshot(engine: Engine, *, progress: Callable[[str], None] | None = 
             row = conn.execute(text("SELECT size, root_hash FROM audit_state WHERE id = 1")).first()
             if row is None:
                 raise RuntimeError("audit_state row missing: the schema is damaged")
-            rows = iter_rows(conn)
+            source = iter_rows(conn)
+            rows = source if progress is None else _counted(source, int(row[0]), progress)
             if progress is not None:
                 progress(f"recomputing {row[0]:,} leaf hashes and the Merkle root")
-                rows = _counted(rows, int(row[0]), progress)
-            return verify_rows(rows, state_size=row[0], state_root=bytes(row[1]))
+            try:
+                return verify_rows(rows, state_size=row[0], state_root=bytes(row[1]))
+            finally:
+                # A failed check stops reading early: close the cursor now, while the connection is open.
+                source.close()
 
 
 def leaf_hashes(engine: Engine) -> list[bytes]:
