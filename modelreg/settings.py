@@ -7,8 +7,10 @@ to its own folder. With no file at all, everything lives under ``./.modelreg``.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -121,6 +123,26 @@ class Settings:
     def apply_mlflow_environ(self) -> None:
         for key, value in self.mlflow_environ().items():
             os.environ.setdefault(key, value)
+
+    @contextlib.contextmanager
+    def mlflow_scope(self) -> Iterator[None]:
+        """MLflow's process-wide configuration is its environment: every ``mlflow`` call made inside this
+        block (a ``models:/`` load, a fluent call in a library) sees this registry's stores rather than
+        MLflow's own default (a ``./mlflow.db`` in whatever folder the process runs in). The previous values
+        come back afterwards, so two registries in one process (tests, notebooks) do not leak into each
+        other. These settings already give the environment precedence, so overwriting is safe."""
+        wanted = self.mlflow_environ()
+        wanted["MLFLOW_DISABLE_TELEMETRY"] = os.environ.get("MLFLOW_DISABLE_TELEMETRY") or "true"
+        saved = {key: os.environ.get(key) for key in wanted}
+        os.environ.update(wanted)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Settings:

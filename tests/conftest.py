@@ -140,3 +140,39 @@ def register_version(reg, name: str = "credit_scoring", version: str = "1", *, t
     return reg.as_user("dev").register(
         name, version, owner="dev", risk_tier=tier, purpose="PD scoring for consumer loans"
     )
+
+
+# What a test run must not leave in the checkout: stores and scratch folders that MLflow, Spark or a test
+# would create in the current folder when nobody routes them elsewhere (issue 17.7).
+STRAY_IN_CHECKOUT = (
+    "spark-warehouse",
+    "metastore_db",
+    "derby.log",
+    "test-artifacts",
+    "mlflow.db",
+    "mlruns",
+    "mlartifacts",
+)
+
+
+def _strays() -> set[str]:
+    return {name for name in STRAY_IN_CHECKOUT if (REPO_ROOT / name).exists()}
+
+
+def pytest_sessionstart(session) -> None:
+    session.config.stash[_STRAYS_BEFORE] = _strays()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    new = sorted(_strays() - session.config.stash.get(_STRAYS_BEFORE, set()))
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"the test run left {', '.join(new)} in the checkout {REPO_ROOT}: route it to a temporary folder"
+        )
+        if reporter is not None:
+            reporter.write_line(f"FAILED checkout hygiene: {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_STRAYS_BEFORE = pytest.StashKey[set]()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelreg.cli.common import CliContext, emit, json_option, pass_ctx
+from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, progress
 
 
 @click.group("audit")
@@ -58,7 +58,7 @@ def audit_log_cmd(
 def audit_verify_cmd(obj: CliContext, checkpoint: str | None, trusted_key: str | None, as_json: bool) -> None:
     """Recompute every leaf and root; exit 1 naming the first bad entry on any edit, deletion, insertion,
     reordering or truncation."""
-    report = obj.registry().audit_verify(checkpoint, trusted_key=trusted_key)
+    report = obj.registry().audit_verify(checkpoint, trusted_key=trusted_key, progress=progress(as_json))
 
     def human(r) -> str:
         if r.ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,3 +97,78 @@ def encoding_option(fn: Callable) -> Callable:
         help="Text encoding of CSV files (default utf-8; a UTF-8 byte-order mark is detected). "
         "Bank exports are often gbk or gb18030.",
     )(fn)
+
+
+def progress(as_json: bool, stream: Any = None) -> Callable[[str], None]:
+    """Where a long command says what it is doing: on a terminal only. Under --json, or when stderr is a
+    pipe or a file (cron, CI, a scheduler's log), it says nothing, so logs hold results, not chatter."""
+    import sys
+
+    out = stream if stream is not None else sys.stderr
+    try:
+        interactive = bool(out.isatty())
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        interactive = False
+    if as_json or not interactive:
+        return lambda _message: None
+
+    def say(message: str) -> None:
+        click.echo(f"  … {message}", err=True)
+
+    return say
+
+
+# What MLflow prints through its own event stream (``eprint`` and its logging handler), which writes to
+# whatever ``sys.stderr`` is at the time and which MLflow itself switches back on inside log_model: a
+# caller cannot silence it by levels. Under --json these lines are dropped; everything else passes through.
+_MLFLOW_NOISE = re.compile(
+    r"^(Successfully registered model '|Created version '\d+' of model '|Registered model .* already exists\. "
+    r"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (INFO|DEBUG) mlflow[.\w]*: )"
+)
+
+
+class _WithoutMlflowNoise:
+    """A stand-in for sys.stderr that drops MLflow's event lines and forwards the rest, line by line."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if not _MLFLOW_NOISE.match(line):
+                self._stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close_partial(self) -> None:
+        if self._partial and not _MLFLOW_NOISE.match(self._partial):
+            self._stream.write(self._partial)
+        self._partial = ""
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... of the real stream
+        return getattr(self._stream, name)
+
+
+def quiet_mlflow():
+    """Context manager: MLflow's event lines kept off stderr for the block."""
+    import contextlib
+    import sys
+
+    @contextlib.contextmanager
+    def scope():
+        real = sys.stderr
+        wrapper = _WithoutMlflowNoise(real)
+        sys.stderr = wrapper
+        try:
+            yield
+        finally:
+            wrapper.close_partial()
+            if sys.stderr is wrapper:
+                sys.stderr = real
+
+    return scope()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelreg.cli.common import CliContext, emit, json_option, pass_ctx
+from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, progress
 
 
 @click.group("evidence")
@@ -30,7 +30,7 @@ def pack_cmd(obj: CliContext, name: str, version: str, out: str, as_of: str | No
     """Build a signed evidence pack of NAME VERSION (permission evidence.pack)."""
     from modelreg.evidence.pack import build_pack
 
-    summary = build_pack(obj.registry(), name, version, out, as_of=as_of)
+    summary = build_pack(obj.registry(), name, version, out, as_of=as_of, progress=progress(as_json))
 
     def human(s) -> str:
         cov = s.coverage or {}
@@ -116,7 +116,9 @@ def verify_cmd(
     "--tolerance", type=float, default=1e-9, show_default=True, help="Largest absolute difference accepted."
 )
 @json_option
+@pass_ctx
 def recompute_cmd(
+    obj: CliContext,
     path: str,
     data: str,
     reference: str | None,
@@ -126,11 +128,27 @@ def recompute_cmd(
     as_json: bool,
 ) -> None:
     """Re-derive the pack's monitor metrics from the same data and parameters (exit 1 on any difference)."""
+    import contextlib
+
     from modelreg.evidence.recompute import recompute
 
-    result = recompute(path, data, reference, tolerance, evaluation=evaluation, model=model_uri)
+    # A models:/ URI resolves in the registry's MLflow (mlflow.env), never in a fresh ./mlflow.db; without
+    # --model the command stays offline and needs no configuration at all.
+    scope = obj.settings.mlflow_scope() if model_uri else contextlib.nullcontext()
+    with scope:
+        result = recompute(path, data, reference, tolerance, evaluation=evaluation, model=model_uri)
 
     def human(r) -> str:
+        if r.verdict == "not_recomputed":
+            lines = [
+                f"NOT RECOMPUTED: evaluation #{r.evaluation_id} ({r.purpose}): no metric could be re-derived, "
+                "so nothing was compared (this is not a difference)"
+            ]
+            lines += [f"  not recomputed {k}: {why}" for k, why in sorted(r.skipped.items())]
+            lines.append(
+                "  to compare: pass --model (the version's MLflow model URI) or --data with the score column"
+            )
+            return "\n".join(lines)
         lines = [
             f"{'OK' if r.ok else 'DIFFERENT'}: evaluation #{r.evaluation_id} ({r.purpose}), {r.compared} metric(s) compared, tolerance {r.tolerance:g}"
         ]
@@ -143,10 +161,11 @@ def recompute_cmd(
             lines.append(
                 f"  ✗ {where or 'data'}: packed {d.get('packed')} vs recomputed {d.get('recomputed')} — {d.get('note')}"
             )
-        if not r.compared:
-            lines.append("  nothing could be compared: pass --model or data with the score column")
         return "\n".join(lines)
 
     emit(result, as_json, human)
-    if not result.ok:
+    # Exit 1 only for a real difference; nothing comparable is missing input (exit 2), not a "no".
+    if result.verdict == "different":
         click.get_current_context().exit(1)
+    if result.verdict == "not_recomputed":
+        click.get_current_context().exit(2)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx
+from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx, progress
 from modelreg.domain.roles import Role
 from modelreg.domain.stages import EVALUATION_PURPOSES
 
@@ -52,14 +52,6 @@ def _data_options(fn: Callable) -> Callable:
     return fn
 
 
-def _progress(as_json: bool) -> Callable[[str], None]:
-    def say(message: str) -> None:
-        if not as_json:
-            click.echo(f"  … {message}", err=True)
-
-    return say
-
-
 def _evaluate(
     obj: CliContext,
     purpose: str,
@@ -93,7 +85,7 @@ def _evaluate(
         engine=engine,
         **columns,
     )
-    ev = run_evaluation(reg, name, version, inp, purpose=purpose, policy=policy, progress=_progress(as_json))
+    ev = run_evaluation(reg, name, version, inp, purpose=purpose, policy=policy, progress=progress(as_json))
     emit(ev, as_json, evaluation_text)
     if any(f.status in ("fail", "error") for f in ev.findings):
         click.get_current_context().exit(1)
@@ -117,7 +109,9 @@ def validate_cmd(obj: CliContext, name: str, version: str, as_json: bool, **opti
 @json_option
 @pass_ctx
 def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **options) -> None:
-    """Run the deploy gate's machine controls (and the submit gate's) before submitting; recorded for the gate."""
+    """Run the deploy gate's machine controls (and the submit gate's) before submitting. The result is
+    stored as a pre-check evaluation, with its audit event, and the submit gate reads it; it never moves
+    the version (exit 1 if any control fails)."""
     _evaluate(obj, "precheck", name, version, as_json, **options)
 
 

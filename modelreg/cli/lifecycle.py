@@ -231,13 +231,22 @@ def show_cmd(obj: CliContext, name: str, version: str, as_json: bool) -> None:
             lines += [f"    {d.role:<10} {d.name} {d.rows} rows sha256 {d.digest[:16]}…" for d in data]
         lines.append("  history:")
         lines += [
-            f"    {h.at:%Y-%m-%d %H:%M:%S} {h.action:<10} {h.source} → {h.target} by {h.actor}"
-            + (f": {h.reason}" if h.reason else "")
+            f"    {h.at:%Y-%m-%d %H:%M:%S} {_move(h)} by {h.actor}" + (f": {h.reason}" if h.reason else "")
             for h in history
         ] or ["    (registered, no moves yet)"]
         return "\n".join(lines)
 
     emit(payload, as_json, human)
+
+
+def _move(h) -> str:
+    """A history entry as words: suspend and resume do not change the stage, so "deploy → deploy" would
+    read as a move that did nothing."""
+    if h.action == "suspend":
+        return f"{'suspended':<10} (stage {h.target})"
+    if h.action == "resume":
+        return f"{'resumed':<10} (stage {h.target})"
+    return f"{h.action:<10} {h.source} → {h.target}"
 
 
 def _transition_output(result, as_json: bool) -> None:

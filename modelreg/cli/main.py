@@ -4,6 +4,7 @@ read-only commands start fast (no SQLAlchemy for --help; never mlflow/shap/evide
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 
 import click
@@ -43,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "precheck": (
         "modelreg.cli.governance_cmds:precheck_cmd",
-        "Dry-run the policy's machine controls (nothing stored).",
+        "Pre-check the policy's machine controls before submitting (stored and audited).",
     ),
     "monitor": ("modelreg.cli.governance_cmds:monitor_cmd", "Run the monitor gate's controls on new data."),
     "findings": ("modelreg.cli.governance_cmds:findings_cmd", "Findings of a version's latest evaluation."),
@@ -109,42 +110,97 @@ def cli(ctx: click.Context, actor: str | None, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modelreg.errors import ModelregError
-
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Run one command. The one error handler: every failure becomes one line on stderr (a JSON object
+    under ``--json``) and an exit status; ``--debug`` adds the traceback but never changes the status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    flags = args[: args.index("--")] if "--" in args else args
+    debug, as_json = "--debug" in flags, "--json" in flags
     try:
-        # Without standalone mode click returns the code of ctx.exit(n) instead of raising it.
-        code = cli.main(args=argv, prog_name="modelreg", standalone_mode=False)
+        with _mlflow_configured(), _quiet_under_json(as_json):
+            # Without standalone mode click returns the code of ctx.exit(n) instead of raising it.
+            code = cli.main(args=args, prog_name="modelreg", standalone_mode=False)
         if isinstance(code, int) and code:
             return code
-    except ModelregError as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc.message}", err=True)
-        for line in _details(exc):
-            click.echo(f"  - {line}", err=True)
-        return exc.exit_status
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return 2
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing more was written", err=True)
-        return 2
-    except Exception as exc:  # an unexpected failure: one line, and the traceback only on request
-        if debug:
-            raise
-        text = str(exc).strip().splitlines()
-        click.echo(
-            f"error: internal error {type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for the traceback)",
-            err=True,
-        )
-        return 2
+    except BaseException as exc:
+        return _report_error(exc, debug=debug, as_json=as_json)
     return 0
+
+
+def _quiet_under_json(as_json: bool):
+    import contextlib
+
+    if not as_json:
+        return contextlib.nullcontext()
+    from modelreg.cli.common import quiet_mlflow
+
+    return quiet_mlflow()
+
+
+def _mlflow_configured():
+    """Every command runs with the registry's MLflow stores applied to MLflow before its first call (one
+    configuration path: mlflow.env and the environment, read by ``modelreg.settings``). A broken
+    configuration is not reported here: the commands that need it raise it themselves, so offline
+    commands (``evidence verify``) still work."""
+    import contextlib
+
+    from modelreg import settings
+    from modelreg.errors import ConfigError
+
+    try:
+        return settings.load().mlflow_scope()
+    except ConfigError:
+        return contextlib.nullcontext()
+
+
+def _report_error(exc: BaseException, *, debug: bool, as_json: bool) -> int:
+    from modelreg.errors import ModelregError
+
+    if isinstance(exc, ModelregError):
+        code, message, status = exc.code, exc.message, exc.exit_status
+        details = _details(exc)
+    elif isinstance(exc, click.Abort):
+        code, message, status, details = "aborted", "aborted", 2, []
+    elif isinstance(exc, click.ClickException):
+        code, message, status, details = "usage_error", _click_message(exc), 2, []
+    elif isinstance(exc, KeyboardInterrupt):
+        code, message, status, details = "interrupted", "interrupted: nothing more was written", 2, []
+    elif isinstance(exc, Exception):  # an unexpected failure: one line, and the traceback only on request
+        text = str(exc).strip().splitlines()
+        code, status, details = "internal_error", 2, []
+        message = f"internal error {type(exc).__name__}: {text[0] if text else ''}"
+        if not debug:
+            message += " (rerun with --debug for the traceback)"
+    else:  # SystemExit and friends are not ours to translate
+        raise exc
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    if as_json:
+        payload: dict = {"code": code, "message": message, "exit": status}
+        if isinstance(exc, ModelregError) and exc.details:
+            payload["details"] = exc.details
+        click.echo(json.dumps({"error": payload}, ensure_ascii=False, sort_keys=True, default=str), err=True)
+    elif isinstance(exc, click.ClickException):
+        exc.show()  # click's own usage line, hint and "Error: ..." (what click users expect)
+    elif code in ("aborted", "interrupted"):
+        click.echo(message, err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
+        for line in details:
+            click.echo(f"  - {line}", err=True)
+    return status
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """Click's usage errors as one line, with the command they came from (as click would print it)."""
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see: {ctx.command_path} --help)"
+    return message
 
 
 def _details(exc) -> list[str]:

@@ -154,11 +154,13 @@ def show_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 
 @policy.command("lint")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("ref", metavar="FILE|PACK_ID")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def lint_cmd(ctx: click.Context, file: Path, as_json: bool) -> None:
-    """Check a pack file; prints ``file:line: message`` and exits 1 when it has errors."""
+def lint_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """Check a pack, given as a file or as a pack id (``cn-fin-algo-risk``, ``id@version``: the pack's own
+    file is linted); prints ``file:line: message`` and exits 1 when it has errors."""
+    file = _lint_target(ref, ctx)
     messages = lint(file, search_paths=_search_paths(ctx))
     errors = [m for m in messages if m.level == LEVEL_ERROR]
     if as_json:
@@ -182,6 +184,26 @@ def lint_cmd(ctx: click.Context, file: Path, as_json: bool) -> None:
             click.echo(f"{file}: OK ({len(messages)} warning(s))" if messages else f"{file}: OK")
     if errors:
         sys.exit(1)
+
+
+def _lint_target(ref: str, ctx: click.Context) -> Path:
+    from modelreg.errors import PolicyError
+    from modelreg.policy.loader import find_pack_file
+
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise click.BadParameter(
+            f"{ref} is a folder: give a pack file or a pack id", param_hint="FILE|PACK_ID"
+        )
+    try:
+        return find_pack_file(ref, _search_paths(ctx))
+    except PolicyError as exc:
+        raise click.BadParameter(
+            f"{ref!r} is neither an existing file nor a known pack id: {exc.message}",
+            param_hint="FILE|PACK_ID",
+        ) from None
 
 
 @policy.command("test")

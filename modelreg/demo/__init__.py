@@ -30,18 +30,19 @@ def setup_cast(client: Any, *, keys: bool = True) -> dict[str, str | None]:
     from modelreg.errors import AlreadyExists
 
     client.init()
-    existing = {u.name: u for u in client.registry.users()}
+    # Read as admin: the client's own user (e.g. dana in a notebook) may be one of those still to be added.
     admin = client.as_user("admin")
+    existing = {u.name: u for u in admin.registry.users()}
     for name, (roles, _) in CAST.items():
         if name not in existing:
             with contextlib.suppress(AlreadyExists):  # someone else added them in between: fine
                 admin.add_user(name, list(roles))
     out: dict[str, str | None] = {}
-    users = {u.name: u for u in client.registry.users()}
+    users = {u.name: u for u in admin.registry.users()}
     for name in CAST:
         if keys:
-            _ensure_key(client, name, users[name].key_id)
-        out[name] = client.registry.user(name).key_id
+            _ensure_key(admin, name, users[name].key_id)
+        out[name] = admin.registry.user(name).key_id
     return out
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -126,15 +127,24 @@ class PackSummary:
 
 
 def build_pack(
-    registry: Any, name: str, version: str, out: str | Path, *, as_of: str | datetime | None = None
+    registry: Any,
+    name: str,
+    version: str,
+    out: str | Path,
+    *,
+    as_of: str | datetime | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PackSummary:
     """Collect ``name``/``version`` from ``registry`` (needs the evidence.pack permission) and write the
-    signed zip to ``out`` atomically."""
+    signed zip to ``out`` atomically. ``progress`` hears a line per phase (the CLI passes one on a TTY)."""
+    say = progress or (lambda _m: None)
     out = Path(out)
     if out.exists() and out.is_dir():
         raise BadInput(f"-o {out} is a folder; give a file name ending in .zip")
+    say(f"collecting the records of {name} {version}")
     c = collect(registry, name, version, as_of=as_of)
     key = signing.ensure_key(registry.settings.evidence_key_path)
+    say(f"rendering pages and proofs: {len(c.evaluations)} evaluation(s), {len(c.events)} audit event(s)")
     files, ctx = layout(c, key)
     generated_at = clock.isoformat(clock.now())
     manifest = make_manifest(c, files, ctx, generated_at)
@@ -149,6 +159,7 @@ def build_pack(
     members = dict(files)
     members[MANIFEST] = manifest_bytes
     members[SIGNATURE] = json_bytes(envelope)
+    say(f"signing the manifest and writing {len(members)} files to {out}")
     write_zip(out, members)
     return PackSummary(
         path=str(out),

@@ -34,9 +34,18 @@ class RecomputeResult:
     data: dict = field(default_factory=dict)  # role -> {"matches", "digest", "packed"}
     monitors: dict[str, int] = field(default_factory=dict)  # kind -> metrics compared
 
+    @property
+    def verdict(self) -> str:
+        """``reproduced``, ``different``, or ``not_recomputed`` when nothing could be compared (every
+        monitor skipped, with its reason): having compared nothing is not a difference."""
+        if self.differences:
+            return "different"
+        return "reproduced" if self.ok else "not_recomputed"
+
     def to_dict(self) -> dict:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "path": self.path,
             "evaluation_id": self.evaluation_id,
             "purpose": self.purpose,

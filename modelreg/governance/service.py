@@ -85,9 +85,11 @@ def run_evaluation(
 
     # A pre-check is the developer's dry run of what validation will check, plus the submit gate's own checks.
     gates = ("submit", "deploy") if purpose == "precheck" else (gate,)
-    draft = runner.run(
-        pack, gates, tier, inp, baselines=baselines, profile=profile, progress=progress, profiles=profiles
-    )
+    # Loading a models:/ URI goes through MLflow's own configuration: give it this registry's stores.
+    with reg.settings.mlflow_scope():
+        draft = runner.run(
+            pack, gates, tier, inp, baselines=baselines, profile=profile, progress=progress, profiles=profiles
+        )
     try:
         return _store(reg, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp)
     finally:
@@ -372,6 +374,7 @@ def signed(reg: Registry, name: str, version: str, kind: str | None = None):
 
 
 def _key(reg: Registry, key_path: str | Path | None):
+    reg.check_actor()  # "unknown user", not "no private key for <typo>"
     path = Path(key_path) if key_path else reg.settings.signing_key_for(reg.actor)
     return load_signing_key(path, reg.actor)
 

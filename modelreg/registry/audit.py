@@ -4,6 +4,7 @@ issuing signed checkpoints (itself an audited change)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class AuditMixin(RegistryCore):
         *,
         trusted_key: str | Path | None = None,
         tables: bool = True,
+        progress: Callable[[str], None] | None = None,
     ) -> VerifyReport:
         """Recompute the whole log and check its signatures; with a checkpoint, check its signature and that
         today's log extends it; then (``tables``) replay the log and check the tables against it."""
@@ -40,7 +42,7 @@ class AuditMixin(RegistryCore):
 
         checkpoint = cp_mod.Checkpoint.load(checkpoint_path) if checkpoint_path else None
         self.ensure_schema()
-        report = audit_log.verify_snapshot(self.engine)
+        report = audit_log.verify_snapshot(self.engine, progress=progress)
         if report.ok and checkpoint is not None:
             if trusted_key is not None:
                 public = signing.load_public_key(Path(trusted_key))
@@ -49,6 +51,8 @@ class AuditMixin(RegistryCore):
             report = verify_against_checkpoint(self.engine, report, checkpoint, public)
         if not report.ok or not tables:
             return report
+        if progress is not None:
+            progress("replaying the log against the tables")
         replayed = self.replay()
         if replayed.ok:
             return replace(report, replay=replayed.to_dict())

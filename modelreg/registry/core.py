@@ -128,6 +128,10 @@ class RegistryCore:
     def __init__(self, settings: Settings, *, actor: str | None = None, engine: Engine | None = None) -> None:
         self.settings = settings
         self.actor = actor or settings.user
+        # Named with --as / MODELREG_USER / as_user(): a name nobody registered is refused even for reads
+        # (a typo must not silently act as nobody). The OS-user fallback may read without being registered.
+        self.actor_explicit = bool(actor)
+        self._actor_known = False
         self.engine = engine or make_engine(settings.database_url)
         self.requirements: dict[str, list[Requirement]] = {g: list(r) for g, r in BASIC_REQUIREMENTS.items()}
         self.projections: list[Projection] = []
@@ -242,12 +246,10 @@ class RegistryCore:
             raise PermissionDenied(f"action {action!r} has no declared permission: refused")
         rule = PERMISSIONS[action]
         user = repo.get_user(session, self.actor)
-        if rule == "anyone":
+        if rule == "anyone" and (user is not None or not self.actor_explicit):
             return user
         if user is None:
-            raise PermissionDenied(
-                f"user {self.actor!r} is not registered: an admin adds users with `modelreg user add NAME --role ROLE`"
-            )
+            raise PermissionDenied(self.unknown_user_message())
         if not allowed(action, frozenset(user.roles)):
             need = " or ".join(sorted(rule))  # type: ignore[arg-type]
             raise PermissionDenied(
@@ -262,6 +264,11 @@ class RegistryCore:
         """A read-only snapshot; with ``action``, only for a user who may attempt it (deny by default)."""
         self.ensure_schema()
         with read_session(self.engine) as session:
+            if self.actor_explicit and not self._actor_known:
+                if repo.get_user(session, self.actor) is not None:
+                    self._actor_known = True
+                elif repo.count_users(session) > 0:  # an empty registry is being bootstrapped
+                    raise PermissionDenied(self.unknown_user_message())
             user = self.authorize(session, action) if action is not None else None
             target = (
                 repo.find_version(session, model, str(version)) if model and version is not None else None
@@ -297,6 +304,18 @@ class RegistryCore:
             for act, mv, extra in tx.projections:
                 for projection in self.projections:
                     projection(act, mv, extra)
+
+    def unknown_user_message(self) -> str:
+        return (
+            f"unknown user {self.actor!r}: user {self.actor!r} is not registered; an admin adds users with "
+            "`modelreg user add NAME --role ROLE` (`modelreg user list` shows who is)"
+        )
+
+    def check_actor(self) -> None:
+        """Refuse an unregistered acting user before anything else is looked at (e.g. their key file)."""
+        with self.reading() as rd:
+            if repo.get_user(rd.session, self.actor) is None:  # also when not named explicitly
+                raise PermissionDenied(self.unknown_user_message())
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and Role.ADMIN.value in user.roles

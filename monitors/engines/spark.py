@@ -21,6 +21,7 @@ import itertools
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,10 +43,21 @@ def import_pyspark() -> Any:
     return pyspark
 
 
-def local_session(app_name: str = "modelreg", cores: int = 2, shuffle_partitions: int = 4) -> Any:
-    """A local SparkSession for tests, benches and single-machine runs (UI off, few shuffle partitions)."""
+def local_session(
+    app_name: str = "modelreg",
+    cores: int = 2,
+    shuffle_partitions: int = 4,
+    warehouse_dir: str | os.PathLike | None = None,
+) -> Any:
+    """A local SparkSession for tests, benches and single-machine runs (UI off, few shuffle partitions).
+    Its SQL warehouse goes to ``warehouse_dir``, by default a temporary folder: Spark's own default is
+    ``./spark-warehouse`` of whatever folder the process runs in (a checkout, a cron job's home)."""
     import_pyspark()
+    import tempfile
+
     from pyspark.sql import SparkSession
+
+    warehouse = Path(warehouse_dir) if warehouse_dir else Path(tempfile.mkdtemp(prefix="modelreg-spark-"))
 
     # Python workers (mapInPandas) must run this interpreter, with its packages; PySpark reads the worker
     # executable only from this variable when it starts the context (spark.pyspark.python is ignored here).
@@ -59,6 +71,7 @@ def local_session(app_name: str = "modelreg", cores: int = 2, shuffle_partitions
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "1g")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", warehouse.as_uri())
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,11 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
+# Screenshots a person looks at: $MODELREG_TEST_ARTIFACTS (CI can keep that folder), else a temporary folder,
+# never the checkout (a test run must leave it as it found it: tests/conftest.py checks).
+ARTIFACTS = Path(
+    os.environ.get("MODELREG_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "modelreg-test-artifacts"
+)
 NAME, VERSION = "credit_scoring", "1"
 FEATURES = (
     "job",

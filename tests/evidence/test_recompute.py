@@ -169,3 +169,24 @@ def test_recompute_a_monitoring_run_from_the_packed_baseline_and_profile(german,
     assert result.ok, (result.differences, result.skipped)
     assert result.purpose == "monitoring" and "drift" in result.monitors and "performance" in result.monitors
     assert "reference" not in result.data
+
+
+def test_cli_recompute_with_nothing_comparable_is_not_a_difference(german, pack_path, capsys):
+    """Issue 17.2: without --model and without the score column no metric can be re-derived. That is
+    missing input (exit 2, each monitor named with the reason), never "DIFFERENT" (exit 1)."""
+    code = run_cli(
+        "evidence", "recompute", str(pack_path), "--data", str(german.holdout_path), "--reference",
+        str(german.train_path),
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 2, out
+    assert "DIFFERENT" not in out and out.startswith("NOT RECOMPUTED: evaluation #")
+    for kind in ("drift", "explainability", "fairness", "performance", "robustness"):
+        assert f"not recomputed {kind}: " in out
+    assert "pass --model" in out
+
+    code = run_cli("evidence", "recompute", str(pack_path), "--data", str(german.holdout_path), "--json")
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert payload["verdict"] == "not_recomputed" and payload["compared"] == 0
+    assert payload["differences"] == [] and set(payload["skipped"]) >= {"performance", "robustness"}

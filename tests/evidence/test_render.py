@@ -65,7 +65,7 @@ def test_index_renders_in_headless_chromium(german, unzipped, tmp_path):
     assert text.count("<tr>") > 100
     assert "CHK-PERF-02" in text and "已豁免 waived" in text
     assert "条款已覆盖" in text and "clauses covered" in text
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "evidence_index.png"
     shot.unlink(missing_ok=True)
     result = _chromium([f"--screenshot={shot}", "--window-size=1280,2000", index.as_uri()], tmp_path)

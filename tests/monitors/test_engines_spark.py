@@ -172,3 +172,19 @@ def test_sampled_path_counts_exact_ks_within_dkw(spark, files: dict) -> None:
             abs(got.value("ks_statistic", feature=col) - expected.value("ks_statistic", feature=col))
             <= 4 * eps
         )
+
+
+def test_local_session_keeps_its_warehouse_out_of_the_current_folder(spark) -> None:
+    """Issue 17.7: Spark's default warehouse is ./spark-warehouse of the process's folder (the checkout in
+    a test run). A table saved through the session must land in a temporary folder instead."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    warehouse = Path(urlparse(spark.conf.get("spark.sql.warehouse.dir")).path)
+    assert not warehouse.resolve().is_relative_to(Path.cwd().resolve())
+    spark.range(3).write.mode("overwrite").saveAsTable("modelreg_hygiene_probe")
+    try:
+        assert (warehouse / "modelreg_hygiene_probe").is_dir()
+        assert not (Path.cwd() / "spark-warehouse" / "modelreg_hygiene_probe").exists()
+    finally:
+        spark.sql("DROP TABLE IF EXISTS modelreg_hygiene_probe")

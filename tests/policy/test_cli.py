@@ -125,3 +125,14 @@ def test_test_without_a_tests_file_is_bad_input(run, tmp_path):
     result = run("test", str(write(tmp_path, MINI)))
     assert isinstance(result.exception, BadInput)
     assert "Pass one with --tests FILE" in result.exception.message
+
+
+def test_lint_takes_a_pack_id_as_well_as_a_file(run):
+    """Issue 17.5: the README names packs by id; lint accepts the id (and id@version) and lints its file."""
+    for ref in (DEFAULT_PACK_ID, f"{DEFAULT_PACK_ID}@{load_pack(DEFAULT_PACK_ID).version}"):
+        result = run("lint", ref)
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == f"{load_pack(DEFAULT_PACK_ID).path}: OK"
+    result = run("lint", "no-such-pack")
+    assert result.exit_code == 2
+    assert "neither an existing file nor a known pack id" in result.output
