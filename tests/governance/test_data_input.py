@@ -96,8 +96,8 @@ def test_monitoring_judges_data_by_what_was_validated(governed, german):
     )
     from modelreg.governance import records
 
-    with client.registry._read() as session:
-        drift = records.monitor_results(session, mon.id)["drift"]
+    with client.registry.reading() as rd:
+        drift = records.monitor_results(rd.session, mon.id)["drift"]
     psi = next(m for m in drift["metrics"] if m["name"] == "psi" and m["feature"] == "credit_amount")
     assert psi["value"] < 0.1, "PSI alone would not have flagged the 1e300 values"
     # the positive class named at validation is the one monitoring uses (AUC defined, not all-negative)
