@@ -34,7 +34,21 @@ from modelreg.settings import Settings
 from modelreg.store import repo
 from modelreg.store.engine import make_engine, read_session, write_session
 from modelreg.store.schema import check_schema, init_schema
-from modelreg.store.tables import DatasetRow, ModelRow, TransitionRow, UserRow, VersionRow
+from modelreg.store.tables import AuditStateRow, DatasetRow, ModelRow, TransitionRow, UserRow, VersionRow
+from modelreg.suites import hash_constructor
+
+MSG_MIXED_HASH = (
+    "this registry's audit log uses {have} (chosen at init); a log never mixes hashes, so --hash {want} is "
+    "refused. Start a new registry for {want}."
+)
+MSG_MIXED_SUITE = (
+    "this registry signs its checkpoints and packs with {have} (chosen at init); --suite {want} is refused. "
+    "Users may still register keys of either suite."
+)
+MSG_MIXED_CHECKPOINT = (
+    "the checkpoint is over a {got} tree but this registry's audit log uses {have}: it is not a checkpoint of "
+    "this log"
+)
 
 ROLE_NAMES = tuple(r.value for r in Role)
 TIER_NAMES = tuple(t.value for t in RiskTier)
@@ -176,8 +190,15 @@ class Registry:
         )
 
     # -- schema and users ---------------------------------------------------------------------------
-    def init(self) -> dict:
+    def init(self, *, tree_hash: str | None = None, suite: str | None = None) -> dict:
+        """Create or upgrade the schema. ``tree_hash`` (sha256 | sm3) and ``suite`` (ed25519 | sm2) are chosen
+        when the registry is created and recorded once; asking an existing registry for others is refused."""
         from sqlalchemy.exc import OperationalError
+
+        from modelreg.suites import parse_suite, parse_tree_hash
+
+        want_hash = parse_tree_hash(tree_hash) if tree_hash is not None else None
+        want_suite = parse_suite(suite) if suite is not None else None
 
         from modelreg.store.engine import translate_db_error
 
@@ -191,7 +212,21 @@ class Registry:
         self._schema_checked = True
         if before is None:
             with write_session(self.engine) as session:
-                self._event(session, "registry.initialized", payload={"schema_revision": after})
+                state = session.get(AuditStateRow, 1, with_for_update=True)
+                state.tree_hash = want_hash or "sha256"
+                state.signing_suite = want_suite or "ed25519"
+                # The empty tree's root is the chosen hash of the empty string; set before leaf #0 exists.
+                state.root_hash = hash_constructor(state.tree_hash)(b"").digest()
+                payload = {"schema_revision": after}
+                if state.tree_hash != "sha256" or state.signing_suite != "ed25519":
+                    payload |= {"tree_hash": state.tree_hash, "signing_suite": state.signing_suite}
+                self._event(session, "registry.initialized", payload=payload)
+        else:
+            have_hash, have_suite = audit_log.crypto_settings(self.engine)
+            if want_hash is not None and want_hash != have_hash:
+                raise BadInput(MSG_MIXED_HASH.format(have=have_hash, want=want_hash))
+            if want_suite is not None and want_suite != have_suite:
+                raise BadInput(MSG_MIXED_SUITE.format(have=have_suite, want=want_suite))
         return {
             "before": before,
             "after": after,
@@ -209,11 +244,12 @@ class Registry:
         bad = [r for r in roles if r not in ROLE_NAMES]
         if bad:
             raise BadInput(f"role must be one of {', '.join(ROLE_NAMES)}. Got {', '.join(bad)} instead.")
-        key_id = None
+        key_id = key_suite = None
         if public_key_pem is not None:
             from modelreg import signing
 
             key_id = signing.key_id(signing.load_public_key(public_key_pem.encode()))
+            key_suite = signing.suite_of_key_id(key_id)
         with self._write() as session:
             if repo.count_users(session) == 0:
                 # Bootstrap: the first user is created by whoever holds the database and must be an admin.
@@ -231,6 +267,7 @@ class Registry:
                 roles=list(roles),
                 public_key_pem=public_key_pem,
                 key_id=key_id,
+                key_suite=key_suite,
                 created_at=now,
                 created_by=self.actor,
             )
@@ -253,7 +290,12 @@ class Registry:
                 raise NotFound(f"user {target!r} is not registered")
             row.public_key_pem = public_key_pem
             row.key_id = kid
-            self._event(session, "user.key_registered", payload={"user": target, "key_id": kid})
+            row.key_suite = signing.suite_of_key_id(kid)
+            self._event(
+                session,
+                "user.key_registered",
+                payload={"user": target, "key_id": kid, "suite": row.key_suite},
+            )
             session.flush()
             return repo.to_user(row)
 
@@ -763,11 +805,14 @@ class Registry:
         out = Path(out)
         if out.exists() and out.is_dir():
             raise BadInput(f"-o {out} is a folder; give a file name")
-        key = signing.ensure_key(self.settings.audit_key_path)
+        key = self.registry_key(self.settings.audit_key_path)
         with self._write() as session:
             self._authorize(session, "audit.checkpoint")
             size, root = audit_log.state(session)
-            cp = cp_mod.sign_checkpoint(size, root, key, time=clock.isoformat(clock.now()))
+            tree_hash, _ = audit_log.crypto_settings(session)
+            cp = cp_mod.sign_checkpoint(
+                size, root, key, time=clock.isoformat(clock.now()), tree_hash=tree_hash
+            )
             # The checkpoint is issued first and then recorded: the record is itself event #size, outside it.
             self._event(
                 session,
@@ -787,7 +832,16 @@ class Registry:
     def audit_public_key_pem(self) -> bytes:
         from modelreg import signing
 
-        return signing.public_key_to_pem(signing.ensure_key(self.settings.audit_key_path).public_key())
+        return signing.public_key_to_pem(self.registry_key(self.settings.audit_key_path).public_key())
+
+    def registry_key(self, path: str | Path):
+        """The registry's own key at ``path`` (audit or evidence), created in the suite recorded at init; a key
+        file of another suite is refused, so checkpoints and packs of one registry never mix suites."""
+        from modelreg import signing
+
+        self._check_schema()
+        _, suite = audit_log.crypto_settings(self.engine)
+        return signing.ensure_key(path, suite=suite)
 
 
 def json_loads(text_: str) -> dict:
@@ -803,7 +857,10 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
     if trusted_key is not None:
         public = signing.load_public_key(Path(trusted_key))
     else:
-        public = signing.ensure_key(reg.settings.audit_key_path).public_key()
+        public = reg.registry_key(reg.settings.audit_key_path).public_key()
+    tree_hash, _ = audit_log.crypto_settings(reg.engine)
+    if checkpoint.tree_hash != tree_hash:
+        raise BadInput(MSG_MIXED_CHECKPOINT.format(have=tree_hash, got=checkpoint.tree_hash))
     cp_dict = json_loads(checkpoint.to_json())
     if not _verify_cp(checkpoint, public):
         return VerifyReport(
@@ -823,13 +880,13 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
             checkpoint=cp_dict,
         )
     leaves = audit_log.leaf_hashes(reg.engine)[: report.size]  # the verified prefix, not later appends
-    tree = merkle.MerkleTree.from_leaf_hashes(leaves)
+    tree = merkle.MerkleTree.from_leaf_hashes(leaves, tree_hash=tree_hash)
     proof = tree.consistency_proof(checkpoint.size, len(leaves)) if checkpoint.size else []
     old_root = bytes.fromhex(checkpoint.root_hash)
     ok = (
-        merkle.verify_consistency(checkpoint.size, len(leaves), old_root, tree.root(), proof)
+        merkle.verify_consistency(checkpoint.size, len(leaves), old_root, tree.root(), proof, tree_hash)
         if checkpoint.size
-        else old_root == merkle.EMPTY_ROOT
+        else old_root == merkle.empty_root(tree_hash)
     )
     if not ok:
         # Name the first event whose prefix root no longer matches what the checkpoint signed over.

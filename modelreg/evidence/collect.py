@@ -6,7 +6,6 @@ that time, and only the evaluations, signed records, transitions and data sets r
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,6 +59,7 @@ class Collected:
     registry_info: dict
     as_of: datetime | None
     notes: list[str] = field(default_factory=list)
+    tree_hash: str = "sha256"  # the log's leaf/node hash, recorded at init
 
 
 def parse_as_of(value: str | datetime | None) -> datetime | None:
@@ -127,6 +127,7 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
             raise VerificationFailed("the registry has no audit state: the schema is damaged")
         size = int(state.size)
         root = bytes(state.root_hash)
+        tree_hash = state.tree_hash or "sha256"
         if cutoff is not None:
             last = session.execute(
                 select(func.max(AuditEventRow.seq)).where(AuditEventRow.at <= cutoff)
@@ -145,9 +146,9 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
                 select(AuditEventRow.leaf_hash).where(AuditEventRow.seq < size).order_by(AuditEventRow.seq)
             ).scalars()
         ]
-        from modelreg.audit.merkle import root_from_leaf_hashes
+        from modelreg.audit.merkle import leaf_hash, root_from_leaf_hashes
 
-        if len(leaves) != size or root_from_leaf_hashes(leaves) != root:
+        if len(leaves) != size or root_from_leaf_hashes(leaves, tree_hash) != root:
             raise VerificationFailed(
                 f"the audit log's first {size} leaves do not reproduce its recorded root: run `modelreg audit verify` before packing"
             )
@@ -159,7 +160,7 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         )
         for seq, canonical, leaf in session.execute(q):
             canonical, leaf = bytes(canonical), bytes(leaf)
-            if hashlib.sha256(b"\x00" + canonical).digest() != leaf:
+            if leaf_hash(canonical, tree_hash) != leaf:
                 raise VerificationFailed(
                     f"audit event #{seq} does not match its leaf hash (edited): refusing to pack it"
                 )
@@ -265,6 +266,7 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         leaves=leaves,
         tree_size=size,
         root_hash=root,
+        tree_hash=tree_hash,
         policy=policy,
         policy_ref=policy_ref,
         gate_unmet=gate_unmet,
