@@ -18,7 +18,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelreg.audit.canonical import canonical_json
 from modelreg.audit.merkle import verify_consistency
@@ -33,9 +33,6 @@ from modelreg.suites import (
     suite_sign,
     suite_verify,
 )
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = ["Checkpoint", "checkpoints_consistent", "sign_checkpoint", "verify_checkpoint_signature"]
 
@@ -170,7 +167,7 @@ def _time_text(time: datetime | str) -> str:
 def sign_checkpoint(
     size: int,
     root_hash: bytes,
-    private_key: Ed25519PrivateKey,
+    private_key: Any,  # Ed25519 or SM2
     *,
     time: datetime | str,
     origin: str = DEFAULT_ORIGIN,
@@ -199,7 +196,7 @@ def sign_checkpoint(
     return Checkpoint(**{**unsigned.to_dict(), "signature": sig.value})
 
 
-def verify_checkpoint_signature(cp: Checkpoint, public_key: Ed25519PublicKey) -> bool:
+def verify_checkpoint_signature(cp: Checkpoint, public_key: Any) -> bool:
     """True iff ``cp`` was signed, unchanged, by ``public_key``. Never raises."""
     try:
         if not isinstance(cp, Checkpoint):

@@ -226,6 +226,10 @@ def layout(c: Collected, evidence_key: Any) -> tuple[dict[str, bytes], PackConte
             }
         )
     files[Paths.evidence_key] = signing.public_key_to_pem(evidence_key)
+    # The auditor's verifier travels with the evidence (stdlib + cryptography; tongsuopy for SM2 packs).
+    from modelreg.evidence.standalone import PACK_MEMBER, standalone_source
+
+    files[PACK_MEMBER] = standalone_source()
 
     # Audit extract: exact canonical bytes (base64) with the decoded event beside them for reading.
     tree = MerkleTree.from_leaf_hashes(c.leaves, tree_hash=c.tree_hash) if c.leaves else None
