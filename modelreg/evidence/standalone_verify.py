@@ -404,14 +404,21 @@ def _serialization() -> Any:
     return serialization
 
 
+def _dss() -> Any:
+    # DER SEQUENCE{r, s} <-> integers; tongsuopy lacks the decoder, cryptography's is plain ASN.1.
+    from cryptography.hazmat.primitives.asymmetric import utils
+
+    return utils
+
+
 def _tongsuo() -> Any:
     """tongsuopy's modules, or MissingExtra: SM2 is optional (``pip install 'modelreg[gm]'``)."""
     try:
         from tongsuopy.crypto import exceptions, hashes, serialization
-        from tongsuopy.crypto.asymciphers import ec, utils
+        from tongsuopy.crypto.asymciphers import ec
     except ImportError:
         raise MissingExtra("tongsuopy (needed for SM2 keys and signatures)", "gm") from None
-    return _TongsuoModules(ec=ec, hashes=hashes, serialization=serialization, utils=utils, exc=exceptions)
+    return _TongsuoModules(ec=ec, hashes=hashes, serialization=serialization, exc=exceptions)
 
 
 @dataclass(frozen=True)
@@ -419,7 +426,6 @@ class _TongsuoModules:
     ec: Any
     hashes: Any
     serialization: Any
-    utils: Any
     exc: Any
 
 
@@ -631,7 +637,7 @@ def suite_sign(private_key: Any, payload: bytes) -> Signature:
         # Tongsuo's digest-sign computes e = SM3(Z ‖ M) with Z over the default ID (checked in the tests
         # against the GM/T 0003.5 example), then the SM2 signature of e.
         der = private_key.sign(bytes(payload), gm.ec.ECDSA(gm.hashes.SM3()))
-        r, s = gm.utils.decode_dss_signature(der)
+        r, s = _dss().decode_dss_signature(der)
         raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     else:
         raw = private_key.sign(bytes(payload))
@@ -655,7 +661,7 @@ def _verify_sm2(public: Any, raw: bytes, payload: bytes) -> bool:
     gm = _tongsuo()
     r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
     try:
-        public.verify(gm.utils.encode_dss_signature(r, s), payload, gm.ec.ECDSA(gm.hashes.SM3()))
+        public.verify(_dss().encode_dss_signature(r, s), payload, gm.ec.ECDSA(gm.hashes.SM3()))
     except gm.exc.InvalidSignature:
         return False
     return True
