@@ -29,6 +29,7 @@ import binascii
 import hashlib
 import os
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ def _dss() -> Any:
     return utils
 
 
+@cache  # the registry signs and verifies in loops: import once (a failed import is not cached)
 def _tongsuo() -> Any:
     """tongsuopy's modules, or MissingExtra: SM2 is optional (``pip install 'modelreg[gm]'``)."""
     try:

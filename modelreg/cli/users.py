@@ -24,7 +24,9 @@ def user_group() -> None:
     type=click.Choice(["developer", "validator", "approver", "operator", "auditor", "admin"]),
 )
 @click.option(
-    "--public-key", type=click.Path(exists=True, dir_okay=False), help="The user's Ed25519 public key (PEM)."
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The user's Ed25519 or SM2 public key (PEM).",
 )
 @json_option
 @pass_ctx

@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from functools import cache
 from hashlib import sha256
 from json.encoder import encode_basestring as _json_string
 from pathlib import Path, PurePosixPath
@@ -411,6 +412,7 @@ def _dss() -> Any:
     return utils
 
 
+@cache  # the registry signs and verifies in loops: import once (a failed import is not cached)
 def _tongsuo() -> Any:
     """tongsuopy's modules, or MissingExtra: SM2 is optional (``pip install 'modelreg[gm]'``)."""
     try:

@@ -157,7 +157,8 @@ def _req_audit(ctx, control, params) -> list[Unmet]:
     rows = ctx.session.connection().exec_driver_sql(
         "SELECT seq, canonical, leaf_hash, root_hash, event, model, version FROM audit_events ORDER BY seq"
     )
-    report = audit_log.verify_rows(rows, state_size=size, state_root=root)
+    tree_hash, _ = audit_log.crypto_settings(ctx.session)
+    report = audit_log.verify_rows(rows, state_size=size, state_root=root, tree_hash=tree_hash)
     return (
         []
         if report.ok
