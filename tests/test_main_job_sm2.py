@@ -8,6 +8,7 @@ import os
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -91,6 +92,8 @@ def test_sm2_pack_verifies_with_its_own_verifier_in_a_clean_venv(sm2_demo, clean
         script = tmp_path / "verify_pack.py"
         script.write_bytes(zf.read("verify_pack.py"))
     assert manifest["audit"]["tree_hash"] == "sm3" and manifest["evidence_key"]["algorithm"] == "sm2-sm3"
+    with zipfile.ZipFile(pack) as zf:  # every file is named by SM3 too, recomputed independently here
+        assert all(f["sm3"] == _sm3(zf.read(f["path"])).hex() for f in manifest["files"])
     assert envelope["signature"]["algorithm"] == "sm2-sm3"
     trust = [
         "--trusted-key",
@@ -131,6 +134,26 @@ def test_sm2_pack_verifies_with_its_own_verifier_in_a_clean_venv(sm2_demo, clean
     bad = run_standalone(clean_venv, script, str(relabelled), *trust, "--json")
     assert bad.returncode == 1
     assert any("does not verify with trusted key" in p for p in json.loads(bad.stdout)["problems"])
+
+    # A file whose SHA-256 is re-matched but whose SM3 is not (a manifest edited with SHA-256 only in mind) is
+    # still caught: the SM3 digest is checked as well, and the edited manifest breaks the SM2 signature.
+    edited = tmp_path / "edited.zip"
+    target = "model_card.md"
+    with zipfile.ZipFile(pack) as zin, zipfile.ZipFile(edited, "w") as zout:
+        new_card = zin.read(target) + b"\nedited\n"
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == target:
+                data = new_card
+            elif info.filename == "manifest.json":
+                m = json.loads(data)
+                for f in m["files"]:
+                    if f["path"] == target:
+                        f["sha256"], f["size"] = hashlib.sha256(new_card).hexdigest(), len(new_card)
+                data = json.dumps(m).encode()
+            zout.writestr(info.filename, data)
+    got = json.loads(run_standalone(clean_venv, script, str(edited), *trust, "--json").stdout)
+    assert f"{target}: SM3 " in " ".join(got["problems"]) and "(modified)" in " ".join(got["problems"])
 
 
 def test_mixing_suites_on_the_sm2_registry_is_refused(sm2_demo):

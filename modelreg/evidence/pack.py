@@ -24,7 +24,7 @@ from modelreg.errors import BadInput
 from modelreg.evidence import render
 from modelreg.evidence.collect import Collected, collect
 from modelreg.evidence.verify import FORMAT, MANIFEST, PAYLOAD_TYPE, SIGNATURE, media_type, pae, sha256_hex
-from modelreg.suites import SUITE_LABEL
+from modelreg.suites import SUITE_LABEL, sm3_digest
 
 TREE_HASH_LABEL = {"sha256": "SHA-256", "sm3": "SM3"}
 
@@ -358,7 +358,14 @@ def make_manifest(c: Collected, files: dict[str, bytes], ctx: PackContext, gener
             "public_key_file": Paths.evidence_key,
         },
         "files": [
-            {"path": p, "sha256": sha256_hex(d), "size": len(d), "media_type": media_type(p)}
+            {
+                "path": p,
+                "sha256": sha256_hex(d),
+                # An SM3 (国密) registry's packs name each file by SM3 as well; SHA-256 packs are unchanged.
+                **({"sm3": sm3_digest(d).hex()} if c.tree_hash == "sm3" else {}),
+                "size": len(d),
+                "media_type": media_type(p),
+            }
             for p, d in sorted(files.items())
         ],
     }

@@ -1621,6 +1621,13 @@ def _check_files(manifest: dict, members: dict, zf, reader: _Reader, result: Ver
                 f"{name}: SHA-256 {digest[:16]}… differs from the manifest's {entry['sha256'][:16]}… (modified)"
             )
             continue
+        if "sm3" in entry:
+            sm3 = sm3_digest(data).hex()
+            if sm3 != entry["sm3"]:
+                P.append(
+                    f"{name}: SM3 {sm3[:16]}… differs from the manifest's {str(entry['sm3'])[:16]}… (modified)"
+                )
+                continue
         reader.good[name] = data
         ok += 1
     for name in sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE}):

@@ -6,7 +6,7 @@ Checks, each reported by the file or entry that fails:
 
 1. zip safety: no ``..``, absolute or drive paths, symlinks, duplicate names or absurd sizes;
 2. the manifest's detached signature (DSSE pre-authentication encoding) against the trusted keys only;
-3. every listed file's SHA-256 and size; no file missing, none extra;
+3. every listed file's SHA-256 (and SM3, in a pack of an SM3 registry) and size; no file missing, none extra;
 4. the policy pack file against the digest the manifest records;
 5. every approval / rejection / attestation / waiver signature against the signer's key in the pack;
 6. the audit extract: each event's canonical bytes hash to its leaf, each inclusion proof leads to the
@@ -37,7 +37,7 @@ from typing import Any
 from modelreg.audit.checkpoint import Checkpoint, verify_checkpoint_signature
 from modelreg.audit.merkle import leaf_hash, root_from_leaf_hashes, verify_inclusion
 from modelreg.errors import BadInput
-from modelreg.suites import TREE_HASHES, Signature, key_id_of, load_public_key, suite_verify
+from modelreg.suites import TREE_HASHES, Signature, key_id_of, load_public_key, sm3_digest, suite_verify
 
 FORMAT = "modelreg.evidence-pack/v1"
 PAYLOAD_TYPE = "application/vnd.modelreg.evidence-manifest.v1+json"
@@ -400,6 +400,13 @@ def _check_files(manifest: dict, members: dict, zf, reader: _Reader, result: Ver
                 f"{name}: SHA-256 {digest[:16]}… differs from the manifest's {entry['sha256'][:16]}… (modified)"
             )
             continue
+        if "sm3" in entry:
+            sm3 = sm3_digest(data).hex()
+            if sm3 != entry["sm3"]:
+                P.append(
+                    f"{name}: SM3 {sm3[:16]}… differs from the manifest's {str(entry['sm3'])[:16]}… (modified)"
+                )
+                continue
         reader.good[name] = data
         ok += 1
     for name in sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE}):
