@@ -107,6 +107,18 @@ def test_sm3_log_on_the_database(db_url, settings_for, tmp_path) -> None:
         report = reg.audit_verify()
         assert report.ok and report.size == len(canon) and report.root_hash == mth(canon).hex()
         assert audit_log.crypto_settings(reg.engine) == ("sm3", "sm2-sm3")
+        from modelreg.audit.proofs import inclusion_proof
+
+        proof = inclusion_proof(reg, 1)
+        assert proof["root_hash"] == mth(canon).hex()
+        assert merkle.verify_inclusion(
+            sm3(b"\x00" + canon[1]),
+            1,
+            len(canon),
+            [bytes.fromhex(h) for h in proof["proof"]],
+            mth(canon),
+            "sm3",
+        )
 
         cp_path = tmp_path / "cp.json"
         out = reg.audit_checkpoint(cp_path)
