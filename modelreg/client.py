@@ -103,20 +103,21 @@ class Client:
         return Client(self.registry.as_user(name))
 
     # -- setup ---------------------------------------------------------------------------------------
-    def init(self) -> dict:
-        return self.registry.init()
+    def init(self, *, tree_hash: str | None = None, suite: str | None = None) -> dict:
+        return self.registry.init(tree_hash=tree_hash, suite=suite)
 
     def add_user(self, name: str, roles: list[str], *, public_key: str | Path | None = None) -> User:
         pem = Path(public_key).read_text(encoding="utf-8") if public_key else None
         return self.registry.add_user(name, roles, public_key_pem=pem)
 
-    def generate_key(self, user: str | None = None) -> Path:
-        """Create the user's key pair at the default place and register the public half."""
+    def generate_key(self, user: str | None = None, *, suite: str = "ed25519") -> Path:
+        """Create the user's key pair (Ed25519, or ``suite="sm2"``) at the default place and register the
+        public half."""
         from modelreg import signing
 
         user = user or self.registry.actor
         path = self.settings.signing_key_for(user)
-        signing.write_key_pair(path, signing.public_key_path_for(path))
+        signing.write_key_pair(path, signing.public_key_path_for(path), suite=signing.parse_suite(suite))
         self.registry.as_user(user).register_key(
             signing.public_key_path_for(path).read_text(encoding="utf-8")
         )

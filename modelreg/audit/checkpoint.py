@@ -4,7 +4,11 @@ The signature covers ``canonical_json`` of every field except ``signature`` itse
 (size, root, time, key id, algorithm, origin) invalidates it. An auditor who kept an old checkpoint can
 later ask for a consistency proof to the current one and detect any rewrite of history.
 
-On disk a checkpoint is its canonical JSON (all fields, signature included) plus a newline.
+On disk a checkpoint is its canonical JSON (all fields, signature included) plus a newline. A checkpoint of
+an SM3 log carries ``"tree_hash": "sm3"`` (signed like every other field); a SHA-256 one leaves the field
+out, so checkpoints made before SM3 existed still load and verify byte for byte.
+
+One of the sources of the standalone pack verifier: names, never modules, imported from modelreg.
 """
 
 from __future__ import annotations
@@ -14,14 +18,21 @@ import re
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from modelreg import clock, signing
 from modelreg.audit.canonical import canonical_json
+from modelreg.audit.merkle import verify_consistency
+from modelreg.clock import isoformat, parse
 from modelreg.errors import BadInput
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from modelreg.suites import (
+    SUITE_ED25519,
+    TREE_HASHES,
+    Signature,
+    key_id_of,
+    suite_of_key,
+    suite_sign,
+    suite_verify,
+)
 
 __all__ = ["Checkpoint", "checkpoints_consistent", "sign_checkpoint", "verify_checkpoint_signature"]
 
@@ -40,14 +51,18 @@ class Checkpoint:
     root_hash: str  # lower-case hex of the 32-byte Merkle root
     time: str  # ISO 8601 UTC, as written by modelreg.clock.isoformat
     key_id: str
-    algorithm: str = signing.ALGORITHM
+    algorithm: str = SUITE_ED25519  # the signature suite: ed25519 | sm2-sm3
     signature: str = ""  # base64; empty means unsigned (never verifies)
     origin: str = DEFAULT_ORIGIN
+    tree_hash: str = "sha256"  # the log's Merkle hash; written (and signed) only when it is not SHA-256
 
     # -- the signed bytes -----------------------------------------------------------------------------
 
+    def _present_fields(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "tree_hash" or self.tree_hash != "sha256"]
+
     def signed_fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signature"}
+        return {name: getattr(self, name) for name in self._present_fields() if name != "signature"}
 
     def payload(self) -> bytes:
         """The exact bytes the signature is over."""
@@ -65,7 +80,8 @@ class Checkpoint:
     # -- serialisation --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        return {name: d[name] for name in self._present_fields()}
 
     def to_json(self) -> str:
         return canonical_json(self.to_dict()).decode("utf-8")
@@ -75,9 +91,9 @@ class Checkpoint:
         """Validate and build; every problem is a one-line ``BadInput``."""
         if not isinstance(data, dict):
             raise BadInput(MSG_NOT_OBJECT.format(source=source, got=type(data).__name__))
-        want = [f.name for f in fields(cls)]
+        want = [f.name for f in fields(cls) if f.name != "tree_hash"]
         missing = sorted(set(want) - set(data))
-        extra = sorted(set(data) - set(want))
+        extra = sorted(set(data) - set(want) - {"tree_hash"})
         if missing or extra:
             raise BadInput(
                 MSG_FIELDS.format(
@@ -97,10 +113,12 @@ class Checkpoint:
             if not isinstance(data[name], str):
                 raise bad(name, "a string")
         try:
-            clock.parse(data["time"])
+            parse(data["time"])
         except ValueError:
             raise bad("time", "an ISO 8601 UTC timestamp") from None
-        return cls(**{name: data[name] for name in want})
+        if "tree_hash" in data and data["tree_hash"] not in TREE_HASHES:
+            raise bad("tree_hash", "sha256 or sm3")
+        return cls(**{name: data[name] for name in want}, tree_hash=data.get("tree_hash", "sha256"))
 
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str = "data") -> Checkpoint:
@@ -137,10 +155,10 @@ def _time_text(time: datetime | str) -> str:
     if isinstance(time, datetime):
         if time.tzinfo is None:
             raise BadInput("checkpoint time must be timezone-aware (use modelreg.clock.now()).")
-        return clock.isoformat(time)
+        return isoformat(time)
     if isinstance(time, str):
         try:
-            return clock.isoformat(clock.parse(time))
+            return isoformat(parse(time))
         except ValueError:
             raise BadInput(f"checkpoint time must be an ISO 8601 timestamp. Got {time!r} instead.") from None
     raise BadInput(f"checkpoint time must be a datetime or ISO string. Got {type(time).__name__} instead.")
@@ -149,40 +167,45 @@ def _time_text(time: datetime | str) -> str:
 def sign_checkpoint(
     size: int,
     root_hash: bytes,
-    private_key: Ed25519PrivateKey,
+    private_key: Any,  # Ed25519 or SM2
     *,
     time: datetime | str,
     origin: str = DEFAULT_ORIGIN,
+    tree_hash: str = "sha256",
 ) -> Checkpoint:
-    """Sign (size, root) with ``private_key``. ``time`` is normalised to ``clock.isoformat`` form."""
+    """Sign (size, root) with ``private_key`` in its suite. ``time`` is normalised to ``clock.isoformat``
+    form; ``tree_hash`` names the hash the root was computed with."""
     if type(size) is not int or size < 0:
         raise BadInput(f"checkpoint size must be a non-negative integer. Got {size!r} instead.")
     if not isinstance(root_hash, bytes | bytearray) or len(root_hash) != 32:
         raise BadInput(f"checkpoint root must be 32 bytes. Got {root_hash!r} instead.")
     if not isinstance(origin, str) or not origin:
         raise BadInput(f"checkpoint origin must be a non-empty string. Got {origin!r} instead.")
+    if tree_hash not in TREE_HASHES:
+        raise BadInput(f"checkpoint tree hash must be sha256 or sm3. Got {tree_hash!r} instead.")
     unsigned = Checkpoint(
         size=size,
         root_hash=bytes(root_hash).hex(),
         time=_time_text(time),
-        key_id=signing.key_id(private_key),
-        algorithm=signing.ALGORITHM,
+        key_id=key_id_of(private_key),
+        algorithm=suite_of_key(private_key),
         origin=origin,
+        tree_hash=tree_hash,
     )
-    sig = signing.sign(private_key, unsigned.payload())
+    sig = suite_sign(private_key, unsigned.payload())
     return Checkpoint(**{**unsigned.to_dict(), "signature": sig.value})
 
 
-def verify_checkpoint_signature(cp: Checkpoint, public_key: Ed25519PublicKey) -> bool:
+def verify_checkpoint_signature(cp: Checkpoint, public_key: Any) -> bool:
     """True iff ``cp`` was signed, unchanged, by ``public_key``. Never raises."""
     try:
         if not isinstance(cp, Checkpoint):
             return False
         payload = cp.payload()
-        sig = signing.Signature(algorithm=cp.algorithm, key_id=cp.key_id, value=cp.signature)
+        sig = Signature(algorithm=cp.algorithm, key_id=cp.key_id, value=cp.signature)
     except Exception:
         return False  # e.g. a field replaced by a value canonical JSON cannot encode
-    return signing.verify(public_key, payload, sig)
+    return suite_verify(public_key, payload, sig)
 
 
 def checkpoints_consistent(old: Checkpoint, new: Checkpoint, proof: list[bytes]) -> bool:
@@ -191,11 +214,11 @@ def checkpoints_consistent(old: Checkpoint, new: Checkpoint, proof: list[bytes])
     Only the (size, root) claims are checked here; check each signature with
     ``verify_checkpoint_signature`` as well. Never raises.
     """
-    from modelreg.audit.merkle import verify_consistency
-
     try:
         if not isinstance(old, Checkpoint) or not isinstance(new, Checkpoint) or old.origin != new.origin:
             return False
-        return verify_consistency(old.size, new.size, old.root, new.root, proof)
+        if old.tree_hash != new.tree_hash:
+            return False  # two logs with different hashes are never one log
+        return verify_consistency(old.size, new.size, old.root, new.root, proof, old.tree_hash)
     except Exception:
         return False

@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 
 
 def verify_against_checkpoint(
-    engine: Engine, report: VerifyReport, checkpoint: Checkpoint, public: Ed25519PublicKey
+    engine: Engine,
+    report: VerifyReport,
+    checkpoint: Checkpoint,
+    public: Ed25519PublicKey,
+    tree_hash: str = "sha256",
 ) -> VerifyReport:
     """``report`` is the log's own verification (``audit_log.verify_snapshot``, ok); check the checkpoint's
     signature with ``public`` and that the verified log is consistent with the checkpoint's (size, root)."""
@@ -40,13 +44,13 @@ def verify_against_checkpoint(
             checkpoint=cp_dict,
         )
     leaves = audit_log.leaf_hashes(engine)[: report.size]  # the verified prefix, not later appends
-    tree = merkle.MerkleTree.from_leaf_hashes(leaves)
+    tree = merkle.MerkleTree.from_leaf_hashes(leaves, tree_hash=tree_hash)
     proof = tree.consistency_proof(checkpoint.size, len(leaves)) if checkpoint.size else []
     old_root = bytes.fromhex(checkpoint.root_hash)
     ok = (
-        merkle.verify_consistency(checkpoint.size, len(leaves), old_root, tree.root(), proof)
+        merkle.verify_consistency(checkpoint.size, len(leaves), old_root, tree.root(), proof, tree_hash)
         if checkpoint.size
-        else old_root == merkle.EMPTY_ROOT
+        else old_root == merkle.empty_root(tree_hash)
     )
     if not ok:
         return VerifyReport(

@@ -75,10 +75,16 @@ class EventSigner:
         return {
             "key_id": self.key_id,
             "public_key_pem": self.public_key_pem,
-            "algorithm": "ed25519",
+            "algorithm": _suite_of(self.private_key),
             "previous_key_id": previous.key_id if previous else None,
             "endorsement": previous.endorse(self.key_id, self.public_key_pem) if previous else None,
         }
+
+
+def _suite_of(key: Any) -> str:
+    from modelreg import suites
+
+    return suites.suite_of_key(key)
 
 
 def verify_event(public_key: Any, seq: int, leaf: bytes, root: bytes, signature: str | None) -> bool:

@@ -6,8 +6,10 @@ for querying and are checked against them on verification:
     {"actor": ..., "at": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "db_role": ..., "event": ..., "model": ...,
      "payload": {...}, "seq": n, "v": 1, "version": ...}
 
-Leaf i of the RFC 6962 Merkle tree is SHA-256(0x00 ‖ canonical bytes of the event with seq i). Each row also
-stores the tree root after its append; ``audit_state`` holds the compact frontier so an append costs O(log n).
+Leaf i of the RFC 6962 Merkle tree is H(0x00 ‖ canonical bytes of the event with seq i), where H is the log's
+tree hash recorded in ``audit_state.tree_hash`` at init: SHA-256, or SM3 for a registry made with
+``modelreg init --hash sm3`` (never both in one log). Each row also stores the tree root after its append;
+``audit_state`` holds the compact frontier so an append costs O(log n).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from modelreg.audit.event_signing import (
 from modelreg.domain.entities import AuditEvent, VerifyReport
 from modelreg.domain.events import EVENTS
 from modelreg.store.tables import AuditEventRow, AuditStateRow
+from modelreg.suites import hash_constructor
 
 # v1: the original format (unsigned). v2: the same fields, signed by the writer (see audit/event_signing.py).
 CANONICAL_VERSION = 2
@@ -41,32 +44,34 @@ UNSIGNED_VERSION = 1
 _sha256 = hashlib.sha256
 
 
-def _leaf(data: bytes) -> bytes:
-    return _sha256(b"\x00" + data).digest()
+def _leaf(data: bytes, h=_sha256) -> bytes:
+    return h(b"\x00" + data).digest()
 
 
-def _node(left: bytes, right: bytes) -> bytes:
-    return _sha256(b"\x01" + left + right).digest()
+def _node(left: bytes, right: bytes, h=_sha256) -> bytes:
+    return h(b"\x01" + left + right).digest()
 
 
-def frontier_push(frontier: list[bytes], size: int, leaf: bytes) -> list[bytes]:
+def frontier_push(frontier: list[bytes], size: int, leaf: bytes, tree_hash: str = "sha256") -> list[bytes]:
     """Add a leaf to the compact range of perfect subtrees (largest first) of a tree of ``size`` leaves."""
+    h = hash_constructor(tree_hash)
     frontier = [*frontier, leaf]
     n = size
     while n & 1:  # each trailing 1-bit of the old size is a subtree of equal height to merge with
         right = frontier.pop()
         left = frontier.pop()
-        frontier.append(_node(left, right))
+        frontier.append(_node(left, right, h))
         n >>= 1
     return frontier
 
 
-def frontier_root(frontier: list[bytes]) -> bytes:
+def frontier_root(frontier: list[bytes], tree_hash: str = "sha256") -> bytes:
+    h = hash_constructor(tree_hash)
     if not frontier:
-        return _sha256(b"").digest()
+        return h(b"").digest()
     root = frontier[-1]
-    for h in reversed(frontier[:-1]):
-        root = _node(h, root)
+    for left in reversed(frontier[:-1]):
+        root = _node(left, root, h)
     return root
 
 
@@ -120,6 +125,7 @@ def append_event(
     if state is None:
         raise RuntimeError("audit_state row missing: the schema is damaged")
     seq = state.size
+    tree_hash = state.tree_hash or "sha256"
     if signer is not None and seq > 0 and event not in KEY_EVENTS:
         check_custody(session, seq - 1, signer)
     data = event_bytes(
@@ -133,9 +139,9 @@ def append_event(
         db_role=db_role,
         v=CANONICAL_VERSION if signer is not None else UNSIGNED_VERSION,
     )
-    leaf = _leaf(data)
-    frontier = frontier_push([bytes.fromhex(h) for h in state.frontier], seq, leaf)
-    root = frontier_root(frontier)
+    leaf = _leaf(data, hash_constructor(tree_hash))
+    frontier = frontier_push([bytes.fromhex(h) for h in state.frontier], seq, leaf, tree_hash)
+    root = frontier_root(frontier, tree_hash)
     signature = signer.sign(seq, leaf, root) if signer is not None else None
     session.add(
         AuditEventRow(
@@ -185,7 +191,8 @@ def check_custody(session: Session, prev_seq: int, signer: EventSigner) -> None:
             f"registry state diverges from the audit log at #{prev_seq}: the newest event recorded in audit_state is missing"
         )
     canonical, leaf, root, signature = bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3]
-    if _leaf(canonical) != leaf:
+    tree_hash, _suite = crypto_settings(session)
+    if _leaf(canonical, hash_constructor(tree_hash or "sha256")) != leaf:
         raise StateDiverges(
             f"registry state diverges from the audit log at #{prev_seq}: the event does not match its leaf hash (edited)"
         )
@@ -267,6 +274,19 @@ def state(session: Session) -> tuple[int, bytes]:
 ROWS_SQL = "SELECT seq, canonical, leaf_hash, root_hash, event, model, version, signature FROM audit_events ORDER BY seq"
 
 
+def crypto_settings(source: Session | Engine | Connection) -> tuple[str, str]:
+    """(tree hash, registry signing suite) recorded at init."""
+    sql = text("SELECT tree_hash, signing_suite FROM audit_state WHERE id = 1")
+    if isinstance(source, Engine):
+        with source.connect() as conn:
+            row = conn.execute(sql).first()
+    else:
+        row = source.execute(sql).first()
+    if row is None:
+        raise RuntimeError("audit_state row missing: the schema is damaged")
+    return row[0], row[1]
+
+
 def iter_rows(source: Engine | Connection, batch: int = 20_000) -> Iterator[tuple]:
     """Stream (seq, canonical, leaf_hash, root_hash, event, model, version, signature) in seq order, through the raw
     driver cursor: verification reads every row and the ORM would cost more than the hashing. Given a
@@ -312,7 +332,9 @@ def verify_snapshot(engine: Engine, *, progress: Callable[[str], None] | None = 
         if engine.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():  # SQLite (WAL): the read transaction's snapshot starts at its first SELECT
-            row = conn.execute(text("SELECT size, root_hash FROM audit_state WHERE id = 1")).first()
+            row = conn.execute(
+                text("SELECT size, root_hash, tree_hash FROM audit_state WHERE id = 1")
+            ).first()
             if row is None:
                 raise RuntimeError("audit_state row missing: the schema is damaged")
             source = iter_rows(conn)
@@ -320,10 +342,13 @@ def verify_snapshot(engine: Engine, *, progress: Callable[[str], None] | None = 
             if progress is not None:
                 progress(f"recomputing {row[0]:,} leaf hashes and the Merkle root")
             try:
-                return verify_rows(rows, state_size=row[0], state_root=bytes(row[1]))
+                return verify_rows(rows, state_size=row[0], state_root=bytes(row[1]), tree_hash=row[2])
             finally:
                 # A failed check stops reading early: close the cursor now, while the connection is open.
                 source.close()
+
+
+_frontier_root = frontier_root
 
 
 def leaf_hashes(engine: Engine) -> list[bytes]:
@@ -351,12 +376,12 @@ def _column_fragments(
     return mid[0], prefix + mid[1], prefix + mid[2]
 
 
-def _fail(n: int, frontier: list[bytes], seq: int | None, problem: str) -> VerifyReport:
-    return VerifyReport(False, n, frontier_root(frontier).hex(), first_bad_seq=seq, problem=problem)
-
-
 def verify_rows(
-    rows: Iterable[tuple], *, state_size: int | None = None, state_root: bytes | None = None
+    rows: Iterable[tuple],
+    *,
+    state_size: int | None = None,
+    state_root: bytes | None = None,
+    tree_hash: str = "sha256",
 ) -> VerifyReport:
     """Recompute every leaf and the tree root, and check the writers' signatures; report the first entry that
     disagrees.
@@ -379,7 +404,14 @@ def verify_rows(
     leaves: list[bytes] = []
     stored_roots: list[bytes] = []
     cache: dict = {}
-    sha = _sha256
+    sha = hash_constructor(tree_hash)
+
+    def frontier_root(frontier: list[bytes]) -> bytes:  # this log's hash, not the SHA-256 default
+        return _frontier_root(frontier, tree_hash)
+
+    def _fail(n: int, frontier: list[bytes], seq: int | None, problem: str) -> VerifyReport:
+        return VerifyReport(False, n, frontier_root(frontier).hex(), first_bad_seq=seq, problem=problem)
+
     chain = KeyChain([])
     signed_from: int | None = None
     last_signature: str | None = None
@@ -475,7 +507,7 @@ def verify_rows(
     root = frontier_root(frontier)
     elapsed = time.perf_counter() - started
     if n and root != stored_roots[-1]:
-        bad = _first_bad_stored_root(leaves, stored_roots)
+        bad = _first_bad_stored_root(leaves, stored_roots, tree_hash)
         return VerifyReport(
             False,
             n,
@@ -532,11 +564,11 @@ def verify_rows(
     )
 
 
-def _first_bad_stored_root(leaves: list[bytes], stored_roots: list[bytes]) -> int:
+def _first_bad_stored_root(leaves: list[bytes], stored_roots: list[bytes], tree_hash: str = "sha256") -> int:
     """The first row whose stored root is not the root of the prefix ending there (slow path, failure only)."""
     frontier: list[bytes] = []
     for i, leaf in enumerate(leaves):
-        frontier = frontier_push(frontier, i, leaf)
-        if frontier_root(frontier) != stored_roots[i]:
+        frontier = frontier_push(frontier, i, leaf, tree_hash)
+        if frontier_root(frontier, tree_hash) != stored_roots[i]:
             return i
     return len(leaves) - 1

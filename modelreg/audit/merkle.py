@@ -11,6 +11,12 @@ only O(log n) lookups plus O(log n) hashes for the incomplete right edge.
 
 Verification functions never raise: any malformed input (wrong types, sizes, hash lengths) is simply
 "not verified" and returns ``False``.
+
+The hash is SHA-256 unless ``tree_hash="sm3"`` is given (a registry initialised with ``--hash sm3``): the
+structure is RFC 6962's either way, SM3 digests are 32 bytes too, and one tree never mixes the two.
+
+One of the sources of the standalone pack verifier: standard library only, names (never modules) imported
+from modelreg.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from collections.abc import Iterable, Sequence
 from hashlib import sha256
 
 from modelreg.errors import BadInput
+from modelreg.suites import hash_constructor
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "MerkleTree",
+    "empty_root",
     "first_divergence",
     "leaf_hash",
     "leaf_hashes",
@@ -40,38 +48,45 @@ _LEAF = b"\x00"
 _NODE = b"\x01"
 
 
-def leaf_hash(data: bytes) -> bytes:
-    """SHA-256(0x00 ‖ data): the hash of one log entry."""
-    return sha256(_LEAF + data).digest()
+def empty_root(tree_hash: str = "sha256") -> bytes:
+    """MTH of the empty tree: the hash of the empty string."""
+    return hash_constructor(tree_hash)(b"").digest()
 
 
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """SHA-256(0x01 ‖ left ‖ right): the hash of an inner node."""
-    return sha256(_NODE + left + right).digest()
+def leaf_hash(data: bytes, tree_hash: str = "sha256") -> bytes:
+    """H(0x00 ‖ data): the hash of one log entry."""
+    return hash_constructor(tree_hash)(_LEAF + data).digest()
 
 
-def leaf_hashes(payloads: Iterable[bytes]) -> list[bytes]:
+def node_hash(left: bytes, right: bytes, tree_hash: str = "sha256") -> bytes:
+    """H(0x01 ‖ left ‖ right): the hash of an inner node."""
+    return hash_constructor(tree_hash)(_NODE + left + right).digest()
+
+
+def leaf_hashes(payloads: Iterable[bytes], tree_hash: str = "sha256") -> list[bytes]:
     """Leaf hashes of many entries (the hot loop of a full verification, kept free of call overhead)."""
-    return [sha256(_LEAF + data).digest() for data in payloads]
+    h = hash_constructor(tree_hash)
+    return [h(_LEAF + data).digest() for data in payloads]
 
 
-def _next_level(level: Sequence[bytes]) -> list[bytes]:
+def _next_level(level: Sequence[bytes], h=sha256) -> list[bytes]:
     # Pairs (0,1), (2,3), ...; a trailing odd node is handled by the caller.
-    return [sha256(_NODE + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)]
+    return [h(_NODE + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)]
 
 
-def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+def root_from_leaf_hashes(hashes: Sequence[bytes], tree_hash: str = "sha256") -> bytes:
     """MTH of the given leaf hashes, computed level by level in O(n) without recursion.
 
     Carrying a lone right-most node up unchanged gives exactly RFC 6962's split at the largest power of
     two smaller than n: the left part is always complete, and only the right edge is ever ragged.
     """
+    h = hash_constructor(tree_hash)
     level = list(hashes)
     if not level:
-        return EMPTY_ROOT
+        return h(b"").digest()
     while len(level) > 1:
         carry = level[-1] if len(level) % 2 else None
-        level = _next_level(level)
+        level = _next_level(level, h)
         if carry is not None:
             level.append(carry)
     return level[0]
@@ -99,17 +114,19 @@ def _is_count(value: object) -> bool:
 class MerkleTree:
     """An append-only RFC 6962 tree of leaf hashes with roots and proofs for every past size."""
 
-    __slots__ = ("_levels", "_size")
+    __slots__ = ("_h", "_levels", "_size", "tree_hash")
 
-    def __init__(self, leaf_hashes: Iterable[bytes] = ()) -> None:
+    def __init__(self, leaf_hashes: Iterable[bytes] = (), *, tree_hash: str = "sha256") -> None:
         self._levels: list[bytearray] = [bytearray()]
         self._size = 0
+        self.tree_hash = tree_hash
+        self._h = hash_constructor(tree_hash)
         self.extend(leaf_hashes)
 
     @classmethod
-    def from_leaf_hashes(cls, hashes: Sequence[bytes]) -> MerkleTree:
+    def from_leaf_hashes(cls, hashes: Sequence[bytes], *, tree_hash: str = "sha256") -> MerkleTree:
         """Build in bulk (level by level, list comprehensions): several times faster than appending."""
-        tree = cls()
+        tree = cls(tree_hash=tree_hash)
         level = list(hashes)
         # C-speed validation of the common case; the slow per-item pass only runs to name the culprit.
         if level and (set(map(type, level)) - {bytes} or set(map(len, level)) != {HASH_SIZE}):
@@ -117,7 +134,7 @@ class MerkleTree:
         tree._size = len(level)
         tree._levels = [bytearray(b"".join(level))]
         while len(level) > 1:
-            level = _next_level(level)  # drops a lone last node: it is not a complete subtree
+            level = _next_level(level, tree._h)  # drops a lone last node: it is not a complete subtree
             tree._levels.append(bytearray(b"".join(level)))
         return tree
 
@@ -135,7 +152,7 @@ class MerkleTree:
         while i & 1:
             row = levels[level]
             start = (i - 1) * HASH_SIZE
-            h = sha256(_NODE + row[start : start + 2 * HASH_SIZE]).digest()
+            h = self._h(_NODE + row[start : start + 2 * HASH_SIZE]).digest()
             level += 1
             i >>= 1
             if level == len(levels):
@@ -173,7 +190,7 @@ class MerkleTree:
         """
         n = end - start
         if n == 0:
-            return EMPTY_ROOT
+            return self._h(b"").digest()
         parts: list[bytes] = []
         while True:
             if n & (n - 1) == 0:  # complete subtree of 2**level leaves, aligned at ``start``
@@ -187,7 +204,7 @@ class MerkleTree:
             n -= k
         root = parts[-1]
         for left in reversed(parts[:-1]):
-            root = sha256(_NODE + left + root).digest()
+            root = self._h(_NODE + left + root).digest()
         return root
 
     def _check_size(self, size: int | None, what: str = "tree size") -> int:
@@ -276,9 +293,10 @@ def _as_proof(proof: object) -> list[bytes] | None:
 
 
 def root_from_inclusion_proof(
-    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes]
+    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], tree_hash: str = "sha256"
 ) -> bytes | None:
     """The root implied by an audit path (RFC 9162 §2.1.3.2), or ``None`` if the path cannot fit."""
+    H = hash_constructor(tree_hash)
     h = _as_hash(leaf_hash)
     path = _as_proof(proof)
     if h is None or path is None or not _is_count(index) or not _is_count(tree_size) or index >= tree_size:
@@ -288,13 +306,13 @@ def root_from_inclusion_proof(
         if sn == 0:
             return None
         if fn & 1 or fn == sn:
-            r = sha256(_NODE + p + r).digest()
+            r = H(_NODE + p + r).digest()
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = sha256(_NODE + r + p).digest()
+            r = H(_NODE + r + p).digest()
         fn >>= 1
         sn >>= 1
     if sn != 0:
@@ -303,29 +321,41 @@ def root_from_inclusion_proof(
 
 
 def verify_inclusion(
-    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+    leaf_hash: bytes,
+    index: int,
+    tree_size: int,
+    proof: Sequence[bytes],
+    root: bytes,
+    tree_hash: str = "sha256",
 ) -> bool:
     """True iff ``proof`` shows leaf ``index`` with hash ``leaf_hash`` in the tree of ``tree_size`` → ``root``."""
     expected = _as_hash(root)
-    got = root_from_inclusion_proof(leaf_hash, index, tree_size, proof)
+    got = root_from_inclusion_proof(leaf_hash, index, tree_size, proof, tree_hash)
     return expected is not None and got is not None and got == expected
 
 
 def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+    old_size: int,
+    new_size: int,
+    old_root: bytes,
+    new_root: bytes,
+    proof: Sequence[bytes],
+    tree_hash: str = "sha256",
 ) -> bool:
     """True iff ``proof`` shows the tree (``old_size``, ``old_root``) is a prefix of (``new_size``, ``new_root``).
 
     Stricter than RFC 9162 at the edges: an old size of 0 is consistent only when ``old_root`` is the
     empty-tree hash and the proof is empty; equal sizes only with equal roots and an empty proof.
     """
+    H = hash_constructor(tree_hash)
+    empty = H(b"").digest()
     r1, r2, path = _as_hash(old_root), _as_hash(new_root), _as_proof(proof)
     if r1 is None or r2 is None or path is None or not _is_count(old_size) or not _is_count(new_size):
         return False
     if old_size > new_size:
         return False
     if old_size == 0:
-        return not path and r1 == EMPTY_ROOT and (new_size > 0 or r2 == EMPTY_ROOT)
+        return not path and r1 == empty and (new_size > 0 or r2 == empty)
     if old_size == new_size:
         return not path and r1 == r2
     if not path:
@@ -341,14 +371,14 @@ def verify_consistency(
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
-            fr = sha256(_NODE + c + fr).digest()
-            sr = sha256(_NODE + c + sr).digest()
+            fr = H(_NODE + c + fr).digest()
+            sr = H(_NODE + c + sr).digest()
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            sr = sha256(_NODE + sr + c).digest()
+            sr = H(_NODE + sr + c).digest()
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == r1 and sr == r2

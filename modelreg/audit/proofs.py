@@ -6,6 +6,7 @@ from modelreg.errors import BadInput
 
 
 def inclusion_proofs(registry, seqs: list[int], size: int | None = None) -> dict:
+    from modelreg.audit import log as audit_log
     from modelreg.audit import merkle
 
     # through the registry: an uninitialised database says "run modelreg init", not "no such table"
@@ -13,7 +14,8 @@ def inclusion_proofs(registry, seqs: list[int], size: int | None = None) -> dict
     size = len(leaves) if size is None else size
     if size > len(leaves) or size < 1:
         raise BadInput(f"tree size must be between 1 and {len(leaves)}. Got {size} instead.")
-    tree = merkle.MerkleTree.from_leaf_hashes(leaves[:size])
+    tree_hash, _ = audit_log.crypto_settings(registry.engine)
+    tree = merkle.MerkleTree.from_leaf_hashes(leaves[:size], tree_hash=tree_hash)
     root = tree.root()
     out = {}
     for seq in seqs:

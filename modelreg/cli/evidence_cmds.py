@@ -57,7 +57,7 @@ def pack_cmd(obj: CliContext, name: str, version: str, out: str, as_of: str | No
     "trusted",
     multiple=True,
     type=click.Path(dir_okay=False),
-    help="A trusted Ed25519 public key (PEM); repeatable: the evidence key, and the audit key for --checkpoint.",
+    help="A trusted Ed25519 or SM2 public key (PEM); repeatable: the evidence key, and the audit key for --checkpoint.",
 )
 @click.option(
     "--checkpoint",
@@ -82,12 +82,7 @@ def verify_cmd(
 
     result = verify_pack(path, trusted_keys=trusted, checkpoint=checkpoint, trusted_signers=signers or None)
 
-    def human(r) -> str:
-        head = f"{'OK' if r.ok else 'FAILED'}: {r.path} ({r.model} {r.version})"
-        lines = [head] + [f"  ✓ {c}" for c in r.checks] + [f"  ✗ {p}" for p in r.problems]
-        return "\n".join(lines)
-
-    emit(result, as_json, human)
+    emit(result, as_json, lambda r: r.text())  # the same text as the standalone verify_pack.py prints
     if not result.ok:
         click.get_current_context().exit(1)
 

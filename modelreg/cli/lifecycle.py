@@ -14,13 +14,26 @@ def _version_line(v) -> str:
 
 
 @click.command("init")
+@click.option(
+    "--hash",
+    "tree_hash",
+    type=click.Choice(["sha256", "sm3"]),
+    help="Leaf and node hash of the audit log's Merkle tree, chosen once when the registry is created "
+    "(default sha256; sm3 = 国密 SM3). An existing registry keeps its own.",
+)
+@click.option(
+    "--suite",
+    type=click.Choice(["ed25519", "sm2"]),
+    help="Signature suite of the registry's own keys (audit checkpoints, evidence packs), chosen once "
+    "(default ed25519; sm2 needs modelreg[gm]). Users may register keys of either suite.",
+)
 @json_option
 @pass_ctx
-def init_cmd(obj: CliContext, as_json: bool) -> None:
+def init_cmd(obj: CliContext, tree_hash: str | None, suite: str | None, as_json: bool) -> None:
     """Create or upgrade the registry schema. Safe to run again."""
     from modelreg.client import open_registry
 
-    result = open_registry(obj.settings, actor=obj.actor).init()
+    result = open_registry(obj.settings, actor=obj.actor).init(tree_hash=tree_hash, suite=suite)
     url = obj.settings.database_url
 
     def human(r: dict) -> str:

@@ -15,7 +15,7 @@ from modelreg.cli.common import CliContext
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("modelreg.cli.lifecycle:init_cmd", "Create or upgrade the registry schema (idempotent)."),
     "user": ("modelreg.cli.users:user_group", "Users and their roles."),
-    "keys": ("modelreg.cli.users:keys_group", "Signing keys (Ed25519)."),
+    "keys": ("modelreg.cli.users:keys_group", "Signing keys (Ed25519 or SM2)."),
     "register": ("modelreg.cli.lifecycle:register_cmd", "Register an MLflow model version (stage develop)."),
     "attach-data": (
         "modelreg.cli.lifecycle:attach_data_cmd",

@@ -26,7 +26,9 @@ def user_group() -> None:
     type=click.Choice(values(Role)),
 )
 @click.option(
-    "--public-key", type=click.Path(exists=True, dir_okay=False), help="The user's Ed25519 public key (PEM)."
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The user's Ed25519 or SM2 public key (PEM).",
 )
 @json_option
 @pass_ctx
@@ -80,7 +82,7 @@ def user_list(obj: CliContext, as_json: bool) -> None:
 
 @click.group("keys")
 def keys_group() -> None:
-    """Ed25519 signing keys: the private key stays with the user, the public key is registered."""
+    """Signing keys (Ed25519, or SM2): the private key stays with the user, the public key is registered."""
 
 
 @keys_group.command("generate")
@@ -92,17 +94,29 @@ def keys_group() -> None:
     type=click.Path(dir_okay=False),
     help="Private key file to create (mode 0600); the public key goes to OUT.pub.",
 )
+@click.option(
+    "--suite",
+    type=click.Choice(["ed25519", "sm2"]),
+    default="ed25519",
+    show_default=True,
+    help="Signature suite: Ed25519, or 国密 SM2 with SM3 (needs modelreg[gm]).",
+)
 @json_option
-def keys_generate(out: str, as_json: bool) -> None:
+def keys_generate(out: str, suite: str, as_json: bool) -> None:
     """Generate a key pair. Never overwrites an existing key."""
     from modelreg import signing
 
     priv = Path(out)
     pub = priv.with_name(priv.name + ".pub")
-    signing.write_key_pair(priv, pub)
+    signing.write_key_pair(priv, pub, suite=signing.parse_suite(suite))
     kid = signing.key_id(signing.load_public_key(pub))
     emit(
-        {"private_key": str(priv), "public_key": str(pub), "key_id": kid},
+        {
+            "private_key": str(priv),
+            "public_key": str(pub),
+            "key_id": kid,
+            "suite": signing.suite_of_key_id(kid),
+        },
         as_json,
         f"wrote {priv} (private, keep it) and {pub} (public); key id {kid}",
     )

@@ -77,7 +77,20 @@ class _Abort(Exception):
 
 
 class Demo:
-    def __init__(self, settings: Any, *, say: Callable[[str], None] = print, debug: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        say: Callable[[str], None] = print,
+        debug: bool = False,
+        suite: str = "ed25519",
+    ) -> None:
+        from modelreg.suites import SUITE_LABEL, SUITE_SM2, parse_suite
+
+        self.suite = parse_suite(suite)
+        # 国密 end to end: SM2 signatures with an SM3 audit log (a bank asked for one would want both).
+        self.tree_hash = "sm3" if self.suite == SUITE_SM2 else None
+        self.suite_label = SUITE_LABEL[self.suite]
         from modelreg.client import Client, open_registry
 
         # Each cast member signs with their own key under <home>/keys, whatever MODELREG_SIGNING_KEY says.
@@ -170,14 +183,16 @@ class Demo:
         return self.report
 
     def _users(self) -> None:
-        with self.step(1, "用户与签名密钥", "Users and Ed25519 keys"):
-            keys = setup_cast(self.client)
+        with self.step(1, "用户与签名密钥", f"Users and {self.suite_label} keys"):
+            keys = setup_cast(self.client, suite=self.suite, tree_hash=self.tree_hash)
             users = {u.name: u for u in self.client.registry.users()}
             for name, (roles, role_text) in CAST.items():
                 self.say(f"   {name:<7} {','.join(roles):<10} key {str(keys[name])[:16]}…  {role_text}")
             ok = all(n in users and set(CAST[n][0]) <= set(users[n].roles) and users[n].key_id for n in CAST)
             self.expect(
-                "users_and_keys", f"{len(CAST)} users with their roles and registered Ed25519 keys", ok
+                "users_and_keys",
+                f"{len(CAST)} users with their roles and registered {self.suite_label} keys",
+                ok,
             )
 
     def _train(self) -> None:
@@ -435,7 +450,7 @@ class Demo:
                     self.model, clean, role="approver", comment="approved by the model risk committee"
                 )
             self.say(
-                f"   approvals: {VALIDATOR} (validator), {' and '.join(APPROVERS)} (approvers) — signed Ed25519, bound to evaluation #{self.clean_eval.id}"
+                f"   approvals: {VALIDATOR} (validator), {' and '.join(APPROVERS)} (approvers) — signed {self.suite_label}, bound to evaluation #{self.clean_eval.id}"
             )
             left = self.client.gate_check(self.model, clean, "deploy")
             for u in left:
@@ -762,7 +777,12 @@ def refuse_if_used(settings: Any) -> None:
 
 
 def run_demo(
-    *, fresh: bool = False, say: Callable[[str], None] = print, settings: Any = None, debug: bool = False
+    *,
+    fresh: bool = False,
+    say: Callable[[str], None] = print,
+    settings: Any = None,
+    debug: bool = False,
+    suite: str = "ed25519",
 ) -> DemoReport:
     from modelreg import settings as settings_mod
 
@@ -772,7 +792,7 @@ def run_demo(
             say(f"removed {path}")
     else:
         refuse_if_used(settings)
-    return Demo(settings, say=say, debug=debug).run()
+    return Demo(settings, say=say, debug=debug, suite=suite).run()
 
 
 def report_json(report: DemoReport) -> str:

@@ -6,7 +6,6 @@ that time, and only the evaluations, signed records, transitions and data sets r
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,6 +62,7 @@ class Collected:
     notes: list[str] = field(default_factory=list)
     # The version's rows against the state the audit log proves, in the pack's own snapshot (None: as-of pack)
     replay: dict | None = None
+    tree_hash: str = "sha256"  # the log's leaf/node hash, recorded at init
 
 
 def parse_as_of(value: str | datetime | None) -> datetime | None:
@@ -129,6 +129,10 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         if state is None:
             raise VerificationFailed("the registry has no audit state: the schema is damaged")
         size, root = state
+        from modelreg.audit import log as audit_log
+        from modelreg.audit.merkle import leaf_hash, root_from_leaf_hashes
+
+        tree_hash, _ = audit_log.crypto_settings(session)
         if cutoff is not None:
             last = audit_store.last_seq_at(session, cutoff)
             if last is None:
@@ -136,13 +140,13 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
             size = min(size, last + 1)
             root = audit_store.root_after(session, size - 1)
         leaves = audit_store.leaf_hashes_below(session, size)
-        if len(leaves) != size or root_from_leaf_hashes(leaves) != root:
+        if len(leaves) != size or root_from_leaf_hashes(leaves, tree_hash) != root:
             raise VerificationFailed(
                 f"the audit log's first {size} leaves do not reproduce its recorded root: run `modelreg audit verify` before packing"
             )
         events = []
         for seq, canonical, leaf in audit_store.version_events(session, name, version, size):
-            if hashlib.sha256(b"\x00" + canonical).digest() != leaf:
+            if leaf_hash(canonical, tree_hash) != leaf:
                 raise VerificationFailed(
                     f"audit event #{seq} does not match its leaf hash (edited): refusing to pack it"
                 )
@@ -231,6 +235,7 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         leaves=leaves,
         tree_size=size,
         root_hash=root,
+        tree_hash=tree_hash,
         policy=policy,
         policy_ref=policy_ref,
         gate_unmet=gate_unmet,

@@ -25,6 +25,9 @@ from modelreg.errors import BadInput
 from modelreg.evidence import attestation_checks, render
 from modelreg.evidence.collect import Collected, collect
 from modelreg.evidence.verify import FORMAT, MANIFEST, PAYLOAD_TYPE, SIGNATURE, media_type, pae, sha256_hex
+from modelreg.suites import SUITE_LABEL, sm3_digest
+
+TREE_HASH_LABEL = {"sha256": "SHA-256", "sm3": "SM3"}
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -143,7 +146,7 @@ def build_pack(
         raise BadInput(f"-o {out} is a folder; give a file name ending in .zip")
     say(f"collecting the records of {name} {version}")
     c = collect(registry, name, version, as_of=as_of)
-    key = signing.ensure_key(registry.settings.evidence_key_path)
+    key = registry.registry_key(registry.settings.evidence_key_path)
     say(f"rendering pages and proofs: {len(c.evaluations)} evaluation(s), {len(c.events)} audit event(s)")
     files, ctx = layout(c, key)
     generated_at = clock.isoformat(clock.now())
@@ -154,7 +157,7 @@ def build_pack(
         "payload_type": PAYLOAD_TYPE,
         "manifest_sha256": sha256_hex(manifest_bytes),
         "signature": sig.to_dict(),
-        "note": "Ed25519 over the DSSE v1 pre-authentication encoding of manifest.json's exact bytes",
+        "note": f"{SUITE_LABEL[sig.algorithm]} over the DSSE v1 pre-authentication encoding of manifest.json's exact bytes",
     }
     members = dict(files)
     members[MANIFEST] = manifest_bytes
@@ -236,9 +239,13 @@ def layout(c: Collected, evidence_key: Any) -> tuple[dict[str, bytes], PackConte
             }
         )
     files[Paths.evidence_key] = signing.public_key_to_pem(evidence_key)
+    # The auditor's verifier travels with the evidence (stdlib + cryptography; tongsuopy for SM2 packs).
+    from modelreg.evidence.standalone import PACK_MEMBER, standalone_source
+
+    files[PACK_MEMBER] = standalone_source()
 
     # Audit extract: exact canonical bytes (base64) with the decoded event beside them for reading.
-    tree = MerkleTree.from_leaf_hashes(c.leaves) if c.leaves else None
+    tree = MerkleTree.from_leaf_hashes(c.leaves, tree_hash=c.tree_hash) if c.leaves else None
     lines = []
     for e in c.events:
         proof = tree.inclusion_proof(e.seq, c.tree_size) if tree is not None else []
@@ -262,7 +269,7 @@ def layout(c: Collected, evidence_key: Any) -> tuple[dict[str, bytes], PackConte
             "tree_size": c.tree_size,
             "root_hash": c.root_hash.hex(),
             "leaves_file": "audit/leaves.bin",
-            "leaf_hash": "SHA-256(0x00 || canonical event bytes), RFC 6962; 32 bytes per leaf, in log order",
+            "leaf_hash": f"{TREE_HASH_LABEL[c.tree_hash]}(0x00 || canonical event bytes), RFC 6962; 32 bytes per leaf, in log order",
             "events_file": "audit/events.jsonl",
         }
     )
@@ -369,14 +376,23 @@ def make_manifest(c: Collected, files: dict[str, bytes], ctx: PackContext, gener
             "root_hash": c.root_hash.hex(),
             "events": len(c.events),
             "leaves_file": "audit/leaves.bin",
+            # Only an SM3 log says so: SHA-256 packs stay byte-for-byte what they were before SM3 existed.
+            **({"tree_hash": c.tree_hash} if c.tree_hash != "sha256" else {}),
         },
         "evidence_key": {
             "key_id": ctx.evidence_key_id,
-            "algorithm": signing.ALGORITHM,
+            "algorithm": signing.suite_of_key_id(ctx.evidence_key_id),
             "public_key_file": Paths.evidence_key,
         },
         "files": [
-            {"path": p, "sha256": sha256_hex(d), "size": len(d), "media_type": media_type(p)}
+            {
+                "path": p,
+                "sha256": sha256_hex(d),
+                # An SM3 (国密) registry's packs name each file by SM3 as well; SHA-256 packs are unchanged.
+                **({"sm3": sm3_digest(d).hex()} if c.tree_hash == "sm3" else {}),
+                "size": len(d),
+                "media_type": media_type(p),
+            }
             for p, d in sorted(files.items())
         ],
     }

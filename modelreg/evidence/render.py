@@ -1706,6 +1706,10 @@ def index_html(ctx: Any, files: dict[str, bytes]) -> str:
     parts.append(
         "<p>离线验证（无需网络与登记库）：Offline, with no network and no registry:</p>"
         "<pre><code>modelreg evidence verify PACK.zip --trusted-key registry-evidence.pub [--trusted-key audit.pub --checkpoint checkpoint.json]</code></pre>"
+        "<p>未安装 modelreg 时，用包内自带的单文件验证器（仅需 Python 与 cryptography；SM2 证据包另需 tongsuopy），"
+        "检查与结论相同。Without modelreg, the single-file verifier shipped in this pack (Python and cryptography; "
+        "tongsuopy too for an SM2 pack) runs the same checks with the same verdicts:</p>"
+        "<pre><code>python3 verify_pack.py PACK.zip --trusted-key registry-evidence.pub [--trusted-key audit.pub --checkpoint checkpoint.json]</code></pre>"
         f"<p>清单签名密钥 Manifest signing key: <code>{esc(ctx.evidence_key_id)}</code> ({link(ctx.paths.evidence_key, 'public key')}); "
         "只信任从登记库运营方获得的公钥。Trust only a public key obtained from the registry's operator, never the copy in the pack.</p>"
     )

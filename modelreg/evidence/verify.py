@@ -6,12 +6,19 @@ Checks, each reported by the file or entry that fails:
 
 1. zip safety: no ``..``, absolute or drive paths, symlinks, duplicate names or absurd sizes;
 2. the manifest's detached signature (DSSE pre-authentication encoding) against the trusted keys only;
-3. every listed file's SHA-256 and size; no file missing, none extra;
+3. every listed file's SHA-256 (and SM3, in a pack of an SM3 registry) and size; no file missing, none extra;
 4. the policy pack file against the digest the manifest records;
 5. every approval / rejection / attestation / waiver signature against the signer's key in the pack;
 6. the audit extract: each event's canonical bytes hash to its leaf, each inclusion proof leads to the
    manifest's root, and the full leaf list reproduces that root;
 7. with a checkpoint: its signature (trusted key) and that the pack's log is consistent with it.
+
+Signatures are checked in the suite each one records (Ed25519, or SM2 with SM3 — which needs tongsuopy);
+the audit tree in the hash the manifest records (SHA-256, or SM3).
+
+This module is also the core of the standalone verifier shipped inside every pack
+(``modelreg.evidence.standalone``): standard library and ``cryptography`` only, and names — never modules —
+imported from the other modelreg sources of that file.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from modelreg import signing
-from modelreg.audit import merkle
 from modelreg.audit.checkpoint import Checkpoint, verify_checkpoint_signature
+from modelreg.audit.merkle import leaf_hash, root_from_leaf_hashes, verify_inclusion
 from modelreg.errors import BadInput
+from modelreg.suites import TREE_HASHES, Signature, key_id_of, load_public_key, sm3_digest, suite_verify
 
 FORMAT = "modelreg.evidence-pack/v1"
 PAYLOAD_TYPE = "application/vnd.modelreg.evidence-manifest.v1+json"
@@ -54,6 +61,7 @@ MEDIA_TYPES = {
     ".pem": "application/x-pem-file",
     ".txt": "text/plain",
     ".bin": "application/octet-stream",
+    ".py": "text/x-python",
 }
 
 
@@ -86,6 +94,7 @@ class VerifyResult:
     tree_size: int | None = None
     root_hash: str | None = None
     checkpoint: dict | None = None
+    tree_hash: str = "sha256"
 
     def to_dict(self) -> dict:
         return {
@@ -102,7 +111,17 @@ class VerifyResult:
             "tree_size": self.tree_size,
             "root_hash": self.root_hash,
             "checkpoint": self.checkpoint,
+            "tree_hash": self.tree_hash,
         }
+
+    def text(self) -> str:
+        """The human-readable verdict, the same from ``modelreg evidence verify`` and the standalone file."""
+        head = f"{'OK' if self.ok else 'FAILED'}: {self.path} ({self.model} {self.version})"
+        lines = [head] + [f"  ✓ {c}" for c in self.checks] + [f"  ✗ {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def json_text(self) -> str:
+        return json.dumps(self.to_dict(), default=str, ensure_ascii=False, indent=2, sort_keys=True)
 
 
 # -- zip safety -----------------------------------------------------------------------------------------
@@ -184,14 +203,14 @@ def _load_trusted(keys: Iterable[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in keys:
         if isinstance(k, str | Path | bytes | bytearray):
-            public = signing.load_public_key(bytes(k) if isinstance(k, bytes | bytearray) else k)
+            public = load_public_key(bytes(k) if isinstance(k, bytes | bytearray) else k)
         else:
             public = k
         try:
-            kid = signing.key_id(public)
+            kid = key_id_of(public)
         except BadInput:
             raise BadInput(
-                f"--trusted-key must be an Ed25519 public key. Got {type(k).__name__} instead."
+                f"--trusted-key must be an Ed25519 or SM2 public key. Got {type(k).__name__} instead."
             ) from None
         out[kid] = public
     return out
@@ -199,7 +218,7 @@ def _load_trusted(keys: Iterable[Any]) -> dict[str, Any]:
 
 def _public_from_pem(data: bytes) -> Any | None:
     try:
-        return signing.load_public_key(data)
+        return load_public_key(data)
     except BadInput:
         return None
 
@@ -325,7 +344,7 @@ def _check_signature(
     P = result.problems
     try:
         envelope = json.loads(sig_bytes)
-        sig = signing.Signature.from_dict(envelope.get("signature"))
+        sig = Signature.from_dict(envelope.get("signature"))
         payload_type = envelope.get("payload_type")
     except (ValueError, AttributeError, BadInput) as exc:
         P.append(f"{SIGNATURE} is malformed: {exc}")
@@ -339,7 +358,7 @@ def _check_signature(
     if declared != sig.key_id:
         P.append(f"{SIGNATURE}: signed by {sig.key_id} but the manifest names the evidence key {declared}")
     if sig.key_id in trusted:
-        if signing.verify(trusted[sig.key_id], signed, sig):
+        if suite_verify(trusted[sig.key_id], signed, sig):
             result.checks.append(f"manifest signature valid with trusted key {sig.key_id}")
         else:
             P.append(
@@ -353,7 +372,7 @@ def _check_signature(
     if isinstance(key_file, str) and key_file in members:
         own = _public_from_pem(zf.read(members[key_file]))
     trusted_ids = ", ".join(sorted(trusted)) or "none"
-    if own is not None and signing.key_id(own) == sig.key_id and signing.verify(own, signed, sig):
+    if own is not None and key_id_of(own) == sig.key_id and suite_verify(own, signed, sig):
         P.append(
             f"{SIGNATURE}: signature valid for key {sig.key_id}, which was not given as trusted (trusted: {trusted_ids}); "
             "pass the registry's evidence public key with --trusted-key"
@@ -402,6 +421,13 @@ def _check_files(manifest: dict, members: dict, zf, reader: _Reader, result: Ver
                 f"{name}: SHA-256 {digest[:16]}… differs from the manifest's {entry['sha256'][:16]}… (modified)"
             )
             continue
+        if "sm3" in entry:
+            sm3 = sm3_digest(data).hex()
+            if sm3 != entry["sm3"]:
+                P.append(
+                    f"{name}: SM3 {sm3[:16]}… differs from the manifest's {str(entry['sm3'])[:16]}… (modified)"
+                )
+                continue
         reader.good[name] = data
         ok += 1
     for name in sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE}):
@@ -437,7 +463,7 @@ def _check_signed_records(manifest: dict, reader: _Reader, result: VerifyResult)
             continue
         try:
             payload = base64.b64decode(rec["payload_b64"], validate=True)
-            sig = signing.Signature.from_dict(rec["signature"])
+            sig = Signature.from_dict(rec["signature"])
         except (KeyError, binascii.Error, ValueError, BadInput) as exc:
             P.append(f"{name}: malformed signed record ({exc})")
             continue
@@ -448,8 +474,8 @@ def _check_signed_records(manifest: dict, reader: _Reader, result: VerifyResult)
         if public is None:
             P.append(f"{name}: the pack holds no public key for signer {who!r} ({key_file})")
             continue
-        if not signing.verify(public, payload, sig):
-            P.append(f"{name}: signature by {who} does not verify with {key_file} ({signing.key_id(public)})")
+        if not suite_verify(public, payload, sig):
+            P.append(f"{name}: signature by {who} does not verify with {key_file} ({key_id_of(public)})")
             continue
         try:
             decoded = json.loads(payload)
@@ -477,6 +503,11 @@ def _check_audit(manifest: dict, reader: _Reader, result: VerifyResult) -> list[
     audit = manifest.get("audit") or {}
     size, root_hex = audit.get("tree_size"), audit.get("root_hash")
     result.tree_size, result.root_hash = size, root_hex
+    tree_hash = audit.get("tree_hash", "sha256")
+    if tree_hash not in TREE_HASHES:
+        P.append(f"{MANIFEST}: audit tree_hash must be sha256 or sm3. Got {tree_hash!r} instead.")
+        return None
+    result.tree_hash = tree_hash
     try:
         root = bytes.fromhex(root_hex)
     except (TypeError, ValueError):
@@ -491,7 +522,7 @@ def _check_audit(manifest: dict, reader: _Reader, result: VerifyResult) -> list[
             P.append(f"{LEAVES}: holds {len(leaves_data) // 32} leaf hashes, the manifest's tree has {size}")
         else:
             leaves = [leaves_data[i : i + 32] for i in range(0, len(leaves_data), 32)]
-            if merkle.root_from_leaf_hashes(leaves) != root:
+            if root_from_leaf_hashes(leaves, tree_hash) != root:
                 P.append(f"{LEAVES}: the leaf hashes do not reproduce the manifest's root {root_hex[:16]}…")
                 leaves = None
             else:
@@ -515,7 +546,7 @@ def _check_audit(manifest: dict, reader: _Reader, result: VerifyResult) -> list[
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             P.append(f"{where}: malformed ({exc})")
             continue
-        leaf = merkle.leaf_hash(canonical)
+        leaf = leaf_hash(canonical, tree_hash)
         if entry.get("leaf_hash") != leaf.hex():
             P.append(f"{where}: its canonical bytes do not hash to the recorded leaf (edited)")
             continue
@@ -524,7 +555,7 @@ def _check_audit(manifest: dict, reader: _Reader, result: VerifyResult) -> list[
         ):
             P.append(f"{where}: not leaf #{seq} of {LEAVES}")
             continue
-        if not merkle.verify_inclusion(leaf, seq, size, proof, root):
+        if not verify_inclusion(leaf, seq, size, proof, root, tree_hash):
             P.append(
                 f"{where}: the inclusion proof does not lead to the manifest's root (altered proof or event)"
             )
@@ -575,6 +606,12 @@ def _check_checkpoint(
     if leaves is None:
         P.append("checkpoint: cannot compare, the pack's leaf list did not verify")
         return
+    if cp.tree_hash != result.tree_hash:
+        P.append(
+            f"checkpoint: it is over a {cp.tree_hash} tree but the pack's log uses {result.tree_hash}: "
+            "hashes never mix in one log, so it is not a checkpoint of this log"
+        )
+        return
     if cp.size > len(leaves):
         P.append(
             f"checkpoint: it covers {cp.size} events but the pack's log has {len(leaves)}; a pack only proves "
@@ -586,7 +623,7 @@ def _check_checkpoint(
     except BadInput as exc:
         P.append(f"checkpoint: {exc.message}")
         return
-    got = merkle.root_from_leaf_hashes(leaves[: cp.size])
+    got = root_from_leaf_hashes(leaves[: cp.size], cp.tree_hash)
     if got != want:
         P.append(
             f"checkpoint: the pack's first {cp.size} leaves give root {got.hex()[:16]}…, the checkpoint signed "

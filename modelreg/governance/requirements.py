@@ -164,7 +164,8 @@ def _req_audit(ctx, control, params) -> list[Unmet]:
 
     size, root = audit_log.state(ctx.session)
     rows = audit_log.iter_rows(ctx.session.connection())  # the gate's own snapshot
-    report = audit_log.verify_rows(rows, state_size=size, state_root=root)
+    tree_hash, _ = audit_log.crypto_settings(ctx.session)
+    report = audit_log.verify_rows(rows, state_size=size, state_root=root, tree_hash=tree_hash)
     return (
         []
         if report.ok

@@ -1,9 +1,9 @@
 """Signed records: approvals, rejections, attestations, waivers.
 
 Each binds a canonical payload (RFC 8785 JSON) — model, version, the model artifact digest, the evaluation
-digest, the policy version, the decision and the time — to a person's Ed25519 key. The registry verifies the
-signature against the signer's registered public key both when the record is made and every time a gate
-counts it, so a row inserted by SQL without a valid signature, or one whose digests no longer match the
+digest, the policy version, the decision and the time — to a person's key (Ed25519 or SM2; the suite is in
+the signature). The registry verifies the signature against the signer's registered public key both when the
+record is made and every time a gate counts it, so a row inserted by SQL without a valid signature, or one whose digests no longer match the
 version's current evaluation and artifact, never counts.
 """
 

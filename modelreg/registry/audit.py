@@ -16,6 +16,11 @@ from modelreg.errors import BadInput, NotFound, VerificationFailed
 from modelreg.registry.core import RegistryCore
 from modelreg.store import repo
 
+MSG_MIXED_CHECKPOINT = (
+    "the checkpoint is over a {got} tree but this registry's audit log uses {have}: it is not a checkpoint of "
+    "this log"
+)
+
 
 class AuditMixin(RegistryCore):
     def audit_log(
@@ -47,8 +52,11 @@ class AuditMixin(RegistryCore):
             if trusted_key is not None:
                 public = signing.load_public_key(Path(trusted_key))
             else:
-                public = signing.ensure_key(self.settings.audit_key_path).public_key()
-            report = verify_against_checkpoint(self.engine, report, checkpoint, public)
+                public = self.registry_key(self.settings.audit_key_path).public_key()
+            tree_hash, _ = audit_log.crypto_settings(self.engine)
+            if checkpoint.tree_hash != tree_hash:
+                raise BadInput(MSG_MIXED_CHECKPOINT.format(have=tree_hash, got=checkpoint.tree_hash))
+            report = verify_against_checkpoint(self.engine, report, checkpoint, public, tree_hash)
         if not report.ok or not tables:
             return report
         if progress is not None:
@@ -125,10 +133,13 @@ class AuditMixin(RegistryCore):
         out = Path(out)
         if out.exists() and out.is_dir():
             raise BadInput(f"-o {out} is a folder; give a file name")
-        key = signing.ensure_key(self.settings.audit_key_path)
+        key = self.registry_key(self.settings.audit_key_path)
         with self.change("audit.checkpoint") as tx:
             size, root = audit_log.state(tx.session)
-            cp = cp_mod.sign_checkpoint(size, root, key, time=clock.isoformat(clock.now()))
+            tree_hash, _ = audit_log.crypto_settings(tx.session)
+            cp = cp_mod.sign_checkpoint(
+                size, root, key, time=clock.isoformat(clock.now()), tree_hash=tree_hash
+            )
             # The checkpoint is issued first and then recorded: the record is itself event #size, outside it.
             tx.event(
                 "audit.checkpoint",
@@ -145,7 +156,7 @@ class AuditMixin(RegistryCore):
     def audit_public_key_pem(self) -> bytes:
         from modelreg import signing
 
-        return signing.public_key_to_pem(signing.ensure_key(self.settings.audit_key_path).public_key())
+        return signing.public_key_to_pem(self.registry_key(self.settings.audit_key_path).public_key())
 
 
 def require_ok(report: VerifyReport) -> VerifyReport:

@@ -16,13 +16,27 @@ from modelreg.store import repo
 from modelreg.store.schema import init_schema
 
 ROLE_NAMES = values(Role)
+MSG_MIXED_HASH = (
+    "this registry's audit log uses {have} (chosen at init); a log never mixes hashes, so --hash {want} is "
+    "refused. Start a new registry for {want}."
+)
+MSG_MIXED_SUITE = (
+    "this registry signs its checkpoints and packs with {have} (chosen at init); --suite {want} is refused. "
+    "Users may still register keys of either suite."
+)
 
 
 class UsersMixin(RegistryCore):
-    def init(self) -> dict:
+    def init(self, *, tree_hash: str | None = None, suite: str | None = None) -> dict:
+        """Create or upgrade the schema. ``tree_hash`` (sha256 | sm3) and ``suite`` (ed25519 | sm2) are chosen
+        when the registry is created and recorded once; asking an existing registry for others is refused."""
         from sqlalchemy.exc import OperationalError
 
         from modelreg.store.engine import translate_db_error
+        from modelreg.suites import parse_suite, parse_tree_hash
+
+        want_hash = parse_tree_hash(tree_hash) if tree_hash is not None else None
+        want_suite = parse_suite(suite) if suite is not None else None
 
         path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
         if path and path != ":memory:":
@@ -36,10 +50,21 @@ class UsersMixin(RegistryCore):
             # A fresh database has no users to authorise yet: whoever holds it initialises it. Its first event
             # introduces the registry's event key: every event from here on is signed with it.
             with self.change("init", authorize=False) as tx:
-                payload = {"schema_revision": after, "event_key": self.event_signer().key_event_payload()}
+                chosen_hash, chosen_suite = want_hash or "sha256", want_suite or "ed25519"
+                repo.set_crypto_settings(tx.session, chosen_hash, chosen_suite)
+                self._event_signer = self.event_signer(suite=chosen_suite)
+                payload = {"schema_revision": after, "event_key": self._event_signer.key_event_payload()}
+                if chosen_hash != "sha256" or chosen_suite != "ed25519":
+                    payload |= {"tree_hash": chosen_hash, "signing_suite": chosen_suite}
                 tx.event("registry.initialized", payload=payload)
                 self._key_introduced = True
-        elif before != after:
+        else:
+            have_hash, have_suite = audit_log.crypto_settings(self.engine)
+            if want_hash is not None and want_hash != have_hash:
+                raise BadInput(MSG_MIXED_HASH.format(have=have_hash, want=want_hash))
+            if want_suite is not None and want_suite != have_suite:
+                raise BadInput(MSG_MIXED_SUITE.format(have=have_suite, want=want_suite))
+        if before is not None and before != after:
             with self.reading() as rd:
                 enabled = audit_log.signing_enabled(rd.session)
             if not enabled:
@@ -64,11 +89,12 @@ class UsersMixin(RegistryCore):
         bad = [r for r in roles if r not in ROLE_NAMES]
         if bad:
             raise BadInput(f"role must be one of {', '.join(ROLE_NAMES)}. Got {', '.join(bad)} instead.")
-        key_id = None
+        key_id = key_suite = None
         if public_key_pem is not None:
             from modelreg import signing
 
             key_id = signing.key_id(signing.load_public_key(public_key_pem.encode()))
+            key_suite = signing.suite_of_key_id(key_id)
         # The permission check depends on the table: the first user is created by whoever holds the database
         # (the bootstrap admin), every later one by an admin; both decided inside the same transaction.
         with self.change("user.add", authorize=False) as tx:
@@ -88,6 +114,7 @@ class UsersMixin(RegistryCore):
                 roles=list(roles),
                 public_key_pem=public_key_pem,
                 key_id=key_id,
+                key_suite=key_suite,
                 created_at=clock.now(),
                 created_by=self.actor,
             )
@@ -125,7 +152,10 @@ class UsersMixin(RegistryCore):
             if repo.get_user(tx.session, target) is None:
                 raise NotFound(f"user {target!r} is not registered")
             updated = repo.set_user_key(tx.session, target, public_key_pem, kid)
-            tx.event("user.key_registered", payload={"user": target, "key_id": kid})
+            tx.event(
+                "user.key_registered",
+                payload={"user": target, "key_id": kid, "suite": signing.suite_of_key_id(kid)},
+            )
             return updated
 
     def users(self) -> list[User]:

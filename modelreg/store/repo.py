@@ -95,12 +95,14 @@ def add_user(
     key_id: str | None,
     created_at: datetime,
     created_by: str,
+    key_suite: str | None = None,
 ) -> User:
     row = UserRow(
         name=name,
         roles=roles,
         public_key_pem=public_key_pem,
         key_id=key_id,
+        key_suite=key_suite,
         created_at=created_at,
         created_by=created_by,
     )
@@ -115,6 +117,9 @@ def set_user_key(session: Session, name: str, public_key_pem: str, key_id: str) 
         raise NotFound(f"user {name!r} is not registered")
     row.public_key_pem = public_key_pem
     row.key_id = key_id
+    from modelreg import signing
+
+    row.key_suite = signing.suite_of_key_id(key_id)
     session.flush()
     return to_user(row)
 
@@ -409,3 +414,16 @@ def retire_reason(session: Session, version_id: int) -> str | None:
         .order_by(TransitionRow.id.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def set_crypto_settings(session: Session, tree_hash: str, signing_suite: str) -> None:
+    """Record the log's hash and the registry's signing suite, once, before the first event."""
+    from modelreg.store.tables import AuditStateRow
+    from modelreg.suites import hash_constructor
+
+    state = session.get(AuditStateRow, 1, with_for_update=True)
+    state.tree_hash = tree_hash
+    state.signing_suite = signing_suite
+    # The empty tree's root is the chosen hash of the empty string; set before leaf #0 exists.
+    state.root_hash = hash_constructor(tree_hash)(b"").digest()
+    session.flush()

@@ -46,6 +46,7 @@ class UserRow(Base):
     roles: Mapped[list] = mapped_column(JSON)
     public_key_pem: Mapped[str | None] = mapped_column(Text)
     key_id: Mapped[str | None] = mapped_column(String(100))
+    key_suite: Mapped[str | None] = mapped_column(String(16))  # ed25519 | sm2-sm3
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(200))
 
@@ -149,6 +150,9 @@ class AuditStateRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     frontier: Mapped[list] = mapped_column(JSON)  # hex subtree roots, largest first
     root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    # Chosen once at init (modelreg init --hash / --suite), never changed: one log never mixes hashes.
+    tree_hash: Mapped[str] = mapped_column(String(16), server_default="sha256")
+    signing_suite: Mapped[str] = mapped_column(String(16), server_default="ed25519")
 
 
 class EvaluationRow(Base):

@@ -407,6 +407,7 @@ GOLDEN_LAYOUT = {
     "signed/N-approval.json",
     "signed/N-attestation.json",
     "signed/N-waiver.json",
+    "verify_pack.py",
 }
 GOLDEN_MANIFEST_KEYS = [
     "as_of",

@@ -5,17 +5,30 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import sys
 import zipfile
 
 import pytest
 
+from tests.evidence._standalone import standalone_module
 from tests.evidence.conftest import NAME, VERSION, members, rezip, run_cli
+
+_VERIFY_PACK = None  # the verifier under test, set per test by the ``verifier`` fixture
+
+
+@pytest.fixture(autouse=True, params=["modelreg", "standalone"])
+def verifier(request, monkeypatch):
+    """Every case runs against ``modelreg evidence verify``'s function and the standalone file's."""
+    from modelreg.evidence import verify_pack
+
+    fn = verify_pack if request.param == "modelreg" else standalone_module().verify_pack
+    monkeypatch.setattr(sys.modules[__name__], "_VERIFY_PACK", fn)
+    return fn
 
 
 def _verify(german, path, **kw):
-    from modelreg.evidence import verify_pack
-
-    return verify_pack(path, trusted_keys=[german.evidence_pub], **kw)
+    kw.setdefault("trusted_keys", [german.evidence_pub])
+    return _VERIFY_PACK(path, **kw)
 
 
 def _flip(data: bytes, at: int | None = None) -> bytes:
@@ -116,9 +129,7 @@ def test_a_signature_from_another_key_is_refused(german, pack_path, tmp_path):
     # Trusting the rogue key does not help: the manifest names the registry's evidence key.
     pem = tmp_path / "rogue.pub"
     pem.write_bytes(signing.public_key_to_pem(rogue))
-    from modelreg.evidence import verify_pack
-
-    trusted_rogue = verify_pack(tmp_path / "r.zip", trusted_keys=[pem])
+    trusted_rogue = _verify(german, tmp_path / "r.zip", trusted_keys=[pem])
     assert not trusted_rogue.ok and any(
         "manifest names the evidence key" in p for p in trusted_rogue.problems
     )
