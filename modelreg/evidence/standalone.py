@@ -33,6 +33,7 @@ SOURCES: tuple[str, ...] = (
     "modelreg/suites.py",
     "modelreg/audit/merkle.py",
     "modelreg/audit/checkpoint.py",
+    "modelreg/evidence/crosscheck.py",
     "modelreg/evidence/verify.py",
     "modelreg/evidence/verify_main.py",
 )

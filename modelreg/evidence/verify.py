@@ -37,6 +37,7 @@ from typing import Any
 from modelreg.audit.checkpoint import Checkpoint, verify_checkpoint_signature
 from modelreg.audit.merkle import leaf_hash, root_from_leaf_hashes, verify_inclusion
 from modelreg.errors import BadInput
+from modelreg.evidence.crosscheck import crosscheck
 from modelreg.suites import TREE_HASHES, Signature, key_id_of, load_public_key, sm3_digest, suite_verify
 
 FORMAT = "modelreg.evidence-pack/v1"
@@ -318,9 +319,8 @@ def _verify(
     audit_ok = len(result.problems) == before and EVENTS in reader.good
     if cp is not None:
         _check_checkpoint(cp, leaves, trusted, result)
+    _check_replay(result.model, result.version, reader, result)
     if audit_ok:  # signed records and evaluations against the proven events (crosscheck.py, stdlib only)
-        from modelreg.evidence.crosscheck import crosscheck
-
         found = crosscheck(
             reader.good,
             signer_key_ids=result.signer_key_ids,
@@ -330,6 +330,39 @@ def _verify(
         result.problems += [str(p) for p in found]
         if not found:
             result.checks.append("signed records and evaluations agree with the proven audit events")
+
+
+REPLAY = "audit/replay.json"
+
+
+def _check_replay(model: Any, version: Any, reader: _Reader, result: VerifyResult) -> None:
+    """The registry's tables for this version, replayed against its audit log when the pack was built
+    (``modelreg.audit.replay``): a pack of a registry whose rows the log did not prove does not verify."""
+    data = reader.good.get(REPLAY)
+    if data is None:
+        return  # packs from before replay, and as-of packs, carry none
+    try:
+        replay = json.loads(data)
+    except ValueError as exc:
+        result.problems.append(f"{REPLAY} is not valid JSON ({exc})")
+        return
+    scope = replay.get("scope") or {}
+    if scope.get("model") != model or str(scope.get("version")) != str(version):
+        result.problems.append(
+            f"{REPLAY} is a replay of {scope.get('model')} {scope.get('version')}, not of this pack's version"
+        )
+        return
+    if not replay.get("ok"):
+        first = (replay.get("divergences") or [{}])[0]
+        at = f" (event #{first.get('seq')})" if first.get("seq") is not None else ""
+        result.problems.append(
+            f"{REPLAY}: when the pack was built the registry's tables diverged from its audit log at "
+            f"{first.get('table')} {first.get('key')}: {first.get('problem')}{at}"
+        )
+        return
+    result.checks.append(
+        f"the version's tables agreed with its audit log when packed ({replay.get('events')} events replayed)"
+    )
 
 
 def _check_signature(
