@@ -22,4 +22,9 @@ EVENTS: dict[str, tuple[str, str]] = {
     "waiver.granted": ("time-limited waiver of a control", "授予豁免"),
     "mlflow.synced": ("MLflow aliases/tags repaired from the registry", "同步 MLflow 别名/标签"),
     "audit.checkpoint": ("signed checkpoint of the audit log issued", "签发审计检查点"),
+    "finding.opened": ("a failed control opened a tracked finding (owner, due date)", "新增发现问题"),
+    "finding.updated": ("a tracked finding failed again in a later run", "发现问题再次出现"),
+    "finding.assigned": ("a finding's owner or due date changed", "指派发现问题"),
+    "finding.remediation_proposed": ("remediation proposed for a finding", "提出整改方案"),
+    "finding.closed": ("finding closed by a passing re-run or a signed acceptance", "关闭发现问题"),
 }
