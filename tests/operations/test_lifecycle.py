@@ -165,7 +165,7 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
         else:
             assert float(cells["数值 Value"]) == pytest.approx(f["value"], rel=1e-5), cid
         if f.get("threshold") is not None:
-            assert float(cells["阈值 Threshold"].split(" ")[-1]) == pytest.approx(f["threshold"], rel=1e-5), (
+            assert float(cells["阈值（越限条件）Threshold (breach if)"].split(" ")[-1]) == pytest.approx(f["threshold"], rel=1e-5), (
                 cid
             )
         assert cells["条款 Clauses"] == ", ".join(f["clause_ids"])
@@ -175,6 +175,25 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
     assert {("validator", "val"), ("approver", "app1"), ("approver", "app2")} <= signers
     key_ids = {r.cells[3].text for r in approvals.rows[1:]}
     assert all(k.startswith(("ed25519:", "sha256:")) or len(k) >= 16 for k in key_ids)
+
+    # -- the PDF (headless Chromium printing the HTML) is rasterised and is not blank --------------------------
+    pdf = tmp_path / "report.pdf"
+    proc = _cli(env, "report", "validation", NEW, "1", "-o", str(pdf))
+    assert proc.returncode == 0, proc.stderr
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    if shutil.which("pdftoppm") is None:
+        pytest.fail("pdftoppm is not installed: apt-get install -y poppler-utils (tests/run.sh does it)")
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")], check=True
+    )
+    page = next(tmp_path.glob("page*.png"))
+    from PIL import Image
+
+    pixels = Image.open(page).convert("L")
+    dark = sum(1 for v in pixels.getdata() if v < 128)
+    assert dark > 0.01 * pixels.width * pixels.height, "the report's first page is blank"
+    shutil.copy(page, ARTIFACTS / f"validation-report-{db_url[:6]}-p1.png")
+    shutil.copy(pdf, ARTIFACTS / f"validation-report-{db_url[:6]}.pdf")
 
     # -- the monitor gate blocks the overdue high-risk model (policy: block), and opens a finding ----------------
     s = german["split"]
@@ -186,4 +205,47 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
     assert lc07.detail["value"] == pytest.approx(396 - 365, abs=1)
     tracked = [f for f in list_findings(client.registry, model=OLD) if f.control_id == "CHK-LC-07"]
     assert len(tracked) == 1 and tracked[0].purpose == "monitoring" and tracked[0].owner == "dev"
+    assert tracked[0].severity == "major" and tracked[0].due_at - tracked[0].opened_at == timedelta(days=90)
+
+    # -- the finding's life cycle by people: assign, propose, close (each one audit event) ---------------------
+    fid = str(tracked[0].id)
+    n0 = len(client.audit_log())
+    assert _cli(env, "--as", "dev", "finding", "assign", fid, "--owner", "val").returncode == 1  # role
+    assert _cli(env, "--as", "app1", "finding", "assign", fid, "--owner", "val").returncode == 0
+    r = _cli(env, "--as", "app1", "finding", "assign", fid, "--due", "2030-01-31")
+    assert r.returncode == 2 and "--reason" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _cli(env, "--as", "val", "finding", "propose", fid, "--remediation", "revalidate on 2026 data as v2")
+    assert r.returncode == 0, r.stderr
+    # no later passing run of CHK-LC-07: closing needs a signed acceptance
+    r = _cli(env, "--as", "app1", "finding", "close", fid)
+    assert r.returncode == 1 and "--accept" in r.stderr
+    r = _cli(env, "--as", "val", "finding", "close", fid, "--accept", "--reason", "x")
+    assert r.returncode == 1 and "approver" in r.stderr  # the policy names the acceptance role
+    r = _cli(
+        env,
+        "--as",
+        "app2",
+        "finding",
+        "close",
+        fid,
+        "--accept",
+        "--reason",
+        "v2 revalidation scheduled",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert (
+        done["status"] == "closed" and done["closure"]["kind"] == "accepted" and done["closed_by"] == "app2"
+    )
+    names = [e.event for e in client.audit_log()[n0:]]
+    assert names == ["finding.assigned", "finding.remediation_proposed", "finding.closed"]
+    from modelreg.governance.service import signed
+
+    acceptance = [x for x in signed(client.registry, OLD, "1") if x.kind == "acceptance"]
+    assert len(acceptance) == 1 and acceptance[0].counts and acceptance[0].actor == "app2"
+    assert acceptance[0].payload["finding_id"] == tracked[0].id
+    assert acceptance[0].signature["key_id"] == done["closure"]["key_id"]
+    shown = json.loads(_cli(env, "finding", "show", fid, "--json").stdout)
+    assert shown["owner"] == "val" and shown["remediation"].startswith("revalidate")
     assert client.audit_verify().ok
