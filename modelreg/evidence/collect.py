@@ -60,6 +60,7 @@ class Collected:
     registry_info: dict
     as_of: datetime | None
     notes: list[str] = field(default_factory=list)
+    operations: dict | None = None  # calendar, tracked findings, vendor view (None for an as-of pack)
 
 
 def parse_as_of(value: str | datetime | None) -> datetime | None:
@@ -246,7 +247,12 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
                     notes.append(
                         f"gate {gate} requirements could not be evaluated: {type(exc).__name__}: {exc}"
                     )
-    policy, policy_ref = _policy(registry, evaluations, notes)
+        operations = None
+        if cutoff is None:
+            from modelreg.operations.evidence import section
+
+            operations = section(registry, session, model_row, row)
+    policy, policy_ref = _policy(registry, evaluations, notes, current)
     info = {
         "modelreg_version": _modelreg_version(),
         "schema_revision": HEAD_REVISION,
@@ -271,10 +277,13 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         registry_info=info,
         as_of=cutoff,
         notes=notes,
+        operations=operations,
     )
 
 
-def _policy(registry: Registry, evaluations: list[Evaluation], notes: list[str]) -> tuple[Any, dict]:
+def _policy(
+    registry: Registry, evaluations: list[Evaluation], notes: list[str], version: Any = None
+) -> tuple[Any, dict]:
     """The pack the latest evaluation ran with (checked by digest), else the configured one."""
     from modelreg.errors import ModelregError
     from modelreg.governance.service import load_policy
@@ -282,7 +291,9 @@ def _policy(registry: Registry, evaluations: list[Evaluation], notes: list[str])
     latest = max(evaluations, key=lambda e: (e.created_at, e.id)) if evaluations else None
     wanted = latest.policy_id if latest else None
     try:
-        pack = load_policy(registry, wanted)
+        from modelreg.operations import effective_pack
+
+        pack = effective_pack(load_policy(registry, wanted), version)
     except ModelregError as exc:
         if latest is None:
             notes.append(f"policy pack could not be loaded: {exc.message}")

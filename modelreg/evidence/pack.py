@@ -254,6 +254,8 @@ def layout(c: Collected, evidence_key: Any) -> tuple[dict[str, bytes], PackConte
         }
     )
     files["provenance.json"] = json_bytes(provenance(c))
+    if c.operations is not None:
+        files["operations.json"] = json_bytes(c.operations)
     ctx.matrix = render.policy_matrix(ctx)
     files["policy/matrix.json"] = json_bytes(ctx.matrix)
     card = render.model_card(ctx)

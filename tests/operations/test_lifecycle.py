@@ -165,9 +165,9 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
         else:
             assert float(cells["数值 Value"]) == pytest.approx(f["value"], rel=1e-5), cid
         if f.get("threshold") is not None:
-            assert float(cells["阈值（越限条件）Threshold (breach if)"].split(" ")[-1]) == pytest.approx(f["threshold"], rel=1e-5), (
-                cid
-            )
+            assert float(cells["阈值（越限条件）Threshold (breach if)"].split(" ")[-1]) == pytest.approx(
+                f["threshold"], rel=1e-5
+            ), cid
         assert cells["条款 Clauses"] == ", ".join(f["clause_ids"])
         assert cells["结果 Result"].endswith(f["status"])
     approvals = next(t for t in document.tables if t.rows[0].cells[0].text == "类型 Kind")
