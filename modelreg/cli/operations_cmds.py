@@ -204,7 +204,8 @@ def inventory_cmd(obj: CliContext, fmt: str, out: str | None) -> None:
 
     result = export(obj.registry(), fmt, out)
     if out is None:
-        click.echo(result["text"], nl=False)
+        text = result["text"] or ""
+        click.echo(text if text.endswith("\n") else text + "\n", nl=False)
     else:
         click.echo(f"wrote {len(result['rows'])} row(s) to {out}", err=True)
 
