@@ -9,14 +9,13 @@ from modelreg import clock
 
 
 def section(registry: Any, session: Any, model_row: Any, row: Any) -> dict:
+    from modelreg.errors import ModelregError
     from modelreg.governance.service import load_policy
     from modelreg.operations import effective_pack, vendor_of
     from modelreg.operations.calendar import OVERDUE, version_items
     from modelreg.operations.findings import _rows, to_finding
     from modelreg.store import repo
     from modelreg.store.tables import TrackedFindingRow
-
-    from modelreg.errors import ModelregError
 
     mv = repo.to_version(row, model_row)
     try:

@@ -313,6 +313,8 @@ def _locked(session: Session, finding_id: int) -> tuple[TrackedFindingRow, Model
         .join(VersionRow, VersionRow.id == TrackedFindingRow.version_id)
         .join(ModelRow, ModelRow.id == VersionRow.model_id)
         .where(TrackedFindingRow.id == int(finding_id))
+        # Two people closing one finding at once: the second waits and then sees it closed.
+        .with_for_update(of=TrackedFindingRow)
     ).first()
     if found is None:
         raise NotFound(f"finding #{finding_id} does not exist (modelreg finding list)")
