@@ -154,3 +154,22 @@ def test_operations_keys_are_documented():
     from modelreg.policy.model import OVERDUE_ACTIONS, REVIEW_ANCHORS, SPECIAL_AUDIT_TRIGGERS
 
     assert [v for v in (*OVERDUE_ACTIONS, *REVIEW_ANCHORS, *SPECIAL_AUDIT_TRIGGERS) if v not in doc] == []
+
+
+def test_intervals_per_model_type(tmp_path):
+    text = BANK + (
+        "review_calendar:\n  due_soon_days: 14\n  reviews:\n    revalidation:\n      title_zh: 重新验证\n"
+        "      title_en: Revalidation\n      anchor: validation\n      clauses: [CBIRC-2022-26.4]\n      intervals:\n"
+        "        high: {days: 365, basis: seed_text}\n        medium: {days: 730, basis: convention}\n"
+        "        low: {days: 1095, basis: convention}\n      by_model_type:\n"
+        "        scorecard: {high: {days: 180, basis: institution}}\n"
+    )
+    path = tmp_path / "acme.yaml"
+    path.write_text(text, encoding="utf-8")
+    reval = load_pack(path).review_calendar.review("revalidation")
+    assert (
+        reval.interval("high", "scorecard").days == 180
+        and reval.interval("high", "scorecard").basis == "institution"
+    )
+    assert reval.interval("high", "gbm").days == 365 and reval.interval("medium", "scorecard").days == 730
+    assert load_pack(path).review_calendar.due_soon.days == 14
