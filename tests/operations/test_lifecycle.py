@@ -195,6 +195,12 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
     shutil.copy(page, ARTIFACTS / f"validation-report-{db_url[:6]}-p1.png")
     shutil.copy(pdf, ARTIFACTS / f"validation-report-{db_url[:6]}.pdf")
 
+    # the overdue model's report says so on its first page; the new one is on schedule
+    from modelreg.operations.report import report_data
+
+    assert report_data(client.registry, OLD, "1")["review_status"].startswith("逾期 OVERDUE: revalidation")
+    assert report_data(client.registry, NEW, "1")["review_status"] == "按期 on schedule"
+
     # -- the monitor gate blocks the overdue high-risk model (policy: block), and opens a finding ----------------
     s = german["split"]
     mon = client.as_user("ops").monitor(

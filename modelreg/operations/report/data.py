@@ -93,6 +93,7 @@ def report_data(
     vendor = vendor_of(mv)
     vm = pack.vendor_models if vendor else None
     return {
+        "review_status": _review_status(reg, pack, name, version),
         "title_zh": "模型验证报告",
         "title_en": "Model validation report",
         "generated_at": _fmt_time(clock.now()),
@@ -184,3 +185,23 @@ def report_data(
         "conclusion": conclusion([c for c in controls]),
         "evidence_pack": evidence,
     }
+
+
+def _review_status(reg: Any, pack: Any, name: str, version: str) -> str:
+    """The calendar's word on a deployed version: overdue reviews are flagged on the report's first page."""
+    from modelreg.operations.calendar import OVERDUE, version_items
+    from modelreg.store import repo
+
+    if pack.review_calendar is None:
+        return "–"
+    with reg._read() as session:
+        model, row = repo.version_rows(session, name, version)
+        if row.stage != "deploy":
+            return f"未上线 not deployed ({row.stage})"
+        items = version_items(session, pack, model, row, clock.now(), pack.review_calendar.due_soon.days)
+    late = [i for i in items if i.status == OVERDUE]
+    if not late:
+        return "按期 on schedule"
+    return "逾期 OVERDUE: " + "; ".join(
+        f"{i.review} {i.title_zh} / {i.title_en} due {clock.isoformat(i.due_at)[:10]}" for i in late
+    )

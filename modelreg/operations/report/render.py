@@ -61,6 +61,7 @@ def sections(d: dict) -> list[tuple[str, str, str, Any]]:
                 ("验证评估 Evaluation", f"#{s['evaluation_id']} {s['evaluation_digest']}"),
                 ("验证人 Validated by", f"{s['validated_by']} · {s['validated_at']}"),
                 ("政策包 Policy", f"{s['policy']} ({s['policy_digest']})"),
+                ("复审状态 Review status", d.get("review_status", "–")),
             ],
         ),
         (
@@ -101,7 +102,7 @@ def sections(d: dict) -> list[tuple[str, str, str, Any]]:
                     "结果 Result",
                     "指标 Metric",
                     "数值 Value",
-                    "阈值 Threshold",
+                    "阈值（越限条件）Threshold (breach if)",
                     "依据 Basis",
                     "条款 Clauses",
                 ],
