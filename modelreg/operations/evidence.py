@@ -27,8 +27,8 @@ def section(registry: Any, session: Any, model_row: Any, row: Any) -> dict:
     overdue = [i for i in items if i.status == OVERDUE] if row.stage == "deploy" else []
     vendor = vendor_of(mv)
     vm = pack.vendor_models if vendor else None
+    # No build time in here: two builds of one pack must be identical but for the manifest's generation time.
     return {
-        "as_of": clock.isoformat(clock.now()),
         "overdue": bool(overdue),
         "flag": (
             f"逾期 OVERDUE: {', '.join(f'{i.review} {i.title_zh} / {i.title_en} (due {clock.isoformat(i.due_at)[:10]})' for i in overdue)}"
