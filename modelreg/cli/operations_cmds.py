@@ -113,10 +113,10 @@ def finding_list(
 
 
 @finding_group.command("show")
-@click.argument("finding_id", type=int)
+@click.argument("finding_id")
 @json_option
 @pass_ctx
-def finding_show(obj: CliContext, finding_id: int, as_json: bool) -> None:
+def finding_show(obj: CliContext, finding_id: str, as_json: bool) -> None:
     """One finding with its evidence."""
     from modelreg.operations.findings import get_finding
 
@@ -143,14 +143,14 @@ def finding_show(obj: CliContext, finding_id: int, as_json: bool) -> None:
 
 
 @finding_group.command("assign")
-@click.argument("finding_id", type=int)
+@click.argument("finding_id")
 @click.option("--owner", help="New owner (a registered user).")
 @click.option("--due", help="New due date (YYYY-MM-DD); needs --reason.")
 @click.option("--reason", default="", help="Why the deadline moves.")
 @json_option
 @pass_ctx
 def finding_assign(
-    obj: CliContext, finding_id: int, owner: str | None, due: str | None, reason: str, as_json: bool
+    obj: CliContext, finding_id: str, owner: str | None, due: str | None, reason: str, as_json: bool
 ) -> None:
     """Assign a finding to an owner and/or move its due date."""
     from modelreg.operations.findings import assign
@@ -160,11 +160,11 @@ def finding_assign(
 
 
 @finding_group.command("propose")
-@click.argument("finding_id", type=int)
+@click.argument("finding_id")
 @click.option("--remediation", required=True, help="The remediation plan.")
 @json_option
 @pass_ctx
-def finding_propose(obj: CliContext, finding_id: int, remediation: str, as_json: bool) -> None:
+def finding_propose(obj: CliContext, finding_id: str, remediation: str, as_json: bool) -> None:
     """Record a remediation plan (open → remediation_proposed)."""
     from modelreg.operations.findings import propose
 
@@ -173,14 +173,14 @@ def finding_propose(obj: CliContext, finding_id: int, remediation: str, as_json:
 
 
 @finding_group.command("close")
-@click.argument("finding_id", type=int)
+@click.argument("finding_id")
 @click.option("--accept", is_flag=True, help="Accept it (signed; the policy's acceptance role).")
 @click.option("--reason", default="", help="Why it is accepted.")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Your private key.")
 @json_option
 @pass_ctx
 def finding_close(
-    obj: CliContext, finding_id: int, accept: bool, reason: str, key_path: str | None, as_json: bool
+    obj: CliContext, finding_id: str, accept: bool, reason: str, key_path: str | None, as_json: bool
 ) -> None:
     """Close a finding: with a later passing run of its control as evidence, or --accept (signed)."""
     from modelreg.operations.findings import close

@@ -284,7 +284,8 @@ def list_findings(
         return [to_finding(r, m, v) for r, m, v in _rows(session, *conditions)]
 
 
-def get_finding(reg: Any, finding_id: int) -> TrackedFinding:
+def get_finding(reg: Any, finding_id: int | str) -> TrackedFinding:
+    finding_id = finding_number(finding_id)
     with reg._read() as session:
         found = _rows(session, TrackedFindingRow.id == int(finding_id))
         if not found:
@@ -307,7 +308,16 @@ def open_counts(session: Session, version_id: int) -> dict[str, int]:
 # -- transitions by people ----------------------------------------------------------------------------
 
 
-def _locked(session: Session, finding_id: int) -> tuple[TrackedFindingRow, ModelRow, VersionRow]:
+def finding_number(finding_id: int | str) -> int:
+    """Finding ids are whole numbers (``#12`` is accepted too)."""
+    text = str(finding_id).strip().lstrip("#")
+    if not text.isdigit():
+        raise BadInput(f"a finding id is a number (see modelreg finding list). Got {finding_id!r} instead.")
+    return int(text)
+
+
+def _locked(session: Session, finding_id: int | str) -> tuple[TrackedFindingRow, ModelRow, VersionRow]:
+    finding_id = finding_number(finding_id)
     found = session.execute(
         select(TrackedFindingRow, ModelRow, VersionRow)
         .join(VersionRow, VersionRow.id == TrackedFindingRow.version_id)
@@ -335,20 +345,20 @@ def _parse_due(text: str | datetime) -> datetime:
 
 def assign(
     reg: Any,
-    finding_id: int,
+    finding_id: int | str,
     *,
     owner: str | None = None,
     due: str | datetime | None = None,
     reason: str = "",
 ) -> TrackedFinding:
     """Give a finding a new owner and/or due date (a moved deadline needs a reason)."""
-    if owner is None and due is None:
-        raise BadInput("finding assign needs --owner and/or --due")
     due_at = _parse_due(due) if due is not None else None
     if due_at is not None and not (reason or "").strip():
         raise BadInput("moving a finding's due date needs --reason")
     with reg._write() as session:
         reg._authorize(session, "finding.assign")
+        if owner is None and due is None:
+            raise BadInput("finding assign needs --owner and/or --due")
         row, model, vrow = _locked(session, finding_id)
         if row.status == CLOSED:
             raise InvalidTransition(f"finding #{row.id} is closed: nothing to assign")
@@ -377,7 +387,7 @@ def assign(
         return to_finding(row, model.name, vrow.version)
 
 
-def propose(reg: Any, finding_id: int, *, remediation: str) -> TrackedFinding:
+def propose(reg: Any, finding_id: int | str, *, remediation: str) -> TrackedFinding:
     """open → remediation_proposed: the owner (or a developer, validator or approver) records the plan."""
     text = (remediation or "").strip()
     if not text:
@@ -407,7 +417,7 @@ def propose(reg: Any, finding_id: int, *, remediation: str) -> TrackedFinding:
 
 def close(
     reg: Any,
-    finding_id: int,
+    finding_id: int | str,
     *,
     accept: bool = False,
     reason: str = "",
