@@ -216,6 +216,40 @@ def test_monitoring_breach_is_an_auc_drop_beyond_the_threshold(reg, report):
     assert breach.detail["value"] == pytest.approx(get(auc["validation"]) - get(auc["monitoring"]), abs=1e-9)
 
 
+def test_operations_step_tracks_findings_and_the_calendar(demo, reg, report):
+    """Step 8, read back from the registry: the monitoring failures are tracked findings owned by dana with the
+    policy's deadlines; the AUC-drop finding was closed by amy's signed acceptance; the calendar due dates."""
+    from datetime import timedelta
+
+    from modelreg.governance.service import latest, signed
+    from modelreg.operations.calendar import calendar
+    from modelreg.operations.findings import list_findings
+
+    keys = {e["key"]: e["ok"] for e in report["expectations"]}
+    assert all(
+        keys[k]
+        for k in ("calendar_revalidation", "calendar_special_audit", "findings_opened", "finding_life_cycle")
+    )
+    clean = report["facts"]["versions"]["clean"]
+    (mon,) = latest(reg, "credit_scoring", clean, "monitoring")
+    tracked = [
+        f for f in list_findings(reg, model="credit_scoring", version=clean) if f.purpose == "monitoring"
+    ]
+    assert {f.control_id for f in tracked} == {
+        f.control_id for f in mon.findings if f.raw_status in ("fail", "error")
+    }
+    deadline = {"blocking": 30, "major": 90, "minor": 180}
+    assert all(
+        f.owner == "dana" and f.due_at - f.opened_at == timedelta(days=deadline[f.severity]) for f in tracked
+    )
+    (accepted,) = [f for f in tracked if f.status == "closed"]
+    assert accepted.control_id == "CHK-PERF-04" and accepted.closure["kind"] == "accepted"
+    (record,) = signed(reg, "credit_scoring", clean, "acceptance")
+    assert record.counts and record.actor == "amy" and record.id == accepted.closure["record_id"]
+    # v2 is retired now, so the calendar of deployed versions is empty
+    assert calendar(reg)["all"] == []
+
+
 def test_mlflow_mirrors_the_registry(demo, report):
     from mlflow import MlflowClient
 

@@ -62,6 +62,7 @@ def init_cmd(obj: CliContext, tree_hash: str | None, suite: str | None, as_json:
 )
 @click.option("--purpose", required=True, help="What decisions the model supports.")
 @click.option("--business-line", help="Business line using the model.")
+@click.option("--vendor", help="Supplier of a vendor (third-party) model: the policy's vendor view applies.")
 @json_option
 @pass_ctx
 def register_cmd(
@@ -74,6 +75,7 @@ def register_cmd(
     risk_tier: str,
     purpose: str,
     business_line: str | None,
+    vendor: str | None,
     as_json: bool,
 ) -> None:
     """Register MLflow model NAME VERSION (or a run with --from-run) in stage develop."""
@@ -92,6 +94,7 @@ def register_cmd(
         risk_tier=risk_tier,
         purpose=purpose,
         business_line=business_line,
+        model_card={"vendor": vendor} if vendor else None,
     )
     emit(
         mv,

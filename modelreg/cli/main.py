@@ -54,6 +54,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "waive": ("modelreg.cli.governance_cmds:waive_cmd", "Grant a time-limited waiver of a control."),
     "sync": ("modelreg.cli.mlflow_cmds:sync_cmd", "Check or repair MLflow aliases/tags from the registry."),
     "evidence": ("modelreg.cli.evidence_cmds:evidence_group", "Evidence packs: pack, verify, recompute."),
+    "due": (
+        "modelreg.cli.operations_cmds:due_cmd",
+        "Review calendar: what is overdue or due soon (exit 1 if overdue).",
+    ),
+    "finding": ("modelreg.cli.operations_cmds:finding_group", "Findings tracked until remediated."),
+    "inventory": (
+        "modelreg.cli.operations_cmds:inventory_cmd",
+        "The model inventory (台账): csv, xlsx, html, json.",
+    ),
+    "report": ("modelreg.cli.operations_cmds:report_group", "The bilingual validation report (DOCX/PDF)."),
     "demo": (
         "modelreg.cli.demo_cmd:demo_cmd",
         "Run the whole lifecycle on German credit data (the main job).",

@@ -171,6 +171,7 @@ class Demo:
                 self._approve,
                 self._deploy,
                 self._monitor,
+                self._operations,
                 self._retire,
                 self._audit,
                 self._evidence,
@@ -533,9 +534,91 @@ class Demo:
                 f"alias → {alias}",
             )
 
+    def _operations(self) -> None:
+        from datetime import timedelta
+
+        from modelreg.governance.service import latest, load_policy
+        from modelreg.operations.calendar import calendar
+        from modelreg.operations.findings import close, list_findings, propose
+
+        clean, biased = self.versions["clean"], self.versions["biased"]
+        with self.step(
+            8, "模型风险运营：复审日历与发现问题", "Model risk operations: review calendar and findings"
+        ):
+            reg = self.client.registry
+            pack = load_policy(reg)
+            cal = calendar(reg)
+            mine = {i.review: i for i in cal["all"] if i.model == self.model and i.version == clean}
+            for i in sorted(mine.values(), key=lambda x: x.due_at):
+                self.say(
+                    f"   {i.review:<16} {i.title_zh} / {i.title_en}: due {i.due_at:%Y-%m-%d} "
+                    f"({i.interval_days} days, {i.basis}; {', '.join(i.clause_ids)}) → {i.status}"
+                )
+            reval = mine.get("revalidation")
+            want = self.clean_eval.created_at + timedelta(days=365)
+            self.expect(
+                "calendar_revalidation",
+                f"v{clean}'s revalidation is due a year after its validation ({want:%Y-%m-%d}, CBIRC-2022-26.4), not overdue",
+                bool(reval and reval.due_at == want and reval.status != "overdue" and not cal["overdue"]),
+                f"{reval.due_at if reval else 'missing'}; overdue: {[(x.model, x.review) for x in cal['overdue']]}",
+            )
+            special = mine.get("special_audit")
+            self.expect(
+                "calendar_special_audit",
+                "the suspension (a major incident) makes a special audit due within 30 days (NFRA-APP-2024-17.1, by analogy)",
+                bool(special and special.status == "due_soon" and special.interval_days == 30),
+                str(special.status if special else "missing"),
+            )
+            found = list_findings(reg, model=self.model, status="unclosed")
+            monitoring = [f for f in found if f.version == clean and f.purpose == "monitoring"]
+            (mon,) = latest(reg, self.model, clean, "monitoring")
+            failed = {f.control_id for f in mon.findings if f.raw_status in ("fail", "error")}
+            deadlines = {s: i.days for s, i in pack.findings_policy.remediation.items()}
+            for f in monitoring:
+                self.say(
+                    f"   finding #{f.id} {f.control_id} ({f.severity}) owner {f.owner}, due {f.due_at:%Y-%m-%d}"
+                )
+            self.report.facts["findings"] = {
+                "monitoring": [f.to_dict() for f in monitoring],
+                "validation_v1": sorted(f.control_id for f in found if f.version == biased),
+            }
+            self.expect(
+                "findings_opened",
+                f"every failed control of the monitoring run opened a finding owned by {DEVELOPER} with the severity's deadline",
+                {f.control_id for f in monitoring} == failed
+                and all(f.owner == DEVELOPER for f in monitoring)
+                and all(f.due_at - f.opened_at == timedelta(days=deadlines[f.severity]) for f in monitoring),
+                f"findings {sorted(f.control_id for f in monitoring)} vs failed {sorted(failed)}",
+            )
+            breach = next((f for f in monitoring if f.control_id == SUSPEND_CONTROL), None)
+            if breach is None:
+                raise _Abort(f"no tracked finding for {SUSPEND_CONTROL}")
+            plan = "retire v2 and retrain on post-launch applications from the online channel / 退出并以新渠道数据重新开发"
+            propose(self.as_(DEVELOPER).registry, breach.id, remediation=plan)
+            done = close(
+                self.as_(APPROVERS[0]).registry,
+                breach.id,
+                accept=True,
+                reason="accepted: v2 is being retired; the retrained model goes through validation / 接受：v2 退出",
+            )
+            events = [
+                e.event for e in self.client.audit_log(self.model, clean) if e.event.startswith("finding.")
+            ]
+            self.say(
+                f"   {DEVELOPER} proposes: {plan}\n   {APPROVERS[0]} accepts finding #{done.id} (signed, key {done.closure['key_id']})"
+            )
+            self.expect(
+                "finding_life_cycle",
+                f"finding #{breach.id} went open → remediation_proposed → closed by {APPROVERS[0]}'s signed acceptance, each step audited",
+                done.status == "closed"
+                and done.closure.get("kind") == "accepted"
+                and events[-2:] == ["finding.remediation_proposed", "finding.closed"],
+                f"{done.status} {done.closure}; events {events[-3:]}",
+            )
+
     def _retire(self) -> None:
         clean = self.versions["clean"]
-        with self.step(8, "人工处置：退出", "Human decision: retire"):
+        with self.step(9, "人工处置：退出", "Human decision: retire"):
             reason = "suspended after the online channel's first month: AUC fell beyond tolerance; retrain on post-launch data / 新渠道首月模型区分能力下降，退出并重新开发"
             unmet = self.client.as_user(APPROVERS[1]).gate_check(self.model, clean, "retire")
             signed = self._attest_all("retire", clean, unmet)
@@ -551,7 +634,7 @@ class Demo:
             )
 
     def _audit(self) -> None:
-        with self.step(9, "审计日志", "Audit log"):
+        with self.step(10, "审计日志", "Audit log"):
             self.checkpoint = self.data_dir / "audit-checkpoint.json"
             self.checkpoint.unlink(missing_ok=True)
             self.as_(AUDITOR).registry.audit_checkpoint(self.checkpoint)
@@ -573,7 +656,7 @@ class Demo:
             )
 
     def _evidence(self) -> None:
-        with self.step(10, "证据包", "Evidence pack, verified offline"):
+        with self.step(11, "证据包", "Evidence pack, verified offline"):
             try:
                 # From the submodules: once modelreg.evidence.recompute is imported, the package attribute
                 # `recompute` is that module, not the function its lazy __getattr__ exports.

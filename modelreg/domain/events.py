@@ -27,4 +27,9 @@ EVENTS: dict[str, tuple[str, str]] = {
         "event signing key introduced or rotated (endorsed by the previous key)",
         "启用或轮换审计事件签名密钥",
     ),
+    "finding.opened": ("a failed control opened a tracked finding (owner, due date)", "新增发现问题"),
+    "finding.updated": ("a tracked finding failed again in a later run", "发现问题再次出现"),
+    "finding.assigned": ("a finding's owner or due date changed", "指派发现问题"),
+    "finding.remediation_proposed": ("remediation proposed for a finding", "提出整改方案"),
+    "finding.closed": ("finding closed by a passing re-run or a signed acceptance", "关闭发现问题"),
 }

@@ -48,6 +48,10 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     "attest": frozenset(r.value for r in Role if r is not Role.AUDITOR),
     "waive": frozenset({Role.APPROVER.value}),
     "sync": frozenset({Role.ADMIN.value, Role.OPERATOR.value}),
+    # model risk operations: findings tracked until remediated (acceptance also needs the policy's role)
+    "finding.assign": frozenset({Role.VALIDATOR.value, Role.APPROVER.value, Role.ADMIN.value}),
+    "finding.propose": frozenset({Role.DEVELOPER.value, Role.VALIDATOR.value, Role.APPROVER.value}),
+    "finding.close": frozenset({Role.VALIDATOR.value, Role.APPROVER.value, Role.ADMIN.value}),
     # audit and evidence
     "audit.checkpoint": frozenset({Role.AUDITOR.value, Role.ADMIN.value}),
     "evidence.pack": frozenset(

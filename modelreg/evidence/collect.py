@@ -63,6 +63,7 @@ class Collected:
     # The version's rows against the state the audit log proves, in the pack's own snapshot (None: as-of pack)
     replay: dict | None = None
     tree_hash: str = "sha256"  # the log's leaf/node hash, recorded at init
+    operations: dict | None = None  # calendar, tracked findings, vendor view (None for an as-of pack)
 
 
 def parse_as_of(value: str | datetime | None) -> datetime | None:
@@ -216,7 +217,12 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
                     notes.append(
                         f"gate {gate} requirements could not be evaluated: {type(exc).__name__}: {exc}"
                     )
-    policy, policy_ref = _policy(registry, evaluations, notes)
+        operations = None
+        if cutoff is None:
+            from modelreg.operations.evidence import section
+
+            operations = section(registry, session, model_row, row)
+    policy, policy_ref = _policy(registry, evaluations, notes, current)
     info = {
         "modelreg_version": _modelreg_version(),
         "schema_revision": HEAD_REVISION,
@@ -243,10 +249,13 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         as_of=cutoff,
         notes=notes,
         replay=replayed,
+        operations=operations,
     )
 
 
-def _policy(registry: Registry, evaluations: list[Evaluation], notes: list[str]) -> tuple[Any, dict]:
+def _policy(
+    registry: Registry, evaluations: list[Evaluation], notes: list[str], version: Any = None
+) -> tuple[Any, dict]:
     """The pack the latest evaluation ran with (checked by digest), else the configured one."""
     from modelreg.errors import ModelregError
     from modelreg.governance.service import load_policy
@@ -254,7 +263,9 @@ def _policy(registry: Registry, evaluations: list[Evaluation], notes: list[str])
     latest = max(evaluations, key=lambda e: (e.created_at, e.id)) if evaluations else None
     wanted = latest.policy_id if latest else None
     try:
-        pack = load_policy(registry, wanted)
+        from modelreg.operations import effective_pack
+
+        pack = effective_pack(load_policy(registry, wanted), version)
     except ModelregError as exc:
         if latest is None:
             notes.append(f"policy pack could not be loaded: {exc.message}")

@@ -287,6 +287,8 @@ def layout(c: Collected, evidence_key: Any) -> tuple[dict[str, bytes], PackConte
             "contradictions": [x.to_dict() for x in ctx.contradictions],
         }
     )
+    if c.operations is not None:
+        files["operations.json"] = json_bytes(c.operations)
     ctx.matrix = render.policy_matrix(ctx)
     files["decision_summary.json"] = json_bytes(render.decision_summary(ctx))
     files["policy/matrix.json"] = json_bytes(ctx.matrix)

@@ -203,6 +203,9 @@ def load_policy_for(ctx: GateContext):
     pack = load_policy(reg) if reg is not None else None
     if pack is None:
         raise PolicyError("no policy pack configured")
+    from modelreg.operations import effective_pack
+
+    pack = effective_pack(pack, ctx.version)
     ctx.options["_pack"] = pack
     return pack
 
@@ -378,6 +381,10 @@ def policy_gate(ctx: GateContext) -> list[Unmet]:
         c.requirement is not None and c.requirement.id == "approvals_by_tier" for c in controls
     ):
         out.extend(approval_unmet(ctx))
+    if ctx.gate == "deploy":
+        from modelreg.operations.findings import blocking_unmet
+
+        out.extend(blocking_unmet(ctx, pack, {u.control_id for u in out if u.control_id}))
     return out
 
 

@@ -79,7 +79,9 @@ def run_evaluation(
     assert user is not None
     _declared_from_card(inp, mv.model_card)
     _declared_schema(inp, mv, base_spec)
-    pack = load_policy(reg, policy)
+    from modelreg.operations import effective_pack
+
+    pack = effective_pack(load_policy(reg, policy), mv)
     tier = mv.risk_tier
     from modelreg.governance import runner
 
@@ -90,6 +92,13 @@ def run_evaluation(
         draft = runner.run(
             pack, gates, tier, inp, baselines=baselines, profile=profile, progress=progress, profiles=profiles
         )
+    if purpose == "monitoring":
+        from modelreg.operations.calendar import overdue_outcome
+
+        # An overdue revalidation blocks or warns at the monitor gate, as the policy says for the tier.
+        overdue = overdue_outcome(reg, pack, mv)
+        if overdue is not None:
+            draft.outcomes.append(overdue)
     try:
         return _store(reg, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp)
     finally:
@@ -294,6 +303,9 @@ def _store(
                 ),
             },
         )
+        from modelreg.operations.findings import record_run
+
+        record_run(reg, session, pack, model_row, row, ev, draft.outcomes)
         suspended = False
         if purpose == "monitoring" and suspend and not target.suspended:
             waivers = records.active_waivers(session, target.id, gate="monitor")

@@ -19,6 +19,7 @@ import yaml
 from modelreg.errors import PolicyError
 from modelreg.policy.model import (
     ANY,
+    BASIS_CONVENTION,
     BASIS_INSTITUTION,
     COMPARATORS,
     GATE_MONITOR,
@@ -29,23 +30,33 @@ from modelreg.policy.model import (
     MONITOR_KINDS,
     ON_BREACH_ACTIONS,
     ON_BREACH_SUSPEND,
+    OVERDUE_ACTIONS,
     REQUIREMENT_IDS,
+    REVIEW_ANCHORS,
     ROLES,
     SEVERITIES,
+    SEVERITY_BLOCKING,
+    SPECIAL_AUDIT_TRIGGERS,
     THRESHOLD_BASES,
     Attestation,
     BaseRef,
     Check,
     Clause,
     Control,
+    FindingsPolicy,
+    Interval,
     LintMessage,
     OutOfScope,
     PackSummary,
     PolicyPack,
     Requirement,
+    ReviewCalendar,
+    ReviewKind,
     Source,
+    SpecialAudit,
     Threshold,
     Tier,
+    VendorPolicy,
 )
 
 DEFAULT_PACK_ID = "cn-fin-algo-risk"
@@ -309,6 +320,9 @@ class _Checker:
 # -- pack building ------------------------------------------------------------------------------------
 
 _PACK_KEYS_BASE = ("pack", "tiers", "sources", "clauses", "controls", "out_of_scope")
+# Model risk operations sections (optional; a bank's file that names one replaces the base's section whole).
+_OPERATIONS_SECTIONS = ("review_calendar", "findings", "vendor_models")
+_PACK_KEYS_BASE = (*_PACK_KEYS_BASE, *_OPERATIONS_SECTIONS)
 _PACK_KEYS_EXT = ("extends", "overrides", *_PACK_KEYS_BASE)
 _CONTROL_KEYS = (
     "id",
@@ -385,6 +399,9 @@ def _build(tree: LMap, ck: _Checker, *, base: BaseRef | None, path: Path) -> Pol
     controls = _build_controls(tree, ck, tier_ids, clause_ids)
     out_of_scope = _build_out_of_scope(tree, ck, clause_ids)
     _cross_checks(tree, ck, clauses, controls, out_of_scope, tier_ids)
+    calendar = _build_review_calendar(tree, ck, tier_ids, clause_ids, {c.id for c in controls})
+    findings_policy = _build_findings_policy(tree, ck, clause_ids)
+    vendor = _build_vendor_models(tree, ck, tier_ids, clause_ids, {c.id for c in controls})
 
     if ck.failed:
         return None
@@ -400,6 +417,9 @@ def _build(tree: LMap, ck: _Checker, *, base: BaseRef | None, path: Path) -> Pol
         sources=sources,
         catalog_version=catalog_version,
         extends=base,
+        review_calendar=calendar,
+        findings_policy=findings_policy,
+        vendor_models=vendor,
         path=path,
     )
 
@@ -897,6 +917,331 @@ def _build_out_of_scope(tree: LMap, ck: _Checker, clause_ids: set[str]) -> dict[
     return out
 
 
+# -- model risk operations sections -------------------------------------------------------------------
+
+_CALENDAR_KEYS = (
+    "reviews",
+    "due_soon_days",
+    "due_soon_basis",
+    "overdue_at_monitor_gate",
+    "overdue_control",
+    "special_audit",
+)
+_REVIEW_KEYS = (
+    "title_zh",
+    "title_en",
+    "anchor",
+    "clauses",
+    "secondary_clauses",
+    "intervals",
+    "by_model_type",
+)
+_INTERVAL_KEYS = ("days", "basis", "note_zh", "note_en")
+_SPECIAL_AUDIT_KEYS = ("title_zh", "title_en", "trigger", "clauses", "secondary_clauses", *_INTERVAL_KEYS)
+_FINDINGS_KEYS = ("remediation_days", "acceptance_role", "blocking_severities", "clauses")
+_VENDOR_KEYS = (
+    "title_zh",
+    "title_en",
+    "clauses",
+    "note_zh",
+    "note_en",
+    "not_applicable",
+    "outcome_analysis",
+    "attestations",
+)
+
+
+def _days(m: LMap, key: str, ck: _Checker, what: str) -> int | None:
+    value = m.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        ck.error(
+            m.vpos(key) if key in m else m.pos,
+            f"{what}: {key} must be a whole number of days >= 0. Got {value!r} instead.",
+        )
+        return None
+    return value
+
+
+def _build_interval(parent: LMap, key: str, ck: _Checker, what: str) -> Interval | None:
+    m = ck.mapping(parent, key, parent.get(key), what)
+    if m is None:
+        return None
+    ck.keys(m, what, ["days", "basis"], ["note_zh", "note_en"])
+    days = _days(m, "days", ck, what)
+    basis = ck.choice(m, "basis", what, THRESHOLD_BASES)
+    if days is None or basis is None:
+        return None
+    return Interval(
+        days, basis, ck.text(m, "note_zh", what, required=False), ck.text(m, "note_en", what, required=False)
+    )
+
+
+def _tier_intervals(
+    parent: LMap, key: str, ck: _Checker, what: str, tier_ids: list[str]
+) -> dict[str, Interval]:
+    m = ck.mapping(parent, key, parent.get(key), f"{what}: {key}")
+    out: dict[str, Interval] = {}
+    if m is None:
+        return out
+    for tier in m:
+        if tier not in tier_ids:
+            ck.error(m.kpos(tier), f"{what}: {key}: tier must be one of {tier_ids}. Got {tier!r} instead.")
+            continue
+        interval = _build_interval(m, tier, ck, f"{what}: {key}.{tier}")
+        if interval is not None:
+            out[tier] = interval
+    return out
+
+
+def _build_review_calendar(
+    tree: LMap, ck: _Checker, tier_ids: list[str], clause_ids: set[str], control_ids: set[str]
+) -> ReviewCalendar | None:
+    if "review_calendar" not in tree:
+        return None
+    what = "review_calendar"
+    m = ck.mapping(tree, "review_calendar", tree["review_calendar"], what)
+    if m is None:
+        return None
+    ck.keys(
+        m,
+        what,
+        ["reviews", "due_soon_days"],
+        [k for k in _CALENDAR_KEYS if k not in ("reviews", "due_soon_days")],
+    )
+    due_soon = _days(m, "due_soon_days", ck, what)
+    basis = (
+        ck.choice(m, "due_soon_basis", what, THRESHOLD_BASES) if "due_soon_basis" in m else BASIS_CONVENTION
+    )
+    reviews: list[ReviewKind] = []
+    rm = ck.mapping(m, "reviews", m.get("reviews"), f"{what}: reviews")
+    for rid, body in (rm or {}).items():
+        w = f"{what}: review {rid}"
+        r = ck.mapping(rm, rid, body, w)
+        if r is None:
+            continue
+        ck.keys(
+            r,
+            w,
+            ["title_zh", "title_en", "anchor", "clauses", "intervals"],
+            ["secondary_clauses", "by_model_type"],
+        )
+        anchor = r.get("anchor")
+        ok_anchor = anchor in REVIEW_ANCHORS or (
+            isinstance(anchor, str)
+            and anchor.startswith("attestation:")
+            and anchor.split(":", 1)[1] in control_ids
+        )
+        if not ok_anchor:
+            ck.error(
+                r.vpos("anchor") if "anchor" in r else r.pos,
+                f"{w}: anchor must be one of {list(REVIEW_ANCHORS)} or attestation:<control id of the pack>. Got {anchor!r} instead.",
+            )
+        intervals = _tier_intervals(r, "intervals", ck, w, tier_ids)
+        missing = [t for t in tier_ids if t not in intervals]
+        if "intervals" in r and missing and isinstance(r.get("intervals"), LMap):
+            ck.error(r.vpos("intervals"), f"{w}: intervals must give every tier; missing {missing}")
+        by_type: dict[str, dict[str, Interval]] = {}
+        if "by_model_type" in r:
+            bt = ck.mapping(r, "by_model_type", r["by_model_type"], f"{w}: by_model_type")
+            for mt in bt or {}:
+                by_type[str(mt)] = _tier_intervals(bt, mt, ck, f"{w}: by_model_type", tier_ids)
+        reviews.append(
+            ReviewKind(
+                id=str(rid),
+                title_zh=ck.text(r, "title_zh", w),
+                title_en=ck.text(r, "title_en", w),
+                anchor=str(anchor),
+                clauses=_clause_refs(r, "clauses", ck, w, clause_ids),
+                secondary_clauses=_clause_refs(r, "secondary_clauses", ck, w, clause_ids),
+                intervals=intervals,
+                by_model_type=by_type,
+            )
+        )
+    if rm is not None and "revalidation" not in rm:
+        ck.error(
+            rm.pos, f"{what}: reviews must define 'revalidation' (the due date of every deployed version)"
+        )
+    overdue: dict[str, str] = {}
+    if "overdue_at_monitor_gate" in m:
+        om = ck.mapping(
+            m, "overdue_at_monitor_gate", m["overdue_at_monitor_gate"], f"{what}: overdue_at_monitor_gate"
+        )
+        for tier in om or {}:
+            if tier not in tier_ids:
+                ck.error(
+                    om.kpos(tier),
+                    f"{what}: overdue_at_monitor_gate: tier must be one of {tier_ids}. Got {tier!r} instead.",
+                )
+                continue
+            action = ck.choice(om, tier, f"{what}: overdue_at_monitor_gate", OVERDUE_ACTIONS)
+            if action:
+                overdue[tier] = action
+    control = None
+    if "overdue_control" in m:
+        control = ck.string(m, "overdue_control", what)
+        if control and control not in control_ids:
+            ck.error(
+                m.vpos("overdue_control"), f"{what}: overdue_control {control!r} is not a control of the pack"
+            )
+    special = None
+    if "special_audit" in m:
+        w = f"{what}: special_audit"
+        sa = ck.mapping(m, "special_audit", m["special_audit"], w)
+        if sa is not None:
+            ck.keys(
+                sa,
+                w,
+                ["title_zh", "title_en", "trigger", "days", "basis", "clauses"],
+                ["secondary_clauses", "note_zh", "note_en"],
+            )
+            trigger = ck.choice(sa, "trigger", w, SPECIAL_AUDIT_TRIGGERS)
+            days = _days(sa, "days", ck, w)
+            sb = ck.choice(sa, "basis", w, THRESHOLD_BASES)
+            if trigger and days is not None and sb:
+                special = SpecialAudit(
+                    title_zh=ck.text(sa, "title_zh", w),
+                    title_en=ck.text(sa, "title_en", w),
+                    trigger=trigger,
+                    interval=Interval(
+                        days,
+                        sb,
+                        ck.text(sa, "note_zh", w, required=False),
+                        ck.text(sa, "note_en", w, required=False),
+                    ),
+                    clauses=_clause_refs(sa, "clauses", ck, w, clause_ids),
+                    secondary_clauses=_clause_refs(sa, "secondary_clauses", ck, w, clause_ids),
+                )
+    if due_soon is None or (basis is None):
+        return None
+    return ReviewCalendar(
+        due_soon=Interval(due_soon, basis),
+        reviews=tuple(reviews),
+        overdue_at_monitor_gate=overdue,
+        overdue_control=control,
+        special_audit=special,
+    )
+
+
+def _build_findings_policy(tree: LMap, ck: _Checker, clause_ids: set[str]) -> FindingsPolicy | None:
+    if "findings" not in tree:
+        return None
+    what = "findings"
+    m = ck.mapping(tree, "findings", tree["findings"], what)
+    if m is None:
+        return None
+    ck.keys(m, what, ["remediation_days", "acceptance_role"], ["blocking_severities", "clauses"])
+    remediation: dict[str, Interval] = {}
+    rd = ck.mapping(m, "remediation_days", m.get("remediation_days"), f"{what}: remediation_days")
+    for sev in rd or {}:
+        if sev not in SEVERITIES:
+            ck.error(
+                rd.kpos(sev),
+                f"{what}: remediation_days: severity must be one of {list(SEVERITIES)}. Got {sev!r} instead.",
+            )
+            continue
+        interval = _build_interval(rd, sev, ck, f"{what}: remediation_days.{sev}")
+        if interval is not None:
+            remediation[sev] = interval
+    if rd is not None and [s for s in SEVERITIES if s not in remediation] and not ck.failed:
+        ck.error(rd.pos, f"{what}: remediation_days must give every severity {list(SEVERITIES)}")
+    role = ck.choice(m, "acceptance_role", what, ROLES)
+    blocking: list[str] = [SEVERITY_BLOCKING]
+    if "blocking_severities" in m:
+        blocking = []
+        for sev, pos in ck.string_list(m, "blocking_severities", what) or []:
+            if sev not in SEVERITIES:
+                ck.error(
+                    pos,
+                    f"{what}: blocking_severities must name severities {list(SEVERITIES)}. Got {sev!r} instead.",
+                )
+            else:
+                blocking.append(sev)
+    if role is None:
+        return None
+    return FindingsPolicy(
+        remediation, role, tuple(blocking), _clause_refs(m, "clauses", ck, what, clause_ids)
+    )
+
+
+def _build_vendor_models(
+    tree: LMap, ck: _Checker, tier_ids: list[str], clause_ids: set[str], control_ids: set[str]
+) -> VendorPolicy | None:
+    if "vendor_models" not in tree:
+        return None
+    what = "vendor_models"
+    m = ck.mapping(tree, "vendor_models", tree["vendor_models"], what)
+    if m is None:
+        return None
+    ck.keys(
+        m,
+        what,
+        ["title_zh", "title_en", "clauses", "note_zh", "note_en"],
+        ["not_applicable", "outcome_analysis", "attestations"],
+    )
+    not_applicable: dict[str, OutOfScope] = {}
+    if "not_applicable" in m:
+        na = ck.mapping(m, "not_applicable", m["not_applicable"], f"{what}: not_applicable")
+        for cid, body in (na or {}).items():
+            w = f"{what}: not_applicable {cid}"
+            if cid not in control_ids:
+                ck.error(na.kpos(cid), f"{w}: {cid!r} is not a control of the pack")
+            b = ck.mapping(na, cid, body, w)
+            if b is None:
+                continue
+            ck.keys(b, w, ["reason_zh", "reason_en"], [])
+            not_applicable[cid] = OutOfScope(cid, ck.text(b, "reason_zh", w), ck.text(b, "reason_en", w))
+    outcome: list[str] = []
+    if "outcome_analysis" in m:
+        for cid, pos in ck.string_list(m, "outcome_analysis", what) or []:
+            if cid not in control_ids:
+                ck.error(pos, f"{what}: outcome_analysis names {cid!r}, which is not a control of the pack")
+            elif cid in not_applicable:
+                ck.error(pos, f"{what}: {cid} is both not_applicable and outcome_analysis")
+            else:
+                outcome.append(cid)
+    attestations: list[Control] = []
+    if "attestations" in m:
+        raw = m["attestations"]
+        if not isinstance(raw, LSeq):
+            ck.error(
+                m.vpos("attestations"), f"{what}: attestations must be a list. Got a {_tname(raw)} instead."
+            )
+        else:
+            for i, body in enumerate(raw):
+                c = ck.mapping(raw, i, body, f"{what}: attestations[{i}]")
+                if c is None:
+                    continue
+                cid = ck.string(c, "id", f"{what}: attestations[{i}]")
+                if cid is None:
+                    continue
+                w = f"{what}: control {cid}"
+                if cid in control_ids or any(a.id == cid for a in attestations):
+                    ck.error(c.vpos("id"), f"{w}: duplicate control id {cid!r}")
+                    continue
+                if "attestation" not in c:
+                    ck.error(c.pos, f"{w}: a vendor control must be an attestation")
+                    continue
+                ck.keys(
+                    c,
+                    w,
+                    ["id", "title_zh", "title_en", "gates", "severity", "attestation", "clauses"],
+                    ["secondary_clauses", "tiers"],
+                )
+                control = _build_control(c, ck, w, cid, tier_ids, clause_ids)
+                if control is not None:
+                    attestations.append(control)
+    return VendorPolicy(
+        title_zh=ck.text(m, "title_zh", what),
+        title_en=ck.text(m, "title_en", what),
+        clauses=_clause_refs(m, "clauses", ck, what, clause_ids),
+        note_zh=ck.text(m, "note_zh", what),
+        note_en=ck.text(m, "note_en", what),
+        not_applicable=not_applicable,
+        outcome_analysis=tuple(outcome),
+        attestations=tuple(attestations),
+    )
+
+
 def _cross_checks(
     tree: LMap,
     ck: _Checker,
@@ -999,6 +1344,10 @@ def _apply_extension(base_tree: LMap, ext: LMap, ck: _Checker) -> LMap:
         for i, item in enumerate(add):
             target.append(_copy(item))
             target.item_pos.append(add.ipos(i))
+
+    for section in _OPERATIONS_SECTIONS:
+        if section in ext:
+            merged.put(section, _copy(ext[section]), ext.kpos(section), ext.vpos(section))
 
     if "overrides" in ext:
         ov = ck.mapping(ext, "overrides", ext["overrides"], "overrides")

@@ -455,6 +455,159 @@ class OutOfScope:
         return {"reason_zh": self.reason_zh, "reason_en": self.reason_en}
 
 
+# -- model risk operations: review calendar, findings, vendor models ----------------------------------------
+
+REVIEW_ANCHORS: tuple[str, ...] = ("validation", "monitoring")  # or "attestation:<control id>"
+OVERDUE_ACTIONS: tuple[str, ...] = ("block", "warn")
+SPECIAL_AUDIT_TRIGGERS: tuple[str, ...] = ("suspension",)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A number of days and where the number comes from (``basis``, as for thresholds)."""
+
+    days: int
+    basis: str
+    note_zh: str = ""
+    note_en: str = ""
+
+    def to_dict(self) -> dict:
+        return {"days": self.days, "basis": self.basis, "note_zh": self.note_zh, "note_en": self.note_en}
+
+
+@dataclass(frozen=True)
+class ReviewKind:
+    """One kind of periodic review (revalidation, periodic review, audit) and its interval per tier.
+    ``by_model_type`` overrides the tier's interval for models whose card names that ``model_type``."""
+
+    id: str
+    title_zh: str
+    title_en: str
+    anchor: str
+    clauses: tuple[str, ...]
+    intervals: Mapping[str, Interval]
+    secondary_clauses: tuple[str, ...] = ()
+    by_model_type: Mapping[str, Mapping[str, Interval]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "intervals", _freeze(self.intervals))
+        object.__setattr__(
+            self, "by_model_type", _freeze({k: _freeze(v) for k, v in dict(self.by_model_type).items()})
+        )
+
+    def interval(self, tier: str, model_type: str | None = None) -> Interval | None:
+        if model_type and model_type in self.by_model_type and tier in self.by_model_type[model_type]:
+            return self.by_model_type[model_type][tier]
+        return self.intervals.get(tier)
+
+    def to_dict(self) -> dict:
+        return {
+            "title_zh": self.title_zh,
+            "title_en": self.title_en,
+            "anchor": self.anchor,
+            "clauses": list(self.clauses),
+            "secondary_clauses": list(self.secondary_clauses),
+            "intervals": {t: i.to_dict() for t, i in self.intervals.items()},
+            "by_model_type": {
+                m: {t: i.to_dict() for t, i in v.items()} for m, v in self.by_model_type.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SpecialAudit:
+    title_zh: str
+    title_en: str
+    trigger: str
+    interval: Interval
+    clauses: tuple[str, ...]
+    secondary_clauses: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "title_zh": self.title_zh,
+            "title_en": self.title_en,
+            "trigger": self.trigger,
+            **self.interval.to_dict(),
+            "clauses": list(self.clauses),
+            "secondary_clauses": list(self.secondary_clauses),
+        }
+
+
+@dataclass(frozen=True)
+class ReviewCalendar:
+    due_soon: Interval
+    reviews: tuple[ReviewKind, ...]
+    overdue_at_monitor_gate: Mapping[str, str]  # tier -> block | warn
+    overdue_control: str | None = None
+    special_audit: SpecialAudit | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overdue_at_monitor_gate", _freeze(self.overdue_at_monitor_gate))
+
+    def review(self, review_id: str) -> ReviewKind | None:
+        return next((r for r in self.reviews if r.id == review_id), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "due_soon_days": self.due_soon.days,
+            "due_soon_basis": self.due_soon.basis,
+            "reviews": {r.id: r.to_dict() for r in self.reviews},
+            "overdue_at_monitor_gate": dict(self.overdue_at_monitor_gate),
+            "overdue_control": self.overdue_control,
+            "special_audit": None if self.special_audit is None else self.special_audit.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class FindingsPolicy:
+    remediation: Mapping[str, Interval]  # severity -> deadline
+    acceptance_role: str
+    blocking_severities: tuple[str, ...]
+    clauses: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "remediation", _freeze(self.remediation))
+
+    def to_dict(self) -> dict:
+        return {
+            "remediation_days": {s: i.to_dict() for s, i in self.remediation.items()},
+            "acceptance_role": self.acceptance_role,
+            "blocking_severities": list(self.blocking_severities),
+            "clauses": list(self.clauses),
+        }
+
+
+@dataclass(frozen=True)
+class VendorPolicy:
+    """What changes for a vendor-supplied version: controls that need model internals or training data do
+    not apply (each with its reason); outcome analysis stays; vendor attestations are added."""
+
+    title_zh: str
+    title_en: str
+    clauses: tuple[str, ...]
+    note_zh: str
+    note_en: str
+    not_applicable: Mapping[str, OutOfScope]
+    outcome_analysis: tuple[str, ...]
+    attestations: tuple[Control, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "not_applicable", _freeze(self.not_applicable))
+
+    def to_dict(self) -> dict:
+        return {
+            "title_zh": self.title_zh,
+            "title_en": self.title_en,
+            "clauses": list(self.clauses),
+            "note_zh": self.note_zh,
+            "note_en": self.note_en,
+            "not_applicable": {k: v.to_dict() for k, v in self.not_applicable.items()},
+            "outcome_analysis": list(self.outcome_analysis),
+            "attestations": [c.to_dict() for c in self.attestations],
+        }
+
+
 @dataclass(frozen=True)
 class BaseRef:
     """The pack a bank's file extends, recorded in the merged pack."""
@@ -480,6 +633,10 @@ class PolicyPack:
     sources: Mapping[str, Source] = field(default_factory=dict)
     catalog_version: str | None = None
     extends: BaseRef | None = None
+    review_calendar: ReviewCalendar | None = None
+    findings_policy: FindingsPolicy | None = None
+    vendor_models: VendorPolicy | None = None
+    vendor_view: bool = False  # the effective pack of a vendor-supplied version (see ``for_vendor``)
     # Where it was read from; not part of the content (two copies of one pack have one digest).
     path: Path | None = field(default=None, compare=False)
 
@@ -523,6 +680,10 @@ class PolicyPack:
         try:
             return self._control_index[control_id]
         except KeyError:
+            # The vendor attestations are controls too (they apply through ``for_vendor``).
+            for c in self.vendor_models.attestations if self.vendor_models else ():
+                if c.id == control_id:
+                    return c
             from modelreg.errors import NotFound
 
             raise NotFound(f"control {control_id!r} is not in policy pack {self.id}@{self.version}") from None
@@ -569,7 +730,35 @@ class PolicyPack:
             "clauses": [c.to_dict() for c in self.clauses],
             "controls": [c.to_dict() for c in self.controls],
             "out_of_scope": {k: o.to_dict() for k, o in self.out_of_scope.items()},
+            # Operations sections only when present, so packs without them keep their digest.
+            **({"review_calendar": self.review_calendar.to_dict()} if self.review_calendar else {}),
+            **({"findings": self.findings_policy.to_dict()} if self.findings_policy else {}),
+            **({"vendor_models": self.vendor_models.to_dict()} if self.vendor_models else {}),
+            **({"vendor_view": True} if self.vendor_view else {}),
         }
+
+    def for_vendor(self) -> PolicyPack:
+        """The effective pack for a vendor-supplied version: the controls that need model internals or
+        training data disabled with the pack's reason, the vendor attestations added. Its digest differs from
+        the base pack's, so an evaluation records exactly which controls applied."""
+        from dataclasses import replace
+
+        if self.vendor_models is None or self.vendor_view:
+            return self
+        vm = self.vendor_models
+        controls = []
+        for c in self.controls:
+            na = vm.not_applicable.get(c.id)
+            if na is not None:
+                c = replace(
+                    c,
+                    disabled=True,
+                    disabled_reason_zh=f"供应商模型不适用：{na.reason_zh}",
+                    disabled_reason_en=f"not applicable to a vendor model: {na.reason_en}",
+                )
+            controls.append(c)
+        controls.extend(vm.attestations)
+        return replace(self, controls=tuple(controls), vendor_view=True)
 
     def canonical_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(

@@ -238,5 +238,45 @@ class CheckpointRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TrackedFindingRow(Base):
+    """A failed control tracked until remediated (model risk operations): opened or updated by a validation or
+    monitoring run, closed by a later passing run of the same control or by a signed acceptance."""
+
+    __tablename__ = "tracked_findings"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    control_id: Mapped[str] = mapped_column(String(100))
+    purpose: Mapped[str] = mapped_column(String(20))  # validation | monitoring
+    status: Mapped[str] = mapped_column(String(30))  # open | remediation_proposed | closed
+    severity: Mapped[str] = mapped_column(String(20))
+    clause_ids: Mapped[list] = mapped_column(JSON)
+    title_zh: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"))
+    last_evaluation_id: Mapped[int] = mapped_column(BigInteger)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    last_result: Mapped[dict] = mapped_column(JSON)  # status, value, threshold, reason of the latest failure
+    remediation: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+    closure: Mapped[dict | None] = mapped_column(JSON)  # {"kind": "passed"|"accepted", evidence ids/digests}
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        # At most one unclosed finding per control and kind of run of a version: a repeat failure updates it.
+        Index(
+            "uq_tracked_findings_one_open",
+            "version_id",
+            "control_id",
+            "purpose",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
+    )
+
+
 # Monitoring thresholds per metric may need floats in findings' detail JSON only; Float kept importable.
 __all__ = [name for name in dir() if name.endswith("Row")] + ["Base", "Float"]

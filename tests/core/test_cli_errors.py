@@ -283,6 +283,11 @@ READ_ONLY = {
     ("evidence", "verify"),
     ("evidence", "recompute"),
     ("demo",),  # runs on its own throw-away registry
+    ("due",),
+    ("finding", "list"),
+    ("finding", "show"),
+    ("inventory",),  # writes a local file, never the registry
+    ("report", "validation"),  # writes a local file, never the registry
 }
 
 

@@ -401,6 +401,7 @@ GOLDEN_LAYOUT = {
     "monitors/N/robustness.json",
     "monitors/N/robustness/boundary_cases.csv",
     "monitors/N/robustness/stress_scenarios.csv",
+    "operations.json",
     "policy/matrix.json",
     "policy/pack.json",
     "provenance.json",
