@@ -747,11 +747,23 @@ class Registry:
         self, checkpoint_path: str | Path | None = None, *, trusted_key: str | Path | None = None
     ) -> VerifyReport:
         """Recompute the whole log. With a checkpoint: check its signature and that today's log extends it."""
+        from sqlalchemy.exc import DBAPIError
+
         from modelreg.audit import checkpoint as cp_mod
 
         checkpoint = cp_mod.Checkpoint.load(checkpoint_path) if checkpoint_path else None
         self._check_schema()
-        report = audit_log.verify_snapshot(self.engine)
+        try:
+            report = audit_log.verify_snapshot(self.engine)
+        except (DBAPIError, self.engine.dialect.dbapi.Error, audit_log.AuditStateMissing) as exc:  # type: ignore[union-attr]
+            # A dropped audit table is a verification result (the log is gone), not an internal error.
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()
+            return VerifyReport(
+                False,
+                0,
+                "",
+                problem=f"the audit log cannot be read (audit table missing or damaged): {first[0] if first else type(exc).__name__}",
+            )
         if checkpoint is None or not report.ok:
             return report
         return _check_against_checkpoint(self, report, checkpoint, trusted_key)
@@ -803,7 +815,22 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
     if trusted_key is not None:
         public = signing.load_public_key(Path(trusted_key))
     else:
-        public = signing.ensure_key(reg.settings.audit_key_path).public_key()
+        # Read-only: use the registry's audit key if it exists, never create one (a fresh key could not have
+        # signed the checkpoint anyway, and a verifying command must write nothing).
+        private_path = Path(reg.settings.audit_key_path)
+        pub_path = signing.public_key_path_for(private_path)
+        if pub_path.exists():
+            public = signing.load_public_key(pub_path)
+        elif private_path.exists():
+            public = signing.load_private_key(private_path).public_key()
+        else:
+            return VerifyReport(
+                False,
+                report.size,
+                report.root_hash,
+                problem=f"no audit key at {private_path} to check the checkpoint's signature with: pass --trusted-key (the checkpoint's .pub file)",
+                checkpoint=json_loads(checkpoint.to_json()),
+            )
     cp_dict = json_loads(checkpoint.to_json())
     if not _verify_cp(checkpoint, public):
         return VerifyReport(
@@ -819,7 +846,11 @@ def _check_against_checkpoint(reg: Registry, report: VerifyReport, checkpoint, t
             report.size,
             report.root_hash,
             first_bad_seq=report.size,
-            problem=f"the log holds {report.size} events but the checkpoint saw {checkpoint.size}: events after #{report.size - 1} were removed",
+            problem=(
+                f"the log holds {report.size} events but the checkpoint saw {checkpoint.size}: events after #{report.size - 1} were removed"
+                if report.size
+                else f"the log is empty but the checkpoint saw {checkpoint.size} events: every event was removed"
+            ),
             checkpoint=cp_dict,
         )
     leaves = audit_log.leaf_hashes(reg.engine)[: report.size]  # the verified prefix, not later appends

@@ -216,6 +216,10 @@ def iter_rows(source: Engine | Connection, batch: int = 20_000) -> Iterator[tupl
         cursor.close()
 
 
+class AuditStateMissing(RuntimeError):
+    """The recorded state of the log is gone: verification fails, it does not crash."""
+
+
 def verify_snapshot(engine: Engine) -> VerifyReport:
     """Verify the rows against the recorded state as of one snapshot: events committed by writers while
     the rows are read are not there, instead of looking like rows the state does not account for."""
@@ -225,7 +229,7 @@ def verify_snapshot(engine: Engine) -> VerifyReport:
         with conn.begin():  # SQLite (WAL): the read transaction's snapshot starts at its first SELECT
             row = conn.execute(text("SELECT size, root_hash FROM audit_state WHERE id = 1")).first()
             if row is None:
-                raise RuntimeError("audit_state row missing: the schema is damaged")
+                raise AuditStateMissing("audit_state row missing: the schema is damaged")
             return verify_rows(iter_rows(conn), state_size=row[0], state_root=bytes(row[1]))
 
 
