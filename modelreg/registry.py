@@ -39,9 +39,12 @@ from modelreg.store.tables import DatasetRow, ModelRow, TransitionRow, UserRow, 
 ROLE_NAMES = tuple(r.value for r in Role)
 TIER_NAMES = tuple(t.value for t in RiskTier)
 
-# Hooks run inside the write transaction just before commit (e.g. mirroring the stage to MLflow). If a hook
-# raises, the registry change is rolled back too, so the two never disagree because of a failed projection.
+# Kept for plug-ins that still want a call inside the write transaction; the MLflow mirror no longer uses it
+# (it drains the outbox after commit, see modelreg/store/outbox.py).
 Projection = Callable[[str, ModelVersion, dict], None]
+# Called after a write transaction that queued outbox work committed, and once when a registry first touches
+# the database (the next command after a crash): applies pending projections from the committed state.
+OutboxDrainer = Callable[["Registry"], None]
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Registry:
         self.projections: list[Projection] = []
         # Called inside the evaluation's write transaction (e.g. log it as an MLflow run); may return a run id.
         self.evaluation_projections: list[Callable[..., str | None]] = []
+        self.outbox_drainers: list[OutboxDrainer] = []
+        self._outbox_checked = False
         self._schema_checked = False
         self._db_role: str | bool | None = False
 
@@ -93,6 +98,8 @@ class Registry:
         other.requirements = self.requirements
         other.projections = self.projections
         other.evaluation_projections = self.evaluation_projections
+        other.outbox_drainers = self.outbox_drainers
+        other._outbox_checked = self._outbox_checked
         other._schema_checked = self._schema_checked
         return other
 
@@ -118,14 +125,32 @@ class Registry:
     @contextmanager
     def _read(self) -> Iterator[Session]:
         self._check_schema()
+        self._drain_left_over()
         with read_session(self.engine) as session:
             yield session
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        from modelreg.store import outbox
+
         self._check_schema()
+        self._drain_left_over()
         with write_session(self.engine) as session:
             yield session
+            queued = session.info.pop(outbox.SESSION_FLAG, False)
+        if queued:  # committed: only now may MLflow follow
+            self.drain_outbox()
+
+    def drain_outbox(self) -> None:
+        for drainer in self.outbox_drainers:
+            drainer(self)
+
+    def _drain_left_over(self) -> None:
+        """The first command after a crash applies what the crashed one committed but did not project."""
+        if self._outbox_checked or not self.outbox_drainers:
+            return
+        self._outbox_checked = True
+        self.drain_outbox()
 
     def db_role(self, session: Session) -> str | None:
         """On PostgreSQL, the authenticated database role is recorded beside the claimed user."""
@@ -728,6 +753,13 @@ class Registry:
             return TransitionResult(updated, event)
 
     def _project(self, session: Session, action: str, version: ModelVersion, extra: dict) -> None:
+        from modelreg.store import outbox
+
+        # MLflow follows from the outbox after commit; a version not linked to MLflow has nothing to mirror.
+        targets = [
+            (v.model, v.version) for v in (version, extra.get("replaced")) if v is not None and v.model_uri
+        ]
+        outbox.enqueue(session, targets)
         for projection in self.projections:
             projection(action, version, extra)
 

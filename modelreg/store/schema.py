@@ -13,8 +13,8 @@ from sqlalchemy import Engine, inspect, text
 from modelreg.errors import SchemaError
 
 VERSION_TABLE = "modelreg_alembic_version"
-HEAD_REVISION = "0001"
-KNOWN_REVISIONS = ("0001",)
+HEAD_REVISION = "0002_isolation"
+KNOWN_REVISIONS = ("0001", "0002_isolation")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
