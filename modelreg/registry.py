@@ -112,6 +112,7 @@ class Registry:
                 raise SchemaError(f"no registry database at {path}: run `modelreg init` first")
             try:
                 check_schema(self.engine)
+                self._check_privileges()
             except Exception as exc:
                 from sqlalchemy.exc import OperationalError
 
@@ -121,6 +122,30 @@ class Registry:
                     raise translate_db_error(exc, str(self.engine.url)) from None
                 raise
             self._schema_checked = True
+
+    def _check_privileges(self) -> None:
+        """Production mode refuses a PostgreSQL connection that could switch off the audit log's guards."""
+        if self.settings.mode != "production" or self.engine.dialect.name != "postgresql":
+            return
+        from modelreg.errors import ConfigError
+        from modelreg.store.pg_roles import privileged_connection
+
+        with self.engine.connect() as conn:
+            why = privileged_connection(conn)
+        if why is not None:
+            raise ConfigError(
+                f"MODELREG_MODE=production: {why}; connect as the application role that `modelreg init --pg-roles` creates"
+            )
+
+    def setup_pg_roles(self, prefix: str = "modelreg") -> dict:
+        """Create the least-privilege roles (see modelreg/store/pg_roles.py), audited."""
+        from modelreg.store.pg_roles import setup_roles
+
+        check_schema(self.engine)  # not _check_schema: this is the administrator's (superuser's) command
+        result = setup_roles(self.engine, prefix)
+        with write_session(self.engine) as session:
+            self._event(session, "registry.roles_configured", payload={"roles": result["roles"]})
+        return result
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

@@ -22,4 +22,8 @@ EVENTS: dict[str, tuple[str, str]] = {
     "waiver.granted": ("time-limited waiver of a control", "授予豁免"),
     "mlflow.synced": ("MLflow aliases/tags repaired from the registry", "同步 MLflow 别名/标签"),
     "audit.checkpoint": ("signed checkpoint of the audit log issued", "签发审计检查点"),
+    "registry.roles_configured": (
+        "PostgreSQL least-privilege roles created or re-applied",
+        "配置数据库最小权限角色",
+    ),
 }
