@@ -4,6 +4,7 @@ read-only commands start fast (no SQLAlchemy for --help; never mlflow/shap/evide
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from modelreg.errors import ModelregError
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # MLflow 3.17 defaults to true: never here
     try:
         # Without standalone mode click returns the code of ctx.exit(n) instead of raising it.
         code = cli.main(args=argv, prog_name="modelreg", standalone_mode=False)

@@ -33,6 +33,9 @@ class EvaluationInput:
     scenarios: list[dict] | None = None
     # "pandas", "duckdb", "spark" or "auto" (monitors.scale.choose_engine on ``data``).
     engine: str = "pandas"
+    # Set by the registry when the policy and a validator's attestation allow an executable model format
+    # (it then runs in the isolated worker); None refuses such formats.
+    execution_grant: Any = None
 
 
 @dataclass
@@ -87,27 +90,13 @@ def _model_features(model: Any) -> list[str] | None:
     return None
 
 
-def load_model(uri: str):
-    """Load a model to run it (validate/monitor only). A scikit-learn flavour is loaded natively so SHAP can
-    use a fast explainer; anything else goes through MLflow's pyfunc. Either way it runs in this process."""
-    from modelreg.errors import BadInput as _Bad
+def load_model(uri: str, grant: Any = None):
+    """Load a model to run it (validate/monitor/recompute): formats that cannot execute code load here;
+    executable ones are refused, or with an execution grant run only in the isolated worker
+    (modelreg/integrations/model_worker.py)."""
+    from modelreg.integrations.model_worker import load_for_evaluation
 
-    try:
-        import mlflow.sklearn
-
-        try:
-            return mlflow.sklearn.load_model(
-                uri
-            ), f"loaded {uri} with mlflow.sklearn in the validator's own process"
-        except Exception:
-            import mlflow.pyfunc
-
-            return mlflow.pyfunc.load_model(
-                uri
-            ), f"loaded {uri} with mlflow.pyfunc in the validator's own process"
-    except Exception as exc:
-        first = str(exc).strip().splitlines()
-        raise _Bad(f"cannot load model {uri}: {first[0] if first else type(exc).__name__}") from None
+    return load_for_evaluation(uri, grant=grant)
 
 
 def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
@@ -120,7 +109,7 @@ def build(inp: EvaluationInput) -> tuple[Any, Any, Any, Any, str | None]:
     reference = _load(inp.reference, "--reference") if inp.reference is not None else None
     model, note = inp.model, None
     if model is None and inp.model_uri:
-        model, note = load_model(inp.model_uri)
+        model, note = load_model(inp.model_uri, inp.execution_grant)
     for col in [c for c in (inp.target, inp.prediction, inp.score, *inp.sensitive) if c]:
         if col not in current.columns:
             raise BadInput(
@@ -336,7 +325,7 @@ def _run_scaled(
         )
     model, note = inp.model, None
     if model is None and inp.model_uri:
-        model, note = load_model(inp.model_uri)
+        model, note = load_model(inp.model_uri, inp.execution_grant)
     try:
         spec = spec_from_source(
             engine,

@@ -91,6 +91,9 @@ def run_evaluation(
     tier = mv.risk_tier
     from modelreg.governance import runner
 
+    if inp.model_uri and inp.execution_grant is None:
+        inp.execution_grant = execution_grant(reg, pack, row.id, version)
+
     # A pre-check is the developer's dry run of what validation will check, plus the submit gate's own checks.
     gates = ("submit", "deploy") if purpose == "precheck" else (gate,)
     draft = runner.run(pack, gates, tier, inp, baselines=baselines, profile=profile, progress=progress)
@@ -98,6 +101,25 @@ def run_evaluation(
         return _store(reg, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp)
     finally:
         shutil.rmtree(draft.artifacts_dir, ignore_errors=True)
+
+
+def execution_grant(reg: Registry, pack, version_id: int, version: str):
+    """An executable model format may run (in the isolated worker) only when the policy pack defines the
+    attestation control CHK-MODEL-EXEC and a validator signed it for this version with a valid signature."""
+    from modelreg.errors import NotFound
+    from modelreg.integrations.model_worker import EXEC_CONTROL_ID, ExecutionGrant
+
+    try:
+        control = pack.control(EXEC_CONTROL_ID)
+    except NotFound:  # the pack does not define it: executable formats stay refused
+        return None
+    if control.attestation is None or control.attestation.role != "validator":
+        return None
+    with reg._read() as session:
+        for rec in reversed(records.signed_records(session, version_id, kind="attestation")):
+            if rec.control_id == EXEC_CONTROL_ID and rec.valid_signature and rec.role == "validator":
+                return ExecutionGrant(EXEC_CONTROL_ID, rec.actor, version)
+    return None
 
 
 def _declared_from_card(inp: EvaluationInput, card: dict) -> None:
