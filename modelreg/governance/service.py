@@ -70,6 +70,7 @@ def run_evaluation(
         model_row, row = repo.version_rows(session, name, version)
         mv = repo.to_version(row, model_row)
         row_version = row.row_version
+        version_id = row.id
         if row.stage != stage.value:
             raise InvalidTransition(
                 f"{purpose} needs {name} {version} in {stage.value}; it is in {row.stage}"
@@ -92,7 +93,7 @@ def run_evaluation(
     from modelreg.governance import runner
 
     if inp.model_uri and inp.execution_grant is None:
-        inp.execution_grant = execution_grant(reg, pack, row.id, version)
+        inp.execution_grant = execution_grant(reg, pack, version_id, version)
 
     # A pre-check is the developer's dry run of what validation will check, plus the submit gate's own checks.
     gates = ("submit", "deploy") if purpose == "precheck" else (gate,)

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,3 +171,81 @@ def test_with_a_grant_the_attacks_run_only_in_the_isolated_worker(attacks, tmp_p
             assert not scratch.exists()  # the worker's scratch folder goes with it
     _nothing_happened(attacks)
     assert os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION") in (None, "false", "False")
+
+
+EXEC_PACK = """\
+extends: cn-fin-algo-risk@1.0.0
+pack:
+  id: exec-bank
+  version: "2026.1"
+  title_zh: 允许在隔离进程中运行可执行模型的政策
+  title_en: Policy that lets executable model formats run in the isolated worker
+controls:
+  - id: CHK-MODEL-EXEC
+    title_zh: 可执行模型格式仅在隔离进程中运行
+    title_en: Executable model format runs only in the isolated worker
+    clauses: [NFRA-2025-13.1]
+    gates: [deploy]
+    severity: major
+    attestation:
+      role: validator
+      statement_zh: "本人确认：已审阅该模型版本的可执行格式，同意其仅在隔离进程中运行以完成验证。"
+      statement_en: "I confirm that I reviewed this version's executable model format and allow it to run, only in the isolated worker, for validation."
+"""
+
+
+def test_a_validator_attestation_under_a_pack_that_allows_it_runs_the_model_in_the_worker(attacks, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    env = {**attacks.env, "MODELREG_POLICY": "exec-bank"}
+    home = Path(env["MODELREG_HOME"])
+    (home / "policies").mkdir(parents=True)
+    (home / "policies" / "exec-bank.yaml").write_text(EXEC_PACK, encoding="utf-8")
+    X, y = _data(80, seed=9)
+    data = tmp_path / "holdout.csv"
+    X.assign(y=y).to_csv(data, index=False)
+    attack = attacks.models[0]  # the scikit-learn pickle
+    steps = [
+        ("init",),
+        ("--as", "admin", "user", "add", "admin", "--role", "admin"),
+        ("--as", "admin", "user", "add", "dev", "--role", "developer"),
+        ("--as", "admin", "user", "add", "val", "--role", "validator"),
+        ("keys", "generate", "-o", str(home / "keys" / "val.key")),
+        ("--as", "val", "keys", "register", str(home / "keys" / "val.key.pub")),
+        (
+            "--as",
+            "dev",
+            "register",
+            attack.name,
+            "1",
+            "--owner",
+            "dev",
+            "--risk-tier",
+            "low",
+            "--purpose",
+            "attack",
+        ),
+    ]
+    for step in steps:
+        done = _cli(env, *step)
+        assert done.returncode == 0, (step, done.stderr)
+    refused = _cli(env, "--as", "dev", "precheck", attack.name, "1", "--data", str(data), "--target", "y")
+    assert refused.returncode == 1 and "refused to load" in refused.stderr, refused.stderr
+    attested = _cli(env, "--as", "val", "attest", attack.name, "1", "--control", "CHK-MODEL-EXEC")
+    assert attested.returncode == 0, attested.stderr
+    ran = _cli(
+        env, "--as", "dev", "precheck", attack.name, "1", "--data", str(data), "--target", "y", "--json"
+    )
+    assert ran.returncode in (0, 1), ran.stderr  # 1: controls may fail on a constant model; it ran
+    assert "refused" not in ran.stderr
+    engine = create_engine(env["MODELREG_DATABASE_URL"])
+    with engine.connect() as conn:
+        stored = [
+            json.loads(d) if isinstance(d, str) else d
+            for d in conn.execute(text("SELECT data FROM evaluations")).scalars()
+        ]
+    engine.dispose()
+    assert len(stored) == 1
+    note = stored[0]["model_loading"]
+    assert "only in the isolated worker" in note and "CHK-MODEL-EXEC attested by val" in note, note
+    _nothing_happened(attacks)
