@@ -88,15 +88,18 @@ def force_no_pickle() -> None:
 @contextlib.contextmanager
 def no_pickle() -> Iterator[None]:
     """Forced false while the registry loads a model; a notebook's own setting comes back afterwards."""
-    saved = os.environ.get(PICKLE_FLAG)
-    os.environ[PICKLE_FLAG] = "false"
+    # The download's progress bars would break the CLI's one-line stderr contract.
+    forced = {PICKLE_FLAG: "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    saved = {k: os.environ.get(k) for k in forced}
+    os.environ.update(forced)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(PICKLE_FLAG, None)
-        else:
-            os.environ[PICKLE_FLAG] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # -- what is it ------------------------------------------------------------------------------------------------
