@@ -95,6 +95,8 @@ class Settings:
     env_file: Path | None
     policy: str = "cn-fin-algo-risk"
     signing_key: Path | None = None
+    # "production": refuse to run on PostgreSQL as a superuser or as the tables' owner (see `init --pg-roles`).
+    mode: str = "development"
 
     @property
     def policy_paths(self) -> tuple[Path, ...]:
@@ -198,4 +200,14 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         signing_key=_resolve_path(env["MODELREG_SIGNING_KEY"], Path.cwd())
         if env.get("MODELREG_SIGNING_KEY")
         else None,
+        mode=_mode(get("MODELREG_MODE", "development")),
     )
+
+
+MODES = ("development", "production")
+
+
+def _mode(value: str) -> str:
+    if value not in MODES:
+        raise ConfigError(f"MODELREG_MODE must be one of {', '.join(MODES)}. Got {value!r} instead.")
+    return value

@@ -40,7 +40,11 @@ def verify_against_checkpoint(
             report.size,
             report.root_hash,
             first_bad_seq=report.size,
-            problem=f"the log holds {report.size} events but the checkpoint saw {checkpoint.size}: events after #{report.size - 1} were removed",
+            problem=(
+                f"the log holds {report.size} events but the checkpoint saw {checkpoint.size}: events after #{report.size - 1} were removed"
+                if report.size
+                else f"the log is empty but the checkpoint saw {checkpoint.size} events: every event was removed"
+            ),
             checkpoint=cp_dict,
         )
     leaves = audit_log.leaf_hashes(engine)[: report.size]  # the verified prefix, not later appends

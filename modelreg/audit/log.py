@@ -315,6 +315,10 @@ def iter_rows(source: Engine | Connection, batch: int = 20_000) -> Iterator[tupl
         cursor.close()
 
 
+class AuditStateMissing(RuntimeError):
+    """The recorded state of the log is gone: verification fails, it does not crash."""
+
+
 def _counted(rows: Iterable[tuple], total: int, say: Callable[[str], None]) -> Iterator[tuple]:
     """The rows unchanged, with a line about every 10% of the log (every 10k to 100k events) for a person
     watching."""
@@ -336,7 +340,7 @@ def verify_snapshot(engine: Engine, *, progress: Callable[[str], None] | None = 
                 text("SELECT size, root_hash, tree_hash FROM audit_state WHERE id = 1")
             ).first()
             if row is None:
-                raise RuntimeError("audit_state row missing: the schema is damaged")
+                raise AuditStateMissing("audit_state row missing: the schema is damaged")
             source = iter_rows(conn)
             rows = source if progress is None else _counted(source, int(row[0]), progress)
             if progress is not None:

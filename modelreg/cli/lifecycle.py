@@ -27,21 +27,46 @@ def _version_line(v) -> str:
     help="Signature suite of the registry's own keys (audit checkpoints, evidence packs), chosen once "
     "(default ed25519; sm2 needs modelreg[gm]). Users may register keys of either suite.",
 )
+@click.option(
+    "--pg-roles",
+    is_flag=True,
+    help="PostgreSQL, as a superuser: also create the owner, application and auditor roles (least privilege).",
+)
+@click.option(
+    "--role-prefix",
+    default="modelreg",
+    show_default=True,
+    help="Names the roles PREFIX_owner, _app, _auditor.",
+)
 @json_option
 @pass_ctx
-def init_cmd(obj: CliContext, tree_hash: str | None, suite: str | None, as_json: bool) -> None:
+def init_cmd(
+    obj: CliContext, tree_hash: str | None, suite: str | None, pg_roles: bool, role_prefix: str, as_json: bool
+) -> None:
     """Create or upgrade the registry schema. Safe to run again."""
     from modelreg.client import open_registry
 
-    result = open_registry(obj.settings, actor=obj.actor).init(tree_hash=tree_hash, suite=suite)
+    reg = open_registry(obj.settings, actor=obj.actor)
+    result = reg.init(tree_hash=tree_hash, suite=suite)
+    if pg_roles:
+        result["pg_roles"] = reg.setup_pg_roles(role_prefix)
     url = obj.settings.database_url
 
     def human(r: dict) -> str:
         if r["created"]:
-            return f"initialised registry at {url} (schema {r['after']})"
-        if r["upgraded"]:
-            return f"upgraded registry at {url} from schema {r['before']} to {r['after']}"
-        return f"registry at {url} is up to date (schema {r['after']})"
+            text = f"initialised registry at {url} (schema {r['after']})"
+        elif r["upgraded"]:
+            text = f"upgraded registry at {url} from schema {r['before']} to {r['after']}"
+        else:
+            text = f"registry at {url} is up to date (schema {r['after']})"
+        if "pg_roles" in r:
+            roles = r["pg_roles"]["roles"]
+            text += (
+                f"\nroles: {roles['owner']} owns the tables (NOLOGIN; never used by the application), "
+                f"{roles['app']} is the application's login (INSERT/SELECT on audit_events, no DDL), "
+                f"{roles['auditor']} reads only"
+            )
+        return text
 
     emit(result, as_json, human)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 
 import click
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     flags = args[: args.index("--")] if "--" in args else args
     debug, as_json = "--debug" in flags, "--json" in flags
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # MLflow 3.17 defaults to true: never here
     try:
         with _mlflow_configured(), _quiet_under_json(as_json):
             # Without standalone mode click returns the code of ctx.exit(n) instead of raising it.

@@ -257,11 +257,16 @@ def recompute(
             )
 
     fitted = None
+    refused: str | None = None
     if isinstance(model, str | Path):
-        # The loader the registry's own runs use (scikit-learn flavour first, so SHAP sees the same model).
+        # The loader the registry's own runs use: an auditor never runs a format that can execute code.
         from modelreg.integrations.mlflow.models import load_model as load_uri
+        from modelreg.integrations.mlflow.worker import ModelRefused
 
-        fitted, _note = load_uri(str(model))
+        try:
+            fitted, _note = load_uri(str(model))
+        except ModelRefused as exc:
+            refused = exc.message
     elif model is not None:
         try:
             fitted = check_model(model)
@@ -310,6 +315,9 @@ def recompute(
         packed = packed_results[kind]
         if packed.get("status") == "invalid_input" and not packed.get("metrics"):
             result.skipped[kind] = f"the packed result computed nothing ({packed.get('reason')})"
+            continue
+        if refused is not None and (kind in NEEDS_MODEL or missing_score):
+            result.skipped[kind] = f"model refused: {refused}"
             continue
         if kind in NEEDS_MODEL and fitted is None:
             result.skipped[kind] = f"the {kind} monitor runs the model: pass --model"

@@ -40,6 +40,9 @@ class EvaluationInput:
     # fit it; without one the kinds come from the reference data, else from the data itself.
     schema: dict[str, str] | None = None
     schema_source: str | None = None
+    # Set by the registry when the policy and a validator's attestation allow an executable model format
+    # (it then runs in the isolated worker); None refuses such formats.
+    execution_grant: Any = None
 
 
 @dataclass
@@ -201,7 +204,7 @@ def build(
     if model is None and inp.model_uri:
         from modelreg.integrations.mlflow.models import load_model
 
-        model, note = load_model(inp.model_uri)
+        model, note = load_model(inp.model_uri, inp.execution_grant)
     for col in [c for c in (inp.target, inp.prediction, inp.score, *inp.sensitive) if c]:
         if col not in current.columns:
             raise BadInput(
@@ -474,7 +477,7 @@ def _run_scaled(
     if model is None and inp.model_uri:
         from modelreg.integrations.mlflow.models import load_model
 
-        model, note = load_model(inp.model_uri)
+        model, note = load_model(inp.model_uri, inp.execution_grant)
     try:
         spec = spec_from_source(
             engine,

@@ -57,6 +57,7 @@ def run_evaluation(
         assert target is not None
         mv = target.version
         row_version = target.row_version
+        version_id = target.id
         if target.stage != stage.value:
             raise InvalidTransition(
                 f"{purpose} needs {name} {version} in {stage.value}; it is in {target.stage}"
@@ -85,6 +86,9 @@ def run_evaluation(
     tier = mv.risk_tier
     from modelreg.governance import runner
 
+    if inp.model_uri and inp.execution_grant is None:
+        inp.execution_grant = execution_grant(reg, pack, version_id, version)
+
     # A pre-check is the developer's dry run of what validation will check, plus the submit gate's own checks.
     gates = ("submit", "deploy") if purpose == "precheck" else (gate,)
     # Loading a models:/ URI goes through MLflow's own configuration: give it this registry's stores.
@@ -103,6 +107,25 @@ def run_evaluation(
         return _store(reg, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp)
     finally:
         shutil.rmtree(draft.artifacts_dir, ignore_errors=True)
+
+
+def execution_grant(reg: Registry, pack, version_id: int, version: str):
+    """An executable model format may run (in the isolated worker) only when the policy pack defines the
+    attestation control CHK-MODEL-EXEC and a validator signed it for this version with a valid signature."""
+    from modelreg.errors import NotFound
+    from modelreg.integrations.mlflow.worker import EXEC_CONTROL_ID, ExecutionGrant
+
+    try:
+        control = pack.control(EXEC_CONTROL_ID)
+    except NotFound:  # the pack does not define it: executable formats stay refused
+        return None
+    if control.attestation is None or control.attestation.role != "validator":
+        return None
+    with reg.reading() as rd:
+        for rec in reversed(records.signed_records(rd.session, version_id, kind="attestation")):
+            if rec.control_id == EXEC_CONTROL_ID and rec.valid_signature and rec.role == "validator":
+                return ExecutionGrant(EXEC_CONTROL_ID, rec.actor, version)
+    return None
 
 
 def _declared_from_card(inp: EvaluationInput, card: dict) -> None:

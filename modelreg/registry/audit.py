@@ -47,12 +47,39 @@ class AuditMixin(RegistryCore):
 
         checkpoint = cp_mod.Checkpoint.load(checkpoint_path) if checkpoint_path else None
         self.ensure_schema()
-        report = audit_log.verify_snapshot(self.engine, progress=progress)
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            report = audit_log.verify_snapshot(self.engine, progress=progress)
+        except (DBAPIError, self.engine.dialect.dbapi.Error, audit_log.AuditStateMissing) as exc:  # type: ignore[union-attr]
+            # A dropped audit table is a verification result (the log is gone), not an internal error.
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()
+            return VerifyReport(
+                False,
+                0,
+                "",
+                problem=f"the audit log cannot be read (audit table missing or damaged): {first[0] if first else type(exc).__name__}",
+            )
         if report.ok and checkpoint is not None:
             if trusted_key is not None:
                 public = signing.load_public_key(Path(trusted_key))
             else:
-                public = self.registry_key(self.settings.audit_key_path).public_key()
+                # Read-only: use the registry's audit key if it exists, never create one (a fresh key could not
+                # have signed the checkpoint anyway, and a verifying command must write nothing).
+                private_path = Path(self.settings.audit_key_path)
+                pub_path = signing.public_key_path_for(private_path)
+                if pub_path.exists():
+                    public = signing.load_public_key(pub_path)
+                elif private_path.exists():
+                    public = signing.load_private_key(private_path).public_key()
+                else:
+                    return VerifyReport(
+                        False,
+                        report.size,
+                        report.root_hash,
+                        problem=f"no audit key at {private_path} to check the checkpoint's signature with: pass --trusted-key (the checkpoint's .pub file)",
+                        checkpoint=json.loads(checkpoint.to_json()),
+                    )
             tree_hash, _ = audit_log.crypto_settings(self.engine)
             if checkpoint.tree_hash != tree_hash:
                 raise BadInput(MSG_MIXED_CHECKPOINT.format(have=tree_hash, got=checkpoint.tree_hash))

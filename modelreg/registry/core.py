@@ -138,6 +138,10 @@ class RegistryCore:
         # Called inside the evaluation's write transaction (e.g. log it as an MLflow run); may return a run id.
         self.evaluation_projections: list[Callable[..., str | None]] = []
         self.extensions: dict[str, Any] = {}  # per-registry caches of plug-ins (e.g. the MLflow gateway)
+        # Called after a change that queued outbox work committed, and once when a registry first touches the
+        # database (the next command after a crash): applies pending MLflow projections from committed state.
+        self.outbox_drainers: list[Callable[[Any], None]] = []
+        self._outbox_checked = False
         self._schema_checked = False
         self._db_role: str | bool | None = False
         self._event_signer: EventSigner | None = None
@@ -149,6 +153,8 @@ class RegistryCore:
         other.projections = self.projections
         other.evaluation_projections = self.evaluation_projections
         other.extensions = self.extensions
+        other.outbox_drainers = self.outbox_drainers
+        other._outbox_checked = self._outbox_checked
         other._schema_checked = self._schema_checked
         other._event_signer = self._event_signer
         other._key_introduced = self._key_introduced
@@ -220,6 +226,7 @@ class RegistryCore:
             raise SchemaError(f"no registry database at {path}: run `modelreg init` first")
         try:
             check_schema(self.engine)
+            self._check_privileges()
         except Exception as exc:
             from sqlalchemy.exc import OperationalError
 
@@ -229,6 +236,31 @@ class RegistryCore:
                 raise translate_db_error(exc, str(self.engine.url)) from None
             raise
         self._schema_checked = True
+
+    def _check_privileges(self) -> None:
+        """Production mode refuses a PostgreSQL connection that could switch off the audit log's guards."""
+        if self.settings.mode != "production" or self.engine.dialect.name != "postgresql":
+            return
+        from modelreg.errors import ConfigError
+        from modelreg.store.pg_roles import privileged_connection
+
+        with self.engine.connect() as conn:
+            why = privileged_connection(conn)
+        if why is not None:
+            raise ConfigError(
+                f"MODELREG_MODE=production: {why}; connect as the application role that `modelreg init --pg-roles` creates"
+            )
+
+    def drain_outbox(self) -> None:
+        for drainer in self.outbox_drainers:
+            drainer(self)
+
+    def _drain_left_over(self) -> None:
+        """The first command after a crash applies what the crashed one committed but did not project."""
+        if self._outbox_checked or not self.outbox_drainers:
+            return
+        self._outbox_checked = True
+        self.drain_outbox()
 
     def db_role(self, session: Session) -> str | None:
         """On PostgreSQL, the authenticated database role is recorded beside the claimed user."""
@@ -263,6 +295,7 @@ class RegistryCore:
     ) -> Iterator[Reading]:
         """A read-only snapshot; with ``action``, only for a user who may attempt it (deny by default)."""
         self.ensure_schema()
+        self._drain_left_over()
         with read_session(self.engine) as session:
             if self.actor_explicit and not self._actor_known:
                 if repo.get_user(session, self.actor) is not None:
@@ -287,7 +320,10 @@ class RegistryCore:
         """One state change: permission, transaction, target version, audit event(s), projections; all or nothing.
 
         ``authorize=False`` only for the bootstrap steps that precede any user (``init``, the first admin)."""
+        from modelreg.store import outbox
+
         self.ensure_schema()
+        self._drain_left_over()
         with write_session(self.engine) as session:
             user = self.authorize(session, action) if authorize else None
             if authorize:
@@ -302,8 +338,17 @@ class RegistryCore:
                 raise RuntimeError(f"{action}: a state change must record its audit event (tx.event)")
             session.flush()
             for act, mv, extra in tx.projections:
+                # MLflow follows from the outbox after commit; a version not linked to MLflow has nothing to
+                # mirror. Other plug-ins' projections still run inside the transaction.
+                replaced = extra.get("replaced")
+                outbox.enqueue(
+                    session, [(v.model, v.version) for v in (mv, replaced) if v is not None and v.model_uri]
+                )
                 for projection in self.projections:
                     projection(act, mv, extra)
+            queued = session.info.pop(outbox.SESSION_FLAG, False)
+        if queued:  # committed: only now may MLflow follow
+            self.drain_outbox()
 
     def unknown_user_message(self) -> str:
         return (

@@ -121,6 +121,17 @@ class UsersMixin(RegistryCore):
             tx.event("user.added", payload={"user": name, "roles": list(roles), "key_id": key_id})
             return user
 
+    def setup_pg_roles(self, prefix: str = "modelreg") -> dict:
+        """Create the least-privilege roles (see modelreg/store/pg_roles.py), audited."""
+        from modelreg.store.pg_roles import setup_roles
+        from modelreg.store.schema import check_schema
+
+        check_schema(self.engine)  # not ensure_schema: this is the administrator's (superuser's) command
+        result = setup_roles(self.engine, prefix)
+        with self.change("init", authorize=False) as tx:
+            tx.event("registry.roles_configured", payload={"roles": result["roles"]})
+        return result
+
     def set_roles(self, name: str, roles: list[str] | tuple[str, ...]) -> User:
         """Replace a user's roles (an admin's decision, audited). No roles: the user stays on record, for the
         history, but can no longer act."""

@@ -72,6 +72,8 @@ def _sqlite_engine(parsed) -> Engine:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
+        # OR REPLACE deletes conflicting rows; with recursive triggers that delete fires the DELETE guards too.
+        cur.execute("PRAGMA recursive_triggers = ON")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -278,5 +278,20 @@ class TrackedFindingRow(Base):
     )
 
 
+class OutboxRow(Base):
+    """MLflow projection work, written in the transaction of the audit event that caused it and applied only
+    after that transaction committed (so MLflow can lag the registry, never lead it)."""
+
+    __tablename__ = "mlflow_outbox"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(500))
+    version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=False)
+
+    __table_args__ = (Index("ix_mlflow_outbox_pending", "applied_at"),)
+
+
 # Monitoring thresholds per metric may need floats in findings' detail JSON only; Float kept importable.
 __all__ = [name for name in dir() if name.endswith("Row")] + ["Base", "Float"]

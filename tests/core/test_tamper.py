@@ -37,10 +37,17 @@ class Log:
     checkpoint: Path
     checkpoint_size: int
     size: int  # events after the checkpoint was recorded
+    # Who tampers. None: the registry's own connection. tests/isolation runs this suite with the registry on
+    # the least-privilege application role and the tampering done by a superuser.
+    owner_engine: object = None
 
     @property
     def pg(self) -> bool:
         return self.reg.engine.dialect.name == "postgresql"
+
+    @property
+    def owner(self):
+        return self.owner_engine if self.owner_engine is not None else self.reg.engine
 
 
 @pytest.fixture
@@ -99,7 +106,7 @@ def rows(conn: Connection) -> list[tuple]:
 @contextmanager
 def as_table_owner(log: Log, *, state_too: bool = False) -> Iterator[Connection]:
     """A transaction with the append-only triggers out of the way, as the tables' owner could do it."""
-    with log.reg.engine.begin() as conn:
+    with log.owner.begin() as conn:
         if log.pg:
             conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER ALL"))
             if state_too:
@@ -222,7 +229,7 @@ def test_edited_copied_columns_are_detected(log):
         assert not report.ok and report.first_bad_seq == k, column
         assert "row columns disagree" in report.problem
         assert_cli_fails_naming(log, k)
-        with log.reg.engine.begin() as conn:  # put it back (the trigger is gone) before the next column
+        with log.owner.begin() as conn:  # put it back (the trigger is gone) before the next column
             conn.execute(
                 text(f"UPDATE audit_events SET {column} = :v WHERE seq = :k"), {"v": original, "k": k}
             )

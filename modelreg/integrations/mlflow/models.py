@@ -14,8 +14,17 @@ if TYPE_CHECKING:
     from modelreg.settings import Settings
 
 
-def load_model(uri: str) -> tuple[Any, str]:
-    """Load a model to run it (validate/monitor/recompute), with a note of how it was loaded.
+def load_model(uri: str, grant: Any = None) -> tuple[Any, str]:
+    """Load a model to run it (validate/monitor/recompute), with a note of how it was loaded: formats that
+    cannot execute code load in this process; executable ones are refused, or with an execution grant run only
+    in the isolated worker (``worker.py``)."""
+    from modelreg.integrations.mlflow.worker import load_for_evaluation
+
+    return load_for_evaluation(uri, grant=grant)
+
+
+def load_model_in_process(uri: str) -> tuple[Any, str]:
+    """Load a model the caller itself logged (the demo, a notebook), with a note of how it was loaded.
 
     A scikit-learn flavour is loaded natively, so ``predict_proba`` gives scores and SHAP can use a fast
     explainer; pyfunc's ``predict`` would give hard 0/1 labels for a classifier logged the default way,

@@ -1,8 +1,9 @@
 """MLflow as a projection of the registry (never the source of truth).
 
 The registry stage is mirrored to the model-version tag ``modelreg.stage`` and a configurable alias (default
-``production``) points at the deployed, not-suspended version. Projections run inside the registry's write
-transaction, just before commit: if MLflow refuses, the registry change rolls back too. ``sync --check``
+``production``) points at the deployed, not-suspended version. A state change queues the projection in the
+outbox inside its transaction; it is applied after commit (modelreg/integrations/mlflow/outbox.py), so MLflow
+can lag the registry after a crash or an MLflow outage, never lead it. ``sync --check``
 reports any divergence (e.g. an alias moved by hand in MLflow); ``sync`` repairs MLflow from the registry,
 audited.
 """
@@ -52,26 +53,13 @@ def _linked(version: ModelVersion) -> bool:
 
 
 def install(reg: Registry) -> None:
-    def projection(action: str, version: ModelVersion, extra: dict) -> None:
-        if not _linked(version):
-            return
-        gw = _gateway(reg)
-        alias = reg.settings.mlflow_alias
-        gw.set_stage_tag(
-            version.model, version.version, version.stage.value + (":suspended" if version.suspended else "")
-        )
-        replaced = extra.get("replaced")
-        if replaced is not None:
-            gw.set_stage_tag(replaced.model, replaced.version, replaced.stage.value)
-        if version.stage is Stage.DEPLOY and not version.suspended:
-            gw.set_alias(version.model, alias, version.version)
-        elif gw.get_alias(version.model, alias) == version.version:
-            gw.delete_alias(version.model, alias)
+    from modelreg.integrations.mlflow.outbox import drain_quietly
 
     def evaluation_projection(evaluation, draft, stored_files) -> str | None:
         return log_evaluation(reg, evaluation, draft)
 
-    reg.projections.append(projection)
+    # Stage tags and the alias follow from the outbox after the registry committed (never before).
+    reg.outbox_drainers.append(drain_quietly)
     reg.evaluation_projections.append(evaluation_projection)
 
 
@@ -160,8 +148,11 @@ def check(reg: Registry) -> list[Divergence]:
 
 def repair(reg: Registry) -> list[Divergence]:
     """Make MLflow agree with the registry; audited as one ``mlflow.synced`` event."""
+    from modelreg.integrations.mlflow.outbox import drain
+
     with reg.reading("sync"):  # deny by default: refuse before looking, even when nothing would change
         pass
+    drain(reg)  # queued projections first (e.g. after a crash): they are not divergences to audit
     found = check(reg)
     if not found:
         return []
