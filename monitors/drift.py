@@ -66,10 +66,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 from monitors.base import (
     ColumnKind,
@@ -189,6 +191,25 @@ class DriftMonitor(Monitor):
 
     kind = "drift"
     version = "1"
+    metrics = (
+        "psi",
+        "ks_statistic",
+        "ks_pvalue",
+        "chi2_pvalue",
+        "js_distance",
+        "wasserstein_norm",
+        "missing_share_reference",
+        "missing_share_current",
+        "missing_share_delta",
+        "new_category_share",
+        "drifted",
+        "drift_share",
+        "max_psi",
+        "max_missing_share_delta",
+        "max_new_category_share",
+        "score_psi",
+    )
+    needs = frozenset({"reference", "profile"})
     params = (
         ParamSpec("n_bins", 10, "an integer in [2, 1000]", _is_int(2, 1000)),
         ParamSpec("epsilon", 1e-4, "a float in (0, 0.01]", _is_float(0.0, 0.01, lo_open=True)),
@@ -450,6 +471,8 @@ class DriftMonitor(Monitor):
         cur_frame: pd.DataFrame,
         notes: list[str],
     ) -> list:
+        import pandas as pd
+
         out = []
         features_csv = pd.DataFrame(table_rows).to_csv(index=False, lineterminator="\n").encode()
         out.append(write_artifact(folder, "drift_features.csv", features_csv, "per-feature drift metrics"))
@@ -493,6 +516,8 @@ def _check_features(frame: pd.DataFrame, spec: ColumnSpec, role: str) -> None:
 
 def _reduce_ref_column(series: pd.Series, name: str, kind: ColumnKind, p: Mapping[str, Any]) -> _FeatureStats:
     # An ordinal column is binned like a number when it holds numbers, else counted like categories.
+    import pandas as pd
+
     numeric = kind is ColumnKind.NUMERIC or (
         kind is ColumnKind.ORDINAL and pd.api.types.is_numeric_dtype(series.dtype)
     )
@@ -819,6 +844,8 @@ def _evidently_html(
 ) -> bytes | None:
     """Evidently's own drift report on at most ``html_sample_rows`` seeded rows per side (for people to look
     at; the metrics of this monitor never come from it)."""
+    import pandas as pd
+
     k = p["html_sample_rows"]
     rng = np.random.default_rng(p["seed"])
 

@@ -16,10 +16,12 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 from monitors.base import (
     Artifact,
@@ -102,6 +104,21 @@ class _Prepared:
 class FairnessMonitor(Monitor):
     kind = "fairness"
     version = "1"
+    metrics = (
+        "n",
+        "positives",
+        "predicted_positives",
+        "selection_rate",
+        "tpr",
+        "fpr",
+        "precision",
+        "auc",
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equal_opportunity_difference",
+    )
+    needs: ClassVar[frozenset[str]] = frozenset()  # scores or predictions come with the data
     params = (
         ParamSpec(
             "threshold", 0.5, "a float in [0, 1] (score >= threshold is a positive prediction)", _is_prob
@@ -300,6 +317,8 @@ class FairnessMonitor(Monitor):
 
 def _encode_group(series: pd.Series, name: str, bins: Sequence[float] | None) -> tuple[np.ndarray, list[str]]:
     """Integer codes (−1 = missing) and sorted string labels; O(n) for categoricals and small integers."""
+    import pandas as pd
+
     if bins is not None:
         values = numeric_values(series, name)
         edges = np.asarray(bins, dtype=float)
@@ -506,6 +525,8 @@ def compute_fairness(
 ) -> tuple[list[Metric], pd.DataFrame]:
     """Metrics from the finest-cell confusion table. Another engine (DuckDB, Spark) passes the table and the
     per-group AUCs it computed itself, so the metric step is shared rather than copied."""
+    import pandas as pd
+
     min_n = int(p["min_group_size"])
     has_y = prepared.y is not None
     if cell_table is None:
@@ -802,6 +823,7 @@ def _write_artifacts(folder: str, table: pd.DataFrame) -> list[Artifact]:
 
 def _bar_chart(table: pd.DataFrame) -> bytes:
     # Figure + Agg canvas directly: no pyplot global state, no backend switch for the host process.
+    import pandas as pd
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -63,6 +63,17 @@ from monitors.engines.pandas import (
 )
 
 ENGINES = ("pandas", "duckdb", "spark")
+#: How ``monitor_on`` feeds a built-in kind on DuckDB/Spark: ``reduce`` on the engine, load only the label
+#: ``columns``, or a seeded row sample for monitors that run the model row by row (``sample``:
+#: ``sample_rows`` rows; ``sample_own``: as many as the monitor's ``sample_size`` parameter, since it
+#: would sample that many anyway). Other kinds (a bank's own) run on pandas.
+_ENGINE_PLANS: Mapping[str, str] = {
+    "drift": "reduce",
+    "fairness": "reduce",
+    "performance": "columns",
+    "explainability": "sample_own",
+    "robustness": "sample",
+}
 #: choose_engine sends a Parquet input to DuckDB above either of these.
 AUTO_DUCKDB_ROWS = 2_000_000
 AUTO_DUCKDB_BYTES = 1 << 30
@@ -1172,6 +1183,7 @@ def monitor_on(
     current: Any,
     reference: Any = None,
     profile: ReferenceProfile | None = None,
+    baseline: MonitorResult | None = None,
     model: Any = None,
     params: Mapping[str, Any] | None = None,
     artifacts_dir: str | Path | None = None,
@@ -1181,19 +1193,16 @@ def monitor_on(
     """Run monitor ``kind`` with its reduction on ``engine``: drift and fairness reduce on the engine; the
     performance monitor gets only the target/score/prediction columns; explainability and robustness (which
     need the model row by row) get a seeded sample of ``sample_rows`` rows (explainability: its own
-    ``sample_size`` parameter, stratified by the first sensitive attribute), recorded in the notes."""
+    ``sample_size`` parameter, stratified by the first sensitive attribute), recorded in the notes. Each
+    monitor gets only the inputs it declares in ``needs``."""
     from monitors.base import get_monitor
 
-    if engine == "pandas" or kind not in ("drift", "fairness", "performance", "explainability", "robustness"):
-        monitor = get_monitor(kind)
-        kw: dict[str, Any] = {"current": current, "params": params, "artifacts_dir": artifacts_dir}
-        if reference is not None:
-            kw["reference"] = reference
-        if profile is not None:
-            kw["profile"] = profile
-        if model is not None and kind in ("explainability", "robustness", "fairness"):
-            kw["model"] = model
-        return monitor.run(spec, **kw)
+    monitor = get_monitor(kind)
+    needs = monitor.needs
+    given = {"reference": reference, "profile": profile, "baseline": baseline, "model": model}
+    kw: dict[str, Any] = {k: v for k, v in given.items() if v is not None and k in needs}
+    if engine == "pandas" or kind not in _ENGINE_PLANS:
+        return monitor.run(spec, current=current, params=params, artifacts_dir=artifacts_dir, **kw)
     if kind == "drift":
         return drift_on(
             engine,
@@ -1209,27 +1218,24 @@ def monitor_on(
         return fairness_on(
             engine, spec, current=current, params=params, artifacts_dir=artifacts_dir, model=model, **options
         )
-    monitor = get_monitor(kind)
     p = dict(params or {})
     try:
-        if kind == "performance":
+        if _ENGINE_PLANS[kind] == "columns":
             cols = [c for c in dict.fromkeys((spec.target, spec.score, spec.prediction)) if c]
             frame = load_columns(engine, current, cols, **options)
             note = f"reduction engine {engine}: only columns {cols} were loaded ({len(frame):,} rows)"
         else:
-            n = int(p.get("sample_size", 200)) if kind == "explainability" else int(sample_rows)
+            own = _ENGINE_PLANS[kind] == "sample_own"
+            n = int(p.get("sample_size", 200)) if own else int(sample_rows)
             strata = spec.sensitive[0] if spec.sensitive else None
             frame, note = explain_sample(current, n, int(p.get("seed", 0)), strata, engine=engine, **options)
-            if kind == "explainability":
+            if own:
                 p.setdefault("sample_size", max(1, len(frame)))
     except DataInputError as exc:
         return invalid_result(monitor.kind, monitor.version, p, str(exc))
-    kw = {"current": frame, "params": p, "artifacts_dir": artifacts_dir}
-    if model is not None:
-        kw["model"] = model
-    if kind == "performance" and reference is not None:
-        kw["baseline"] = reference
-    result = monitor.run(spec, **kw)
+    # Reference data is reduced on the engine by drift only; a sampled monitor sees the current sample.
+    kw.pop("reference", None)
+    result = monitor.run(spec, current=frame, params=p, artifacts_dir=artifacts_dir, **kw)
     return replace(result, notes=(note, *result.notes))
 
 

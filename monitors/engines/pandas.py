@@ -36,10 +36,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 #: Above this many cut points counting switches from per-edge comparisons to searchsorted + bincount.
 _COMPARE_MAX_EDGES = 16
@@ -255,6 +257,8 @@ def category_key(value: Any) -> str:
 
 def _level_counts(series: pd.Series) -> tuple[pd.Series, int]:
     """Counts per ``str(value)`` key (most frequent first, ties by key) and the number of missing rows."""
+    import pandas as pd
+
     missing = int(series.isna().sum())
     vc = series.value_counts(dropna=True, sort=False)
     vc = vc[vc > 0]  # a categorical dtype lists unused categories with count 0
@@ -273,6 +277,8 @@ def reduce_categorical(
     max_categories: int = 50,
 ) -> CategoricalReduction:
     """Reduce a categorical column. Without ``reference`` this *is* the reference: it picks the kept levels."""
+    import pandas as pd
+
     counts, missing = _level_counts(series)
     rows = len(series)
     if reference is None:
