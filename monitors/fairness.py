@@ -15,7 +15,7 @@ import io
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -35,6 +35,7 @@ from monitors.base import (
     ParameterError,
     ParamSpec,
     check_columns,
+    factorize_column,
     fingerprint,
     invalid_result,
     library_versions,
@@ -99,6 +100,8 @@ class _Prepared:
     groupings: list[_Grouping]
     attributes: list[str]
     excluded: dict[str, int]
+    # factorize_column of the sensitive columns that needed one: the input fingerprint reuses them.
+    factorized: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 class FairnessMonitor(Monitor):
@@ -175,7 +178,7 @@ class FairnessMonitor(Monitor):
             prepared = self._prepare(spec, frame, model, p)
         except (DataInputError, ModelError) as exc:
             return invalid_result(self.kind, self.version, p, str(exc), seed=p["seed"])
-        fps = (fingerprint(frame, "current"),)
+        fps = (fingerprint(frame, "current", factorized=prepared.factorized),)
         versions = library_versions("matplotlib")  # cached in monitors.base
         notes = [f"{k}: {v} row(s) excluded" for k, v in prepared.excluded.items() if v]
         if prepared.cells.size == 0:
@@ -279,8 +282,13 @@ class FairnessMonitor(Monitor):
 
         codes_list: list[np.ndarray] = []
         labels_list: list[list[str]] = []
+        factorized: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for attr in attributes:
-            codes, labels = _encode_group(frame[attr], attr, p["sensitive_bins"].get(attr))
+            bins = p["sensitive_bins"].get(attr)
+            fz = None
+            if bins is None and _needs_factorizing(frame[attr].dtype):
+                fz = factorized[attr] = factorize_column(frame[attr])
+            codes, labels = _encode_group(frame[attr], attr, bins, fz)
             if len(codes) and codes.min() < 0:
                 if p["missing_sensitive"] == "error":
                     raise DataInputError(
@@ -312,11 +320,17 @@ class FairnessMonitor(Monitor):
                         "&".join(labels_list[a][c] for a, c in zip(combo, row, strict=True)) for row in uniq
                     ]
                     groupings.append(_Grouping("&".join(attributes[a] for a in combo), labels, inv.ravel()))
-        return _Prepared(cells, n_cells, y, pred, score, groupings, attributes, excluded)
+        return _Prepared(cells, n_cells, y, pred, score, groupings, attributes, excluded, factorized)
 
 
-def _encode_group(series: pd.Series, name: str, bins: Sequence[float] | None) -> tuple[np.ndarray, list[str]]:
-    """Integer codes (−1 = missing) and sorted string labels; O(n) for categoricals and small integers."""
+def _encode_group(
+    series: pd.Series,
+    name: str,
+    bins: Sequence[float] | None,
+    factorized: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (−1 = missing) and sorted string labels; O(n) for categoricals and small integers.
+    ``factorized``: the column's ``factorize_column``, when the caller has it."""
     import pandas as pd
 
     if bins is not None:
@@ -353,14 +367,27 @@ def _encode_group(series: pd.Series, name: str, bins: Sequence[float] | None) ->
         if hi - lo < 1_000_000:
             codes = arr.astype(np.int64) - lo
             return _compact(codes, [str(v) for v in range(lo, hi + 1)])
+    if factorized is None:
+        factorized = factorize_column(series)
+    codes, uniques = factorized
     try:
-        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+        # Sort the few distinct values, not the rows: factorizing them again gives each its sorted rank
+        # (pandas' own ordering, as factorize(sort=True) of the column would).
+        rank, uniques = pd.factorize(uniques, sort=True, use_na_sentinel=True)
+        if not np.array_equal(rank, np.arange(len(rank))):
+            codes = np.where(codes >= 0, rank.astype(np.int64)[codes], -1)
     except TypeError:  # mixed types (e.g. 1 and "1") cannot be sorted: keep first-seen order
-        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+        pass
     labels = [str(u) for u in uniques]
     if len(set(labels)) < len(labels):  # e.g. 1 and "1": keep the groups apart and say why
         labels = [f"{type(u).__name__}:{u}" for u in uniques]
-    return codes.astype(np.int64), labels
+    return codes, labels
+
+
+def _needs_factorizing(dtype: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype)
 
 
 def _compact(codes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
