@@ -29,6 +29,7 @@ except ModuleNotFoundError:  # run as a file (python benchmarks/<script>.py): it
     from _timing import interleaved, once
 
 from monitors.base import ColumnSpec, Feature, fingerprint
+from monitors.engines.pandas import reduce_fairness
 from monitors.explainability import ExplainabilityMonitor
 from monitors.fairness import FairnessMonitor, compute_fairness
 
@@ -95,7 +96,7 @@ def bench_fairness(
                     lambda df=df: factorize_bincount_baseline(df),
                     lambda df=df: mon.run(spec, current=df, params=params),
                     # the monitor minus its audit trail (input fingerprint, result assembly)
-                    lambda df=df: compute_fairness(mon._prepare(spec, df, None, p), p),
+                    lambda df=df: compute_fairness(reduce_fairness(df, spec, p), p),
                     lambda df=df: fingerprint(df, "current"),
                 ],
                 repeat,
@@ -183,23 +184,24 @@ def bench_shap(n: int, features: int, trees: int, leaves: int, repeat: int, thre
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="small sizes (CI / quick check)")
-    ap.add_argument("--sizes", type=int, nargs="*", help="fairness row counts (default 1M 10M; smoke 100k)")
+    ap.add_argument("--sizes", type=int, nargs="*", help="fairness row counts (default 1M 10M; smoke 50k)")
     ap.add_argument("--groups", type=int, default=10)
     ap.add_argument("--shap-rows", type=int, help="rows explained (default 50k; smoke 5k)")
-    ap.add_argument("--repeat", type=int, default=5, help="interleaved runs per contender (medians)")
+    ap.add_argument("--repeat", type=int, help="interleaved runs per contender, medians (default 5; smoke 3)")
     ap.add_argument("--fairlearn-repeat", type=int, help="fairlearn runs (default 3; smoke 2)")
     ap.add_argument("--part", choices=("all", "fairness", "shap"), default="all")
     ap.add_argument(
         "--threads", type=int, default=1, help="LightGBM threads (1: steadier timings on a shared box)"
     )
     args = ap.parse_args()
-    sizes = args.sizes or ([100_000] if args.smoke else [1_000_000, 10_000_000])
+    sizes = args.sizes or ([50_000] if args.smoke else [1_000_000, 10_000_000])
+    repeat = args.repeat if args.repeat is not None else (3 if args.smoke else 5)
     if args.part in ("all", "fairness"):
         bench_fairness(
             sizes,
             args.groups,
             fairlearn_at=min(sizes),
-            repeat=args.repeat,
+            repeat=repeat,
             fairlearn_repeat=args.fairlearn_repeat or (2 if args.smoke else 3),
         )
     if args.part in ("all", "shap"):
@@ -208,7 +210,7 @@ def main() -> None:
             features=20,
             trees=100,
             leaves=15,
-            repeat=args.repeat,
+            repeat=repeat,
             threads=args.threads,
         )
 

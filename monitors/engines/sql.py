@@ -396,7 +396,7 @@ class SqlReductions:
             exprs.append(f"(CASE WHEN {s} >= {double_literal(float(p['threshold']))} THEN 1 ELSE 0 END)")
         rows = self.grouped_counts(exprs)
 
-        # Row exclusions in _prepare's order: missing target, then non-finite score, then missing prediction.
+        # Row exclusions in reduce_fairness' order: missing target, then non-finite score, then missing prediction.
         excluded: dict[str, int] = {}
         kept_rows = []
         if spec.target:
