@@ -293,42 +293,62 @@ def reduce_categorical(
     max_categories: int = 50,
 ) -> CategoricalReduction:
     """Reduce a categorical column. Without ``reference`` this *is* the reference: it picks the kept levels."""
-    import pandas as pd
-
     counts, missing = _level_counts(series)
-    rows = len(series)
+    return categorical_reduction(
+        counts.index.tolist(),
+        counts.to_numpy(dtype=np.int64),
+        rows=len(series),
+        missing=missing,
+        reference=reference,
+        max_categories=max_categories,
+    )
+
+
+def categorical_reduction(
+    keys: Sequence[str],
+    counts: np.ndarray,
+    *,
+    rows: int,
+    missing: int,
+    reference: CategoricalReduction | None = None,
+    max_categories: int = 50,
+) -> CategoricalReduction:
+    """The reduction of level ``keys`` (``category_key`` strings) and their ``counts``, most frequent first
+    with ties by key, whichever engine counted them: the reference keeps ``max_categories`` levels; data
+    compared with a reference splits the rest into ``__other__`` (levels the reference had) and new ones."""
+    keys = list(keys)
+    counts = np.asarray(counts, dtype=np.int64)
     if reference is None:
-        kept = counts.iloc[:max_categories]
-        levels = counts.index.tolist()
         return CategoricalReduction(
             rows=rows,
             missing=missing,
-            categories=[str(k) for k in kept.index],
-            counts=kept.to_numpy(dtype=np.int64),
-            other=int(counts.iloc[max_categories:].sum()),
+            categories=keys[:max_categories],
+            counts=counts[:max_categories].copy(),
+            other=int(counts[max_categories:].sum()),
             new=0,
-            levels=len(counts),
-            capped=len(counts) > max_categories,
-            reference_levels=sorted(levels) if len(levels) <= LEVELS_LIMIT else None,
+            levels=len(keys),
+            capped=len(keys) > max_categories,
+            reference_levels=sorted(keys) if len(keys) <= LEVELS_LIMIT else None,
         )
-    kept_index = pd.Index(reference.categories)
-    kept_counts = counts.reindex(kept_index, fill_value=0).to_numpy(dtype=np.int64)
-    rest = counts[~counts.index.isin(kept_index)]
+    position = {k: i for i, k in enumerate(keys)}
+    kept_counts = np.asarray([counts[position[k]] if k in position else 0 for k in reference.categories])
+    key_array = np.asarray(keys, dtype=object)
+    rest = ~np.isin(key_array, np.asarray(reference.categories, dtype=object))
     if reference.reference_levels is None:
-        other, new, examples = int(rest.sum()), 0, []
+        other, new, examples = int(counts[rest].sum()), 0, []
     else:
-        known = rest.index.isin(pd.Index(reference.reference_levels))
-        other = int(rest[known].sum())
-        unseen = rest[~known]
-        new, examples = int(unseen.sum()), [str(k) for k in unseen.index[:10]]
+        known = np.isin(key_array, np.asarray(reference.reference_levels, dtype=object))
+        unseen = rest & ~known
+        other, new = int(counts[rest & known].sum()), int(counts[unseen].sum())
+        examples = [str(k) for k in key_array[unseen][:10]]
     return CategoricalReduction(
         rows=rows,
         missing=missing,
         categories=list(reference.categories),
-        counts=kept_counts,
+        counts=kept_counts.astype(np.int64),
         other=other,
         new=new,
-        levels=len(counts),
+        levels=len(keys),
         capped=reference.capped,
         new_examples=examples,
     )

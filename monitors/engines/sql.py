@@ -18,12 +18,12 @@ import numpy as np
 
 from monitors.base import ColumnKind, ColumnSpec, DataInputError
 from monitors.engines.pandas import (
-    LEVELS_LIMIT,
     MISSING_GROUP,
     CategoricalReduction,
     FairnessReduction,
     FeatureStats,
     NumericReduction,
+    categorical_reduction,
     category_key,
     combine_cells,
     edge_label,
@@ -96,43 +96,15 @@ def categorical_from_counts(
             continue
         key = category_key(value)
         keyed[key] = keyed.get(key, 0) + int(count)
-    rows = missing + sum(keyed.values())
     # Most frequent first, ties by key: the pandas engine's lexsort order.
     ordered = sorted(keyed.items(), key=lambda kv: (-kv[1], kv[0]))
-    if reference is None:
-        kept = ordered[:max_categories]
-        levels = [k for k, _ in ordered]
-        return CategoricalReduction(
-            rows=rows,
-            missing=missing,
-            categories=[k for k, _ in kept],
-            counts=np.asarray([c for _, c in kept], dtype=np.int64),
-            other=int(sum(c for _, c in ordered[max_categories:])),
-            new=0,
-            levels=len(ordered),
-            capped=len(ordered) > max_categories,
-            reference_levels=sorted(levels) if len(levels) <= LEVELS_LIMIT else None,
-        )
-    kept_set = set(reference.categories)
-    kept_counts = np.asarray([keyed.get(k, 0) for k in reference.categories], dtype=np.int64)
-    rest = [(k, c) for k, c in ordered if k not in kept_set]
-    if reference.reference_levels is None:
-        other, new, examples = int(sum(c for _, c in rest)), 0, []
-    else:
-        known = set(reference.reference_levels)
-        other = int(sum(c for k, c in rest if k in known))
-        unseen = [(k, c) for k, c in rest if k not in known]
-        new, examples = int(sum(c for _, c in unseen)), [k for k, _ in unseen[:10]]
-    return CategoricalReduction(
-        rows=rows,
+    return categorical_reduction(
+        [k for k, _ in ordered],
+        np.asarray([c for _, c in ordered], dtype=np.int64),
+        rows=missing + sum(keyed.values()),
         missing=missing,
-        categories=list(reference.categories),
-        counts=kept_counts,
-        other=other,
-        new=new,
-        levels=len(ordered),
-        capped=reference.capped,
-        new_examples=examples,
+        reference=reference,
+        max_categories=max_categories,
     )
 
 
