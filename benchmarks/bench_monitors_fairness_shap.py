@@ -187,7 +187,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", help="fairness row counts (default 1M 10M; smoke 50k)")
     ap.add_argument("--groups", type=int, default=10)
     ap.add_argument("--shap-rows", type=int, help="rows explained (default 50k; smoke 5k)")
-    ap.add_argument("--repeat", type=int, help="interleaved runs per contender, medians (default 5; smoke 3)")
+    ap.add_argument("--repeat", type=int, help="interleaved runs per contender, medians (default 5; smoke 2)")
     ap.add_argument("--fairlearn-repeat", type=int, help="fairlearn runs (default 3; smoke 2)")
     ap.add_argument("--part", choices=("all", "fairness", "shap"), default="all")
     ap.add_argument(
@@ -195,7 +195,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     sizes = args.sizes or ([50_000] if args.smoke else [1_000_000, 10_000_000])
-    repeat = args.repeat if args.repeat is not None else (3 if args.smoke else 5)
+    repeat = args.repeat if args.repeat is not None else (2 if args.smoke else 5)
     if args.part in ("all", "fairness"):
         bench_fairness(
             sizes,
