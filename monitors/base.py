@@ -15,13 +15,15 @@ import hashlib
 import importlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 CONTRACT_VERSION = "1"
 
@@ -115,6 +117,8 @@ class ColumnSpec:
     ) -> ColumnSpec:
         """Every column not named as target/prediction/score/excluded is a feature; object, category and
         bool columns are categorical, the rest numeric. Sensitive columns stay features unless excluded."""
+        import pandas as pd
+
         skip = {c for c in (target, prediction, score) if c} | set(exclude)
         feats = []
         for col in frame.columns:
@@ -347,6 +351,8 @@ class DataInputError(ValueError):
 
 def load_frame(data: pd.DataFrame | str | Path, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A pandas DataFrame, or a Parquet / CSV file path."""
+    import pandas as pd
+
     if isinstance(data, pd.DataFrame):
         return data
     path = Path(data)
@@ -363,12 +369,46 @@ def load_frame(data: pd.DataFrame | str | Path, *, columns: Sequence[str] | None
     raise DataInputError(f"data file {path} must be .parquet or .csv. Got {suffix or 'no suffix'} instead.")
 
 
-def fingerprint(frame: pd.DataFrame, role: str) -> DataFingerprint:
+def factorize_column(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (int64, −1 = missing, in order of first appearance) and the distinct values: the one
+    factorization ``fingerprint`` hashes, so a monitor that factorizes a column anyway hands it over and the
+    column is read once (``fingerprint(..., factorized=...)``)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def _narrow(codes: np.ndarray, n_values: int) -> np.ndarray:
+    # The narrowest signed width that holds every code and −1: hashing 1 byte a row instead of 8.
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_values < np.iinfo(dtype).max:
+            return np.ascontiguousarray(codes, dtype=np.dtype(dtype).newbyteorder("<"))
+    return np.ascontiguousarray(codes, dtype=np.dtype(np.int64).newbyteorder("<"))
+
+
+def _values_digest(values: Any) -> bytes:
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(pd.Series(values, dtype=object), index=False).to_numpy().tobytes()
+
+
+def fingerprint(
+    frame: pd.DataFrame,
+    role: str,
+    *,
+    factorized: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> DataFingerprint:
     """Row count, schema and a content digest that does not depend on the index.
 
-    Numeric and boolean columns are hashed over their raw little-endian bytes (6-7x faster than
-    ``hash_pandas_object`` on 10M rows, which dominated a fairness run); other columns over pandas' stable
-    per-value hashes."""
+    Numeric and boolean columns are hashed over their raw little-endian bytes; categorical columns over
+    their codes and categories; object and string columns over the codes and distinct values of
+    ``factorize_column`` (the codes in the narrowest width), which ``factorized`` may supply for columns the
+    caller has factorized already (the same digest either way). Hashing each value with
+    ``hash_pandas_object`` was most of a fairness run on string groups."""
+    import pandas as pd
+
+    factorized = factorized or {}
     h = hashlib.sha256()
     cols = []
     for col in frame.columns:
@@ -378,9 +418,17 @@ def fingerprint(frame: pd.DataFrame, role: str) -> DataFingerprint:
         h.update(str(col).encode() + b"\x00" + str(dtype).encode() + b"\x00")
         if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
             values = np.ascontiguousarray(series.to_numpy())
-            h.update(values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes())
+            h.update(values.astype(values.dtype.newbyteorder("<"), copy=False))
+        elif isinstance(dtype, pd.CategoricalDtype):
+            cats = dtype.categories
+            h.update(_values_digest(cats) + (b"ordered" if dtype.ordered else b"unordered"))
+            h.update(_narrow(series.cat.codes.to_numpy(), len(cats)))
+        elif pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype):
+            codes, uniques = factorized[col] if col in factorized else factorize_column(series)
+            h.update(_values_digest(uniques))
+            h.update(_narrow(codes, len(uniques)))
         else:
-            h.update(pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes())
+            h.update(pd.util.hash_pandas_object(series, index=False).to_numpy())
     return DataFingerprint(role=role, rows=len(frame), columns=tuple(cols), digest=h.hexdigest())
 
 
@@ -392,6 +440,8 @@ def check_columns(frame: pd.DataFrame, required: Sequence[str], role: str) -> No
 
 def numeric_values(series: pd.Series, name: str) -> np.ndarray:
     """Float values of a numeric column; strings in it are an input error, not a coercion."""
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.to_numpy(dtype=float)
     if not pd.api.types.is_numeric_dtype(series.dtype):
@@ -474,6 +524,8 @@ def check_model(model: Any) -> Any:
 
 def predict_scores(model: Any, X: pd.DataFrame) -> np.ndarray:
     """Probability of the positive class where the model gives one, else its prediction, as floats."""
+    import pandas as pd
+
     try:
         if hasattr(model, "predict_proba"):
             proba = np.asarray(model.predict_proba(X))
@@ -557,10 +609,21 @@ class ParamSpec:
 
 
 class Monitor:
-    """Base class. Subclasses set ``kind``, ``version``, ``params`` and implement ``run``."""
+    """Base class. Subclasses set ``kind``, ``version``, ``params``, ``metrics``, ``needs`` and implement
+    ``run``.
+
+    ``metrics`` names every metric the monitor may emit (the policy loader accepts exactly these for its
+    kind); ``needs`` says which inputs beyond the current data the runner hands it, a subset of ``NEEDS``:
+    ``model`` (required: without one the run is ``invalid_input``), ``reference`` (reference data, when
+    given), ``profile`` (a stored reference profile, when there is no reference data; a monitor that needs
+    both ``reference`` and ``profile`` cannot run with neither) and ``baseline`` (the stored result of the
+    same kind from the validation run, passed as ``baseline=``). These are class data so that reading them
+    imports no heavy library."""
 
     kind: ClassVar[str] = ""
     version: ClassVar[str] = "1"
+    metrics: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[frozenset[str]] = frozenset()
     params: ClassVar[tuple[ParamSpec, ...]] = ()
 
     @classmethod
@@ -584,35 +647,130 @@ class Monitor:
         raise NotImplementedError
 
 
+#: What a monitor may declare in ``needs``.
+NEEDS: frozenset[str] = frozenset({"model", "reference", "profile", "baseline"})
+
+ENTRY_POINT_GROUP = "modelreg.monitors"
+
+# First-party monitors; they are also registered as entry points by this distribution (same targets).
 _BUILTIN = {
     "drift": "monitors.drift:DriftMonitor",
     "fairness": "monitors.fairness:FairnessMonitor",
     "explainability": "monitors.explainability:ExplainabilityMonitor",
     "performance": "monitors.performance:PerformanceMonitor",
     "robustness": "monitors.robustness:RobustnessMonitor",
+    "data_quality": "monitors.data_quality:DataQualityMonitor",
 }
 
 
-def _entry_points() -> dict[str, str]:
+class MonitorPluginError(ValueError):
+    """A monitor registered through the entry point is unusable (shadows a built-in kind, cannot be
+    imported, or declares its kind, metrics or needs wrongly)."""
+
+
+def _import_target(name: str, target: str) -> type[Monitor]:
+    module, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise MonitorPluginError(
+            f"monitor entry point {name} = {target} cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not (isinstance(obj, type) and issubclass(obj, Monitor)):
+        raise MonitorPluginError(
+            f"monitor entry point {name} must name a subclass of monitors.Monitor. Got {obj!r} instead."
+        )
+    return obj
+
+
+def check_declaration(cls: type[Monitor], name: str | None = None) -> None:
+    """Raise ``MonitorPluginError`` unless ``cls`` declares kind, version, metrics and needs as the
+    contract says (``name``: the entry point it was registered under, which must be its kind)."""
+    where = f"monitor {cls.__module__}.{cls.__qualname__}"
+    if not isinstance(cls.kind, str) or not cls.kind:
+        raise MonitorPluginError(f"{where}: kind must be a non-empty string. Got {cls.kind!r} instead.")
+    if name is not None and cls.kind != name:
+        raise MonitorPluginError(
+            f"{where}: kind must equal its entry point name {name!r}. Got {cls.kind!r} instead."
+        )
+    if not isinstance(cls.version, str) or not cls.version:
+        raise MonitorPluginError(f"{where}: version must be a non-empty string. Got {cls.version!r} instead.")
+    metrics = cls.metrics
+    if (
+        not isinstance(metrics, tuple)
+        or not metrics
+        or not all(isinstance(m, str) and m for m in metrics)
+        or len(set(metrics)) != len(metrics)
+    ):
+        raise MonitorPluginError(
+            f"{where}: metrics must be a non-empty tuple of distinct metric names. Got {metrics!r} instead."
+        )
+    needs = cls.needs
+    if not isinstance(needs, frozenset) or not needs <= NEEDS:
+        raise MonitorPluginError(
+            f"{where}: needs must be a frozenset drawn from {sorted(NEEDS)}. Got {needs!r} instead."
+        )
+
+
+def discover(entry_points: Iterable[tuple[str, str]]) -> dict[str, type[Monitor]]:
+    """The monitor classes by kind: the built-ins plus ``entry_points`` ((name, "module:Class") pairs).
+
+    An entry point may not take a built-in kind's name for another class: a bank's ``drift`` that silently
+    replaced the validated one would change what every policy's drift controls mean."""
+    targets = dict(_BUILTIN)
+    for name, target in entry_points:
+        if name in _BUILTIN and target != _BUILTIN[name]:
+            raise MonitorPluginError(
+                f"monitor entry point {name} = {target} shadows the built-in {name} monitor "
+                f"({_BUILTIN[name]}); register it under a kind of its own"
+            )
+        if name in targets and targets[name] != target:
+            raise MonitorPluginError(
+                f"monitor kind {name} is registered twice: {targets[name]} and {target}; keep one"
+            )
+        targets[name] = target
+    classes = {}
+    for name, target in targets.items():
+        cls = _import_target(name, target)
+        check_declaration(cls, name)
+        classes[name] = cls
+    return classes
+
+
+@functools.cache
+def _installed() -> dict[str, type[Monitor]]:
     from importlib import metadata
 
-    found = dict(_BUILTIN)
-    for ep in metadata.entry_points(group="modelreg.monitors"):
-        found[ep.name] = ep.value
-    return found
+    return discover((ep.name, ep.value) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def monitor_classes() -> dict[str, type[Monitor]]:
+    """Every installed monitor class by kind (read once per process; importing them loads no heavy
+    library, see ``tests/core/test_imports.py``)."""
+    return dict(_installed())
 
 
 def monitor_kinds() -> list[str]:
-    return sorted(_entry_points())
+    return sorted(_installed())
+
+
+def known_metrics() -> dict[str, frozenset[str]]:
+    """The metric names each installed monitor kind declares."""
+    return {kind: frozenset(cls.metrics) for kind, cls in sorted(_installed().items())}
+
+
+def monitor_class(kind: str) -> type[Monitor]:
+    cls = _installed().get(kind)
+    if cls is None:
+        raise ParameterError(f"monitor kind must be one of {monitor_kinds()}. Got {kind!r} instead.")
+    return cls
 
 
 def get_monitor(kind: str) -> Monitor:
     """An instance of the monitor registered under ``kind`` (first-party ones register like a bank's own)."""
-    target = _entry_points().get(kind)
-    if target is None:
-        raise ParameterError(f"monitor kind must be one of {monitor_kinds()}. Got {kind!r} instead.")
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)()
+    return monitor_class(kind)()
 
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["fields", "replace"]

@@ -63,13 +63,14 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 from monitors.base import (
     ColumnKind,
@@ -83,21 +84,16 @@ from monitors.base import (
     ParameterError,
     ParamSpec,
     ReferenceProfile,
-    fingerprint,
     invalid_result,
     library_versions,
-    load_frame,
-    numeric_values,
     write_artifact,
 )
 from monitors.engines.pandas import (
     OTHER,
     CategoricalReduction,
+    FeatureStats,
     NumericReduction,
     ks_wasserstein,
-    reduce_categorical,
-    reduce_numeric,
-    sample_rng,
 )
 
 #: scipy's ks_2samp computes an exact p-value up to this many values per side ("auto" method).
@@ -126,28 +122,8 @@ def _is_bool(v: Any) -> bool:
 _REDUCTION_PARAMS = ("n_bins", "max_categories", "sample_size", "seed")
 
 
-@dataclass(frozen=True)
-class _FeatureStats:
-    """One column's reduction, or why there is none."""
-
-    kind: str  # "numeric" | "categorical" | "invalid"
-    stats: NumericReduction | CategoricalReduction | None = None
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "stats": None if self.stats is None else self.stats.to_dict(),
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> _FeatureStats:
-        kind = d["kind"]
-        stats: NumericReduction | CategoricalReduction | None = None
-        if d.get("stats") is not None:
-            stats = (NumericReduction if kind == "numeric" else CategoricalReduction).from_dict(d["stats"])
-        return cls(kind=kind, stats=stats, reason=d.get("reason"))
+# Kept under its old name for the code that reads profiles' statistics.
+_FeatureStats = FeatureStats
 
 
 def psi_from_counts(reference: np.ndarray, current: np.ndarray, epsilon: float) -> float:
@@ -189,6 +165,25 @@ class DriftMonitor(Monitor):
 
     kind = "drift"
     version = "1"
+    metrics = (
+        "psi",
+        "ks_statistic",
+        "ks_pvalue",
+        "chi2_pvalue",
+        "js_distance",
+        "wasserstein_norm",
+        "missing_share_reference",
+        "missing_share_current",
+        "missing_share_delta",
+        "new_category_share",
+        "drifted",
+        "drift_share",
+        "max_psi",
+        "max_missing_share_delta",
+        "max_new_category_share",
+        "score_psi",
+    )
+    needs = frozenset({"reference", "profile"})
     params = (
         ParamSpec("n_bins", 10, "an integer in [2, 1000]", _is_int(2, 1000)),
         ParamSpec("epsilon", 1e-4, "a float in (0, 0.01]", _is_float(0.0, 0.01, lo_open=True)),
@@ -204,42 +199,32 @@ class DriftMonitor(Monitor):
 
     # -- reference profile ----------------------------------------------------------------------------
     def profile(
-        self, spec: ColumnSpec, reference: pd.DataFrame | str | Path, params: Mapping[str, Any] | None = None
+        self,
+        spec: ColumnSpec,
+        reference: pd.DataFrame | str | Path | Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        engine: str = "pandas",
+        **options: Any,
     ) -> ReferenceProfile:
-        """Reduce the reference once and keep its statistics. Unreadable data, missing feature columns or an
-        empty frame raise ``DataInputError`` (there is no result to carry them); problems in single columns
-        are stored and come back as metric statuses in ``run``."""
-        p = self.validate_params(params)
-        frame = load_frame(reference)
-        _check_features(frame, spec, "reference")
-        if len(frame) == 0:
-            raise DataInputError("reference data has 0 rows")
-        payload = self._serialise(self._reduce_reference(spec, frame, p))
-        return ReferenceProfile(
-            kind=self.kind,
-            monitor_version=self.version,
-            spec=spec,
-            payload=payload,
-            fingerprint=fingerprint(frame, "reference"),
-        )
+        """Reduce the reference once (on ``engine``) and keep its statistics. Unreadable data, missing
+        feature columns or an empty data set raise ``DataInputError`` (there is no result to carry them);
+        problems in single columns are stored and come back as metric statuses in ``run``."""
+        from monitors.engines.backend import open_backend
 
-    def _reduce_reference(
-        self, spec: ColumnSpec, frame: pd.DataFrame, p: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """The reference statistics as live objects; ``_serialise``/``_deserialise`` map them to JSON."""
-        features = {
-            feat.name: _reduce_ref_column(frame[feat.name], feat.name, feat.kind, p) for feat in spec.features
-        }
-        score_col = _score_column(spec)
-        score = None
-        if score_col is not None and score_col in frame.columns:
-            score = _reduce_ref_column(frame[score_col], score_col, ColumnKind.ORDINAL, p)
-        return {
-            "reduction_params": {k: p[k] for k in _REDUCTION_PARAMS},
-            "features": features,
-            "score_column": score_col,
-            "score": score,
-        }
+        p = self.validate_params(params)
+        backend = open_backend(engine, reference, **options)
+        try:
+            _check_features(backend.columns(), spec, "reference")
+            fp = backend.fingerprint("reference")
+            if fp.rows == 0:
+                raise DataInputError("reference data has 0 rows")
+            payload = self._serialise(_reduce_reference(backend, spec, p))
+        finally:
+            backend.close()
+        return ReferenceProfile(
+            kind=self.kind, monitor_version=self.version, spec=spec, payload=payload, fingerprint=fp
+        )
 
     @staticmethod
     def _serialise(live: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,12 +247,20 @@ class DriftMonitor(Monitor):
         self,
         spec: ColumnSpec,
         *,
-        reference: pd.DataFrame | str | Path | None = None,
-        current: pd.DataFrame | str | Path | None = None,
+        reference: pd.DataFrame | str | Path | Any = None,
+        current: pd.DataFrame | str | Path | Any = None,
         profile: ReferenceProfile | None = None,
         params: Mapping[str, Any] | None = None,
         artifacts_dir: str | Path | None = None,
+        engine: str = "pandas",
+        **options: Any,
     ) -> MonitorResult:
+        """Drift of ``current`` against ``reference`` data or a stored ``profile``, reduced on ``engine``
+        (``monitors.engines.backend.open_backend``: a DataFrame or CSV/Parquet file on pandas; Parquet
+        files, folders, globs or ``duckdb:PATH::TABLE`` on DuckDB; a Spark DataFrame or ``spark:TABLE``
+        on Spark; ``options`` go to the backend)."""
+        from monitors.engines.backend import ENGINES, engine_libraries, open_backend
+
         p = self.validate_params(params)
         if (reference is None) == (profile is None):
             raise ParameterError(
@@ -276,63 +269,76 @@ class DriftMonitor(Monitor):
             )
         if current is None:
             raise ParameterError("current must be a DataFrame or a Parquet/CSV path. Got None instead.")
+        if engine not in ENGINES:
+            raise ParameterError(f"engine must be one of {list(ENGINES)}. Got {engine!r} instead.")
         if profile is not None:
             p = _merge_profile_params(profile, p, params or {})
         fingerprints: list[DataFingerprint] = []
-        notes: list[str] = []
-        ref_frame: pd.DataFrame | None = None
+        notes: list[str] = [] if engine == "pandas" else [f"reduction engine: {engine}"]
+        versions = library_versions("evidently", *engine_libraries(engine))
+        backends: list[Any] = []
+        ref_b = cur_b = None
         try:
-            if profile is None:
-                ref_frame = load_frame(reference)  # type: ignore[arg-type]
-                fingerprints.append(fingerprint(ref_frame, "reference"))
-            else:
-                fingerprints.append(profile.fingerprint)
-            cur_frame = load_frame(current)
-            fingerprints.append(fingerprint(cur_frame, "current"))
-            if ref_frame is not None:
-                _check_features(ref_frame, spec, "reference")
-            _check_features(cur_frame, spec, "current")
-        except DataInputError as exc:
-            return invalid_result(
-                self.kind, self.version, p, str(exc), fingerprints=tuple(fingerprints), seed=p["seed"]
-            )
-
-        empty = [
-            role
-            for role, f in (("reference", ref_frame), ("current", cur_frame))
-            if f is not None and len(f) == 0
-        ]
-        if empty:
-            return MonitorResult(
-                kind=self.kind,
-                monitor_version=self.version,
-                params=p,
-                metrics=(),
-                status=MetricStatus.INSUFFICIENT_DATA,
-                reason=f"{' and '.join(empty)} data {'have' if len(empty) > 1 else 'has'} 0 rows",
-                fingerprints=tuple(fingerprints),
-                seed=p["seed"],
-                library_versions=library_versions("evidently"),
-            )
-
-        if profile is not None:
-            missing = [n for n in spec.feature_names if n not in profile.payload["features"]]
-            if missing:
+            try:
+                if profile is None:
+                    ref_b = open_backend(engine, reference, **options)
+                    backends.append(ref_b)
+                    fingerprints.append(ref_b.fingerprint("reference"))
+                else:
+                    fingerprints.append(profile.fingerprint)
+                cur_b = open_backend(engine, current, **options)
+                backends.append(cur_b)
+                fingerprints.append(cur_b.fingerprint("current"))
+                if ref_b is not None:
+                    _check_features(ref_b.columns(), spec, "reference")
+                _check_features(cur_b.columns(), spec, "current")
+            except DataInputError as exc:
                 return invalid_result(
-                    self.kind,
-                    self.version,
-                    p,
-                    f"the reference profile has no statistics for feature(s) {missing}; rebuild it with this spec",
+                    self.kind, self.version, p, str(exc), fingerprints=tuple(fingerprints), seed=p["seed"]
+                )
+            sides = (("reference", ref_b, fingerprints[0]), ("current", cur_b, fingerprints[-1]))
+            empty = [role for role, b, fp in sides if b is not None and fp.rows == 0]
+            if empty:
+                return MonitorResult(
+                    kind=self.kind,
+                    monitor_version=self.version,
+                    params=p,
+                    metrics=(),
+                    status=MetricStatus.INSUFFICIENT_DATA,
+                    reason=f"{' and '.join(empty)} data {'have' if len(empty) > 1 else 'has'} 0 rows",
                     fingerprints=tuple(fingerprints),
                     seed=p["seed"],
+                    library_versions=versions,
                 )
-            payload = self._deserialise(profile.payload)
-        else:
-            assert ref_frame is not None
-            payload = self._reduce_reference(spec, ref_frame, p)
+            try:
+                if profile is not None:
+                    missing = [n for n in spec.feature_names if n not in profile.payload["features"]]
+                    if missing:
+                        return invalid_result(
+                            self.kind,
+                            self.version,
+                            p,
+                            f"the reference profile has no statistics for feature(s) {missing}; rebuild it with this spec",
+                            fingerprints=tuple(fingerprints),
+                            seed=p["seed"],
+                        )
+                    payload = self._deserialise(profile.payload)
+                else:
+                    payload = _reduce_reference(ref_b, spec, p)
+                cur_columns = cur_b.columns()
+                cur_stats, cur_score = _reduce_current(cur_b, spec, payload, p)
+            except DataInputError as exc:
+                return invalid_result(
+                    self.kind, self.version, p, str(exc), fingerprints=tuple(fingerprints), seed=p["seed"]
+                )
+            # Evidently's HTML needs rows: only a pandas backend has them at hand.
+            ref_frame, cur_frame = getattr(ref_b, "frame", None), getattr(cur_b, "frame", None)
+        finally:
+            for b in reversed(backends):  # a shared connection gets its settings back in order
+                b.close()
 
         used = set(spec.feature_names) | {c for c in (spec.score, spec.prediction, spec.target) if c}
-        extra = [str(c) for c in cur_frame.columns if c not in used]
+        extra = [str(c) for c in cur_columns if c not in used]
         if extra:
             notes.append(f"ignored {len(extra)} current column(s) not in the spec: {extra[:10]}")
 
@@ -345,7 +351,7 @@ class DriftMonitor(Monitor):
         capped: list[str] = []
         for feat in spec.features:
             ref = payload["features"][feat.name]
-            cur = _reduce_cur_column(cur_frame[feat.name], feat.name, ref, p)
+            cur = cur_stats[feat.name]
             fm, status = _feature_metrics(feat.name, ref, cur, p, bin_rows)
             metrics.extend(fm)
             if status is MetricStatus.INVALID_INPUT:
@@ -363,12 +369,18 @@ class DriftMonitor(Monitor):
             table_rows.append(_table_row(feat.name, ref.kind, fm))
 
         metrics.extend(_dataset_metrics(metrics, spec))
-        metrics.append(self._score_psi(spec, payload, cur_frame, p, bin_rows))
+        metrics.append(_score_psi(payload, cur_score, cur_columns, p, bin_rows))
 
         if sampled:
+            # pandas draws with numpy's generator; a SQL engine ranks rows by a hash (see engines/sql.py).
+            how, rule = (
+                ("", "")
+                if engine == "pandas"
+                else (f"{engine} ", "; hash of seed, role and row id, not numpy's draw")
+            )
             notes.append(
-                f"KS and Wasserstein use seeded samples of {p['sample_size']} finite values per side "
-                f"(seed {p['seed']}) for {len(sampled)} feature(s) with more values: {sampled[:10]}; exact otherwise"
+                f"KS and Wasserstein use seeded {how}samples of {p['sample_size']} finite values per side "
+                f"(seed {p['seed']}{rule}) for {len(sampled)} feature(s) with more values: {sampled[:10]}; exact otherwise"
             )
         if capped:
             notes.append(
@@ -392,8 +404,13 @@ class DriftMonitor(Monitor):
 
         artifacts = []
         if artifacts_dir is not None:
+            html_p = p
+            if cur_frame is None:
+                if p["evidently_report"]:
+                    notes.append(f"no Evidently report on the {engine} engine: it needs rows in pandas")
+                html_p = {**p, "evidently_report": False}
             artifacts = self._write_artifacts(
-                Path(artifacts_dir), spec, metrics, table_rows, bin_rows, p, ref_frame, cur_frame, notes
+                Path(artifacts_dir), spec, metrics, table_rows, bin_rows, html_p, ref_frame, cur_frame, notes
             )
         return MonitorResult(
             kind=self.kind,
@@ -405,39 +422,10 @@ class DriftMonitor(Monitor):
             artifacts=tuple(artifacts),
             fingerprints=tuple(fingerprints),
             seed=p["seed"],
-            library_versions=library_versions("evidently"),
+            library_versions=versions,
             notes=tuple(notes),
         )
 
-    def _score_psi(
-        self,
-        spec: ColumnSpec,
-        payload: Mapping[str, Any],
-        cur_frame: pd.DataFrame,
-        p: Mapping[str, Any],
-        bin_rows: list[dict[str, Any]],
-    ) -> Metric:
-        col = payload.get("score_column")
-        if col is None:
-            return Metric.undefined("score_psi", "the spec names no score or prediction column")
-        if payload.get("score") is None:
-            return Metric.undefined("score_psi", f"the reference data has no column {col!r}")
-        if col not in cur_frame.columns:
-            return Metric.undefined("score_psi", f"the current data has no column {col!r}")
-        ref = payload["score"]
-        cur = _reduce_cur_column(cur_frame[col], col, ref, p)
-        if ref.stats is None or cur.stats is None:
-            return Metric.undefined(
-                "score_psi",
-                str(ref.reason or cur.reason),
-                status=MetricStatus.INVALID_INPUT,
-                counts={"column": col},
-            )
-        value = psi_from_counts(ref.stats.full_counts(), cur.stats.full_counts(), p["epsilon"])
-        _append_bins(bin_rows, f"score:{col}", ref.stats, cur.stats, p["epsilon"])
-        return Metric("score_psi", value, counts={"column": col, "bins": len(ref.stats.full_counts())})
-
-    # -- artifacts ------------------------------------------------------------------------------------
     def _write_artifacts(
         self,
         folder: Path,
@@ -450,6 +438,8 @@ class DriftMonitor(Monitor):
         cur_frame: pd.DataFrame,
         notes: list[str],
     ) -> list:
+        import pandas as pd
+
         out = []
         features_csv = pd.DataFrame(table_rows).to_csv(index=False, lineterminator="\n").encode()
         out.append(write_artifact(folder, "drift_features.csv", features_csv, "per-feature drift metrics"))
@@ -483,57 +473,90 @@ def _score_column(spec: ColumnSpec) -> str | None:
     return spec.score or spec.prediction
 
 
-def _check_features(frame: pd.DataFrame, spec: ColumnSpec, role: str) -> None:
-    missing = [n for n in spec.feature_names if n not in frame.columns]
+def _check_features(columns: Sequence[str], spec: ColumnSpec, role: str) -> None:
+    missing = [n for n in spec.feature_names if n not in columns]
     if missing:
         raise DataInputError(
-            f"{role} data is missing feature column(s) {missing}; it has {[str(c) for c in frame.columns][:20]}"
+            f"{role} data is missing feature column(s) {missing}; it has {[str(c) for c in columns][:20]}"
         )
 
 
-def _reduce_ref_column(series: pd.Series, name: str, kind: ColumnKind, p: Mapping[str, Any]) -> _FeatureStats:
-    # An ordinal column is binned like a number when it holds numbers, else counted like categories.
-    numeric = kind is ColumnKind.NUMERIC or (
-        kind is ColumnKind.ORDINAL and pd.api.types.is_numeric_dtype(series.dtype)
-    )
-    if numeric:
-        try:
-            values = numeric_values(series, name)
-        except DataInputError as exc:
-            return _FeatureStats("invalid", reason=f"reference {exc}")
-        stats = reduce_numeric(
-            values,
-            n_bins=p["n_bins"],
-            sample_size=p["sample_size"],
-            rng=sample_rng(p["seed"], name, 0),
-            with_std=True,
-        )
-        return _FeatureStats("numeric", stats)
-    return _FeatureStats("categorical", reduce_categorical(series, max_categories=p["max_categories"]))
+def _score_on_its_own(spec: ColumnSpec, score_col: str | None, columns: Sequence[str]) -> tuple[bool, bool]:
+    """(the score column is there, it must be reduced apart because it is also a feature)."""
+    present = score_col is not None and score_col in columns
+    return present, present and score_col in spec.feature_names
 
 
-def _reduce_cur_column(
-    series: pd.Series, name: str, ref: _FeatureStats, p: Mapping[str, Any]
-) -> _FeatureStats:
-    if ref.kind == "numeric":
-        assert isinstance(ref.stats, NumericReduction)
-        try:
-            values = numeric_values(series, name)
-        except DataInputError as exc:
-            return _FeatureStats("invalid", reason=f"current {exc}")
-        stats = reduce_numeric(
-            values, edges=ref.stats.edges, sample_size=p["sample_size"], rng=sample_rng(p["seed"], name, 1)
+def _reduce_reference(backend: Any, spec: ColumnSpec, p: Mapping[str, Any]) -> dict[str, Any]:
+    """The reference statistics as live objects; ``_serialise``/``_deserialise`` map them to JSON."""
+    score_col = _score_column(spec)
+    with_score, apart = _score_on_its_own(spec, score_col, backend.columns())
+    columns: list[tuple[str, ColumnKind]] = [(f.name, f.kind) for f in spec.features]
+    if with_score and not apart:
+        columns.append((score_col, ColumnKind.ORDINAL))  # type: ignore[arg-type]
+    stats = backend.reference_stats(columns, p)
+    score = None
+    if with_score:
+        score = (
+            backend.reference_stats([(score_col, ColumnKind.ORDINAL)], p)[score_col]
+            if apart
+            else stats[score_col]
         )
-        return _FeatureStats("numeric", stats)
-    if ref.kind == "categorical":
-        assert isinstance(ref.stats, CategoricalReduction)
-        return _FeatureStats("categorical", reduce_categorical(series, reference=ref.stats))
-    # The reference column was unusable: still check the current one so both problems are reported.
-    try:
-        numeric_values(series, name)
-    except DataInputError as exc:
-        return _FeatureStats("invalid", reason=f"current {exc}")
-    return _FeatureStats("invalid", reason=None)
+    return {
+        "reduction_params": {k: p[k] for k in _REDUCTION_PARAMS},
+        "features": {f.name: stats[f.name] for f in spec.features},
+        "score_column": score_col,
+        "score": score,
+    }
+
+
+def _reduce_current(
+    backend: Any, spec: ColumnSpec, payload: Mapping[str, Any], p: Mapping[str, Any]
+) -> tuple[dict[str, FeatureStats], FeatureStats | None]:
+    """Current statistics of the features on the reference's bins, and of the score column (None when
+    either side has none)."""
+    score_col = payload.get("score_column")
+    with_score, apart = _score_on_its_own(spec, score_col, backend.columns())
+    with_score = with_score and payload.get("score") is not None
+    columns = [(f.name, payload["features"][f.name]) for f in spec.features]
+    if with_score and not apart:
+        columns.append((score_col, payload["score"]))
+    stats = backend.current_stats(columns, p)
+    score = None
+    if with_score:
+        score = (
+            backend.current_stats([(score_col, payload["score"])], p)[score_col]
+            if apart
+            else stats[score_col]
+        )
+    return stats, score
+
+
+def _score_psi(
+    payload: Mapping[str, Any],
+    cur: FeatureStats | None,
+    cur_columns: Sequence[str],
+    p: Mapping[str, Any],
+    bin_rows: list[dict[str, Any]],
+) -> Metric:
+    col = payload.get("score_column")
+    if col is None:
+        return Metric.undefined("score_psi", "the spec names no score or prediction column")
+    if payload.get("score") is None:
+        return Metric.undefined("score_psi", f"the reference data has no column {col!r}")
+    if col not in cur_columns or cur is None:
+        return Metric.undefined("score_psi", f"the current data has no column {col!r}")
+    ref = payload["score"]
+    if ref.stats is None or cur.stats is None:
+        return Metric.undefined(
+            "score_psi",
+            str(ref.reason or cur.reason),
+            status=MetricStatus.INVALID_INPUT,
+            counts={"column": col},
+        )
+    value = psi_from_counts(ref.stats.full_counts(), cur.stats.full_counts(), p["epsilon"])
+    _append_bins(bin_rows, f"score:{col}", ref.stats, cur.stats, p["epsilon"])
+    return Metric("score_psi", value, counts={"column": col, "bins": len(ref.stats.full_counts())})
 
 
 def _merge_profile_params(
@@ -819,6 +842,8 @@ def _evidently_html(
 ) -> bytes | None:
     """Evidently's own drift report on at most ``html_sample_rows`` seeded rows per side (for people to look
     at; the metrics of this monitor never come from it)."""
+    import pandas as pd
+
     k = p["html_sample_rows"]
     rng = np.random.default_rng(p["seed"])
 

@@ -17,10 +17,12 @@ import io
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 from monitors.base import (
     Artifact,
@@ -126,6 +128,8 @@ class _Explainer:
             self.explainer = shap.KernelExplainer(self._proba, background.to_numpy(float))
 
     def _proba(self, x: np.ndarray) -> np.ndarray:
+        import pandas as pd
+
         return predict_scores(self.model, pd.DataFrame(x, columns=self.features))
 
     def explain(self, X: pd.DataFrame) -> _Explanation:
@@ -180,6 +184,14 @@ def _positive(values: Any) -> np.ndarray:
 class ExplainabilityMonitor(Monitor):
     kind = "explainability"
     version = "1"
+    metrics = (
+        "mean_abs_shap",
+        "additivity_max_residual",
+        "top_feature_share",
+        "importance_rank_correlation",
+        "importance_topk_overlap",
+    )
+    needs = frozenset({"model", "reference", "baseline"})
     params = (
         ParamSpec(
             "sample_size",
@@ -217,11 +229,15 @@ class ExplainabilityMonitor(Monitor):
         current: pd.DataFrame | str | Any,
         reference: Any = None,
         model: Any = None,
+        baseline: MonitorResult | None = None,
         params: Mapping[str, Any] | None = None,
         artifacts_dir: str | None = None,
         **kw: Any,
     ) -> MonitorResult:
         p = self.validate_params(params)
+        if reference is None:
+            # A stored baseline result stands in for reference data it was computed on.
+            reference = baseline
         if not spec.features:
             raise ParameterError("spec.features must name at least one feature. Got () instead.")
         features = spec.feature_names
@@ -397,6 +413,8 @@ def _unwrap(model: Any) -> Any:
 
 def _clean(frame: pd.DataFrame, features: list[str], role: str) -> tuple[pd.DataFrame, int]:
     """Numeric feature columns with rows holding NaN/inf dropped; strings are refused, never coerced."""
+    import pandas as pd
+
     check_columns(frame, features, role)
     X = frame[features]
     for col in features:
@@ -466,6 +484,8 @@ def reason_codes(
     spec: ColumnSpec, features: list[str], sample: pd.DataFrame, values: np.ndarray, per_row: int
 ) -> pd.DataFrame:
     """Top contributions per decision: feature, direction and contribution, with zh/en labels."""
+    import pandas as pd
+
     k = min(per_row, len(features))
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
     rows = []
@@ -513,6 +533,8 @@ def _artifacts(
     cur: _Explanation,
     per_row: int,
 ) -> list[Artifact]:
+    import pandas as pd
+
     labels = {f.name: f for f in spec.features}
     imp = pd.DataFrame(
         {

@@ -12,14 +12,13 @@ reason (never 0); a disparity needs at least two groups where the rate is define
 from __future__ import annotations
 
 import io
-import itertools
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 from monitors.base import (
     Artifact,
@@ -32,14 +31,8 @@ from monitors.base import (
     MonitorResult,
     ParameterError,
     ParamSpec,
-    check_columns,
-    check_model,
-    fingerprint,
     invalid_result,
     library_versions,
-    load_frame,
-    numeric_values,
-    predict_scores,
     write_artifact,
 )
 from monitors.base import (
@@ -49,8 +42,13 @@ from monitors.base import (
     is_probability as _is_prob,
 )
 from monitors.charts import styled
+from monitors.engines.pandas import (
+    MISSING_GROUP,
+    FairnessReduction,
+    Grouping,
+    confusion_by_cell,
+)
 
-MISSING_GROUP = "__missing__"
 RATES = ("selection_rate", "tpr", "fpr", "precision")
 DISPARITIES = (
     "demographic_parity_difference",
@@ -60,8 +58,9 @@ DISPARITIES = (
 )
 # Confusion-table columns: index = 2 * label + prediction.
 TN, FP, FN, TP = 0, 1, 2, 3
-# Above this many finest cells the cell code is factorised instead of taken as a mixed-radix number.
-_MAX_DENSE_CELLS = 1_000_000
+# The reduction's dataclasses under the names this module's metric step has always used.
+_Grouping = Grouping
+_Prepared = FairnessReduction
 
 
 def _valid_bins(v: Any) -> bool:
@@ -79,30 +78,24 @@ def _valid_bins(v: Any) -> bool:
     return True
 
 
-@dataclass
-class _Grouping:
-    """One way of splitting the rows: a single attribute or an intersection ("a&b")."""
-
-    name: str
-    labels: list[str]
-    cell_to_group: np.ndarray  # finest cell index -> group index
-
-
-@dataclass
-class _Prepared:
-    cells: np.ndarray  # per-row finest cell code, int64
-    n_cells: int
-    y: np.ndarray | None  # bool, None when the spec has no target
-    pred: np.ndarray  # bool
-    score: np.ndarray | None
-    groupings: list[_Grouping]
-    attributes: list[str]
-    excluded: dict[str, int]
-
-
 class FairnessMonitor(Monitor):
     kind = "fairness"
     version = "1"
+    metrics = (
+        "n",
+        "positives",
+        "predicted_positives",
+        "selection_rate",
+        "tpr",
+        "fpr",
+        "precision",
+        "auc",
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equal_opportunity_difference",
+    )
+    needs: ClassVar[frozenset[str]] = frozenset()  # scores or predictions come with the data
     params = (
         ParamSpec(
             "threshold", 0.5, "a float in [0, 1] (score >= threshold is a positive prediction)", _is_prob
@@ -144,8 +137,14 @@ class FairnessMonitor(Monitor):
         model: Any = None,
         params: Mapping[str, Any] | None = None,
         artifacts_dir: str | None = None,
-        **kw: Any,
+        engine: str = "pandas",
+        **options: Any,
     ) -> MonitorResult:
+        """Group fairness of ``current`` reduced on ``engine`` (see ``DriftMonitor.run`` for the data each
+        engine reads; ``options`` go to the backend). A SQL engine does not run a model: its data must
+        carry the score or prediction column."""
+        from monitors.engines.backend import ENGINES, engine_libraries, open_backend
+
         p = self.validate_params(params)
         if not spec.sensitive:
             raise ParameterError("spec.sensitive must name at least one sensitive attribute. Got () instead.")
@@ -154,28 +153,38 @@ class FairnessMonitor(Monitor):
             raise ParameterError(
                 f"sensitive_bins keys must be among {list(spec.sensitive)}. Got {unknown_bins} instead."
             )
+        if engine not in ENGINES:
+            raise ParameterError(f"engine must be one of {list(ENGINES)}. Got {engine!r} instead.")
+        versions = library_versions("matplotlib", *engine_libraries(engine))
+        backend = None
         try:
-            frame = load_frame(current)
-            prepared = self._prepare(spec, frame, model, p)
+            backend = open_backend(engine, current, **options)
+            reduced = backend.fairness(spec, p, model)
+            # After the reduction: the pandas backend hashes the group encoding it has just made.
+            fps = (backend.fingerprint("current"),)
         except (DataInputError, ModelError) as exc:
             return invalid_result(self.kind, self.version, p, str(exc), seed=p["seed"])
-        fps = (fingerprint(frame, "current"),)
-        versions = library_versions("matplotlib")  # cached in monitors.base
-        notes = [f"{k}: {v} row(s) excluded" for k, v in prepared.excluded.items() if v]
-        if prepared.cells.size == 0:
+        finally:
+            if backend is not None:
+                backend.close()
+        notes = [] if engine == "pandas" else [f"reduction engine: {engine}"]
+        excluded = [f"{k}: {v} row(s) excluded" for k, v in reduced.excluded.items() if v]
+        notes += excluded
+        assert reduced.cell_table is not None
+        if int(reduced.cell_table.sum()) == 0:
             return MonitorResult(
                 kind=self.kind,
                 monitor_version=self.version,
                 params=p,
                 metrics=(),
                 status=MetricStatus.INSUFFICIENT_DATA,
-                reason="no usable rows" + (f" ({'; '.join(notes)})" if notes else " (empty data)"),
+                reason="no usable rows" + (f" ({'; '.join(excluded)})" if excluded else " (empty data)"),
                 fingerprints=fps,
                 seed=p["seed"],
                 library_versions=dict(versions),
                 notes=tuple(notes),
             )
-        metrics, table = compute_fairness(prepared, p)
+        metrics, table = compute_fairness(reduced, p)
         artifacts: list[Artifact] = []
         if artifacts_dir is not None:
             artifacts = _write_artifacts(artifacts_dir, table)
@@ -184,9 +193,9 @@ class FairnessMonitor(Monitor):
         if not any(m.status is MetricStatus.OK for m in worst):
             status = MetricStatus.INSUFFICIENT_DATA
             reason = worst[0].reason if worst else "no disparity could be computed"
-        if prepared.y is None:
+        if reduced.y is None:
             notes.append("spec has no target: only selection rates and demographic parity are computed")
-        if prepared.score is None:
+        if reduced.score is None:
             notes.append("no score column or model: per-group AUC is not computed")
         if p["bootstrap"]:
             notes.append(
@@ -206,179 +215,6 @@ class FairnessMonitor(Monitor):
             library_versions=dict(versions),
             notes=tuple(notes),
         )
-
-    # -- reduction -----------------------------------------------------------------------------------
-    def _prepare(self, spec: ColumnSpec, frame: pd.DataFrame, model: Any, p: Mapping[str, Any]) -> _Prepared:
-        attributes = list(spec.sensitive)
-        needed = list(attributes)
-        if spec.target:
-            needed.append(spec.target)
-        has_pred = bool(spec.prediction and spec.prediction in frame.columns)
-        has_score = bool(spec.score and spec.score in frame.columns)
-        if not has_pred and not has_score and model is None:
-            wanted = [c for c in (spec.prediction, spec.score) if c]
-            raise DataInputError(
-                "fairness needs predictions: a prediction column, a score column or a model. "
-                f"Got columns {list(frame.columns)[:20]}"
-                + (f" (spec names {wanted})" if wanted else "")
-                + "."
-            )
-        check_columns(frame, needed, "current")
-        n = len(frame)
-        keep = np.ones(n, dtype=bool)
-        excluded: dict[str, int] = {}
-
-        y = None
-        if spec.target:
-            y_raw = frame[spec.target]
-            y_missing = y_raw.isna().to_numpy()
-            y = (y_raw == spec.positive_label).to_numpy(dtype=bool)
-            excluded["missing target"] = int(y_missing.sum())
-            keep &= ~y_missing
-
-        score = None
-        if has_score:
-            score = numeric_values(frame[spec.score], spec.score)
-        elif model is not None and not has_pred:
-            check_columns(frame, spec.feature_names, "current")
-            fitted = check_model(model)
-            score = predict_scores(fitted, frame[spec.feature_names])
-            if score.shape != (n,):
-                raise ModelError(f"model must return one score per row. Got shape {score.shape} instead.")
-        if score is not None:
-            bad = ~np.isfinite(score)
-            excluded["non-finite score"] = int((bad & keep).sum())
-            keep &= ~bad
-
-        if has_pred:
-            pr = frame[spec.prediction]
-            pr_missing = pr.isna().to_numpy()
-            excluded["missing prediction"] = int((pr_missing & keep).sum())
-            keep &= ~pr_missing
-            pred = (pr == spec.positive_label).to_numpy(dtype=bool)
-        else:
-            assert score is not None
-            with np.errstate(invalid="ignore"):
-                pred = score >= float(p["threshold"])
-
-        codes_list: list[np.ndarray] = []
-        labels_list: list[list[str]] = []
-        for attr in attributes:
-            codes, labels = _encode_group(frame[attr], attr, p["sensitive_bins"].get(attr))
-            if len(codes) and codes.min() < 0:
-                if p["missing_sensitive"] == "error":
-                    raise DataInputError(
-                        f"sensitive attribute {attr} has {int((codes < 0).sum())} missing value(s); "
-                        'set missing_sensitive="group" to report them as group "__missing__"'
-                    )
-                codes = np.where(codes < 0, len(labels), codes.astype(np.int64))
-                labels = [*labels, MISSING_GROUP]
-            codes_list.append(codes)
-            labels_list.append(labels)
-
-        if not keep.all():
-            y = None if y is None else y[keep]
-            pred = pred[keep]
-            score = None if score is None else score[keep]
-            codes_list = [c[keep] for c in codes_list]
-
-        cells, n_cells, cell_attr_codes = _combine(codes_list, [len(lab) for lab in labels_list])
-        groupings: list[_Grouping] = []
-        for i, attr in enumerate(attributes):
-            groupings.append(_Grouping(attr, labels_list[i], cell_attr_codes[:, i]))
-        want_inter = p["intersections"] if p["intersections"] is not None else len(attributes) >= 2
-        if want_inter and len(attributes) >= 2:
-            for size in range(2, len(attributes) + 1):
-                for combo in itertools.combinations(range(len(attributes)), size):
-                    sub = cell_attr_codes[:, list(combo)]
-                    uniq, inv = np.unique(sub, axis=0, return_inverse=True)
-                    labels = [
-                        "&".join(labels_list[a][c] for a, c in zip(combo, row, strict=True)) for row in uniq
-                    ]
-                    groupings.append(_Grouping("&".join(attributes[a] for a in combo), labels, inv.ravel()))
-        return _Prepared(cells, n_cells, y, pred, score, groupings, attributes, excluded)
-
-
-def _encode_group(series: pd.Series, name: str, bins: Sequence[float] | None) -> tuple[np.ndarray, list[str]]:
-    """Integer codes (−1 = missing) and sorted string labels; O(n) for categoricals and small integers."""
-    if bins is not None:
-        values = numeric_values(series, name)
-        edges = np.asarray(bins, dtype=float)
-        idx = np.searchsorted(edges, values, side="right") - 1
-        # The last edge is inclusive, like numpy.histogram; values outside the edges are an input error
-        # rather than a silently dropped group.
-        idx = np.where(values == edges[-1], len(edges) - 2, idx)
-        finite = np.isfinite(values)
-        outside = finite & ((idx < 0) | (idx > len(edges) - 2))
-        if outside.any():
-            raise DataInputError(
-                f"sensitive attribute {name} has {int(outside.sum())} value(s) outside sensitive_bins "
-                f"[{edges[0]:g}, {edges[-1]:g}], e.g. {values[outside][0]!r}"
-            )
-        labels = [
-            f"[{_fmt(edges[i])}, {_fmt(edges[i + 1])}{']' if i == len(edges) - 2 else ')'}"
-            for i in range(len(edges) - 1)
-        ]
-        return np.where(finite, idx, -1).astype(np.int64), labels
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        # Unused categories are not compacted away: their cells stay empty and empty groups are never
-        # reported, which saves a pass over the rows.
-        return series.cat.codes.to_numpy(), [str(c) for c in series.cat.categories]
-    if (
-        pd.api.types.is_integer_dtype(dtype)
-        and not pd.api.types.is_extension_array_dtype(dtype)
-        and len(series)
-    ):
-        arr = series.to_numpy()
-        lo, hi = int(arr.min()), int(arr.max())
-        if hi - lo < 1_000_000:
-            codes = arr.astype(np.int64) - lo
-            return _compact(codes, [str(v) for v in range(lo, hi + 1)])
-    try:
-        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
-    except TypeError:  # mixed types (e.g. 1 and "1") cannot be sorted: keep first-seen order
-        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
-    labels = [str(u) for u in uniques]
-    if len(set(labels)) < len(labels):  # e.g. 1 and "1": keep the groups apart and say why
-        labels = [f"{type(u).__name__}:{u}" for u in uniques]
-    return codes.astype(np.int64), labels
-
-
-def _compact(codes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Drop labels that never occur (unused categories, gaps in an integer range)."""
-    if len(codes) == 0:
-        return codes, labels
-    # Skip the masked copy in the common case of no missing values.
-    valid = codes if codes.min() >= 0 else codes[codes >= 0]
-    present = np.bincount(valid, minlength=len(labels)) > 0
-    if present.all():
-        return codes, labels
-    remap = np.cumsum(present) - 1
-    out = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
-    return out, [lab for lab, keep in zip(labels, present, strict=True) if keep]
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def _combine(codes_list: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, int, np.ndarray]:
-    """Finest cell per row, the number of cells, and each cell's code in every attribute."""
-    total = math.prod(sizes)
-    if total <= _MAX_DENSE_CELLS:
-        # One attribute: its codes are the cells, in their own (often int8) dtype.
-        cells = codes_list[0]
-        if len(codes_list) > 1:
-            cells = cells.astype(np.int64)
-            for codes, size in zip(codes_list[1:], sizes[1:], strict=True):
-                cells *= size
-                cells += codes
-        grid = np.stack(np.unravel_index(np.arange(total), sizes), axis=1).astype(np.int64)
-        return cells, total, grid
-    stacked = np.stack(codes_list, axis=1)
-    uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
-    return inv.ravel().astype(np.int64), len(uniq), uniq
 
 
 # -- statistics --------------------------------------------------------------------------------------
@@ -450,16 +286,6 @@ def _group_auc(
         return (r_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-def confusion_by_cell(cells: np.ndarray, y: np.ndarray | None, pred: np.ndarray, n_cells: int) -> np.ndarray:
-    """The one pass over the rows: ``(n_cells, 4)`` counts of (label, prediction)."""
-    idx = np.multiply(cells, 4, dtype=np.int64)
-    idx += pred
-    if y is not None:
-        idx += y
-        idx += y
-    return np.bincount(idx, minlength=n_cells * 4).reshape(n_cells, 4)
-
-
 # Replicates are drawn in chunks so that one chunk holds at most this many (replicate, cell) draws.
 _BOOT_CHUNK_DRAWS = 2_000_000
 
@@ -507,10 +333,16 @@ def compute_fairness(
 ) -> tuple[list[Metric], pd.DataFrame]:
     """Metrics from the finest-cell confusion table. Another engine (DuckDB, Spark) passes the table and the
     per-group AUCs it computed itself, so the metric step is shared rather than copied."""
+    import pandas as pd
+
     min_n = int(p["min_group_size"])
     has_y = prepared.y is not None
     if cell_table is None:
+        cell_table = prepared.cell_table
+    if cell_table is None:
         cell_table = confusion_by_cell(prepared.cells, prepared.y, prepared.pred, prepared.n_cells)
+    if group_auc is None:
+        group_auc = prepared.group_auc
 
     tables = {}
     for grouping in prepared.groupings:
@@ -553,6 +385,8 @@ def compute_fairness(
             auc = _group_auc(row_groups, prepared.score, prepared.y, G, order)
 
         boot_rates = _rates(boot_tables[grouping.name]) if boot_tables else None
+        # Every group's interval in one quantile call per rate (one call per group was a tenth of a run).
+        boot_ci = {r: _group_percentiles(v, alpha) for r, v in boot_rates.items()} if boot_rates else None
 
         for gi in np.flatnonzero(present):
             label = grouping.labels[gi]
@@ -570,9 +404,7 @@ def compute_fairness(
                 metrics.append(Metric.undefined("positives", "spec has no target column", **kw))
                 row["positives"] = None
             for rate in RATES:
-                m = _rate_metric(
-                    rate, rates[rate][gi], int(n[gi]), min_n, has_y, counts, kw, boot_rates, gi, alpha
-                )
+                m = _rate_metric(rate, rates[rate][gi], int(n[gi]), min_n, has_y, counts, kw, boot_ci, gi)
                 metrics.append(m)
                 row[rate] = m.value
                 row[f"{rate}_ci_low"] = m.ci_low
@@ -599,9 +431,8 @@ def _rate_metric(
     has_y: bool,
     counts: Mapping[str, int],
     kw: Mapping[str, Any],
-    boot_rates: Mapping[str, np.ndarray] | None,
+    boot_ci: Mapping[str, tuple[list[float | None], list[float | None]]] | None,
     gi: int,
-    alpha: float,
 ) -> Metric:
     denominators = {
         "selection_rate": ("n", n),
@@ -617,8 +448,8 @@ def _rate_metric(
     if denom == 0:
         return Metric.undefined(rate, f"group has no {what}: {rate} is undefined", counts=counts, **kw)
     lo = hi = None
-    if boot_rates is not None:
-        lo, hi = _percentiles(boot_rates[rate][:, gi], alpha)
+    if boot_ci is not None:
+        lo, hi = boot_ci[rate][0][gi], boot_ci[rate][1][gi]
     return Metric(rate, float(value), counts=counts, ci_low=lo, ci_high=hi, **kw)
 
 
@@ -647,6 +478,22 @@ def _auc_metric(
             **kw,
         )
     return Metric("auc", float(auc[gi]), counts=counts, **kw)
+
+
+def _group_percentiles(samples: np.ndarray, alpha: float) -> tuple[list[float | None], list[float | None]]:
+    """``_percentiles`` of every column of ``samples`` (replicates × groups): columns without NaN share
+    one ``np.quantile`` call (the same numbers as one call per column)."""
+    lo: list[float | None] = [None] * samples.shape[1]
+    hi: list[float | None] = [None] * samples.shape[1]
+    clean = ~np.isnan(samples).any(axis=0)
+    if samples.shape[0] and clean.any():
+        cols = np.flatnonzero(clean)
+        q = np.quantile(samples[:, cols], [alpha, 1.0 - alpha], axis=0)
+        for k, j in enumerate(cols):
+            lo[j], hi[j] = float(q[0, k]), float(q[1, k])
+    for j in np.flatnonzero(~clean):
+        lo[j], hi[j] = _percentiles(samples[:, j], alpha)
+    return lo, hi
 
 
 def _percentiles(samples: np.ndarray, alpha: float) -> tuple[float | None, float | None]:
@@ -804,6 +651,7 @@ def _write_artifacts(folder: str, table: pd.DataFrame) -> list[Artifact]:
 @styled  # CJK-capable font for Chinese feature and group names
 def _bar_chart(table: pd.DataFrame) -> bytes:
     # Figure + Agg canvas directly: no pyplot global state, no backend switch for the host process.
+    import pandas as pd
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -44,10 +44,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 from monitors.base import (
     ColumnSpec,
@@ -77,6 +79,22 @@ class PerformanceMonitor(Monitor):
 
     kind = "performance"
     version = "1"
+    metrics = (
+        "auc",
+        "gini",
+        "ks_statistic",
+        "accuracy",
+        "precision",
+        "recall",
+        "brier",
+        "positive_rate",
+        "auc_drop",
+        "score_psi",
+        "calibration_observed",
+        "calibration_predicted",
+        "max_calibration_gap",
+    )
+    needs = frozenset({"reference", "baseline"})
     params = (
         ParamSpec("threshold", 0.5, "a float in [0, 1]", _is_float(0.0, 1.0)),
         ParamSpec("calibration_bins", 10, "an integer in [2, 100]", _is_int(2, 100)),
@@ -97,6 +115,8 @@ class PerformanceMonitor(Monitor):
         params: Mapping[str, Any] | None = None,
         artifacts_dir: str | Path | None = None,
     ) -> MonitorResult:
+        import pandas as pd
+
         p = self.validate_params(params)
         if current is None:
             raise ParameterError("current must be a DataFrame or a Parquet/CSV path. Got None instead.")
@@ -238,6 +258,8 @@ class PerformanceMonitor(Monitor):
 
     @staticmethod
     def _scores(spec: ColumnSpec, frame: pd.DataFrame, model: Any) -> tuple[np.ndarray, str]:
+        import pandas as pd
+
         if model is not None:
             missing = [c for c in spec.feature_names if c not in frame.columns]
             if missing:

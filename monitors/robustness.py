@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: declarations must load without it
+    import pandas as pd
 
 from monitors.base import (
     Artifact,
@@ -82,6 +84,20 @@ def _valid_scenarios(v: Any) -> bool:
 class RobustnessMonitor(Monitor):
     kind = "robustness"
     version = "1"
+    metrics = (
+        "flip_rate",
+        "mean_abs_score_change",
+        "max_flip_rate",
+        "max_mean_abs_score_change",
+        "monotonicity_violation_rate",
+        "max_monotonicity_violation_rate",
+        "boundary_failures",
+        "categorical_swap_flip_rate",
+        "stress_approval_rate_change",
+        "stress_mean_score_change",
+        "max_abs_stress_approval_rate_change",
+    )
+    needs = frozenset({"model", "reference"})
     params = (
         ParamSpec(
             "noise_levels",
@@ -368,6 +384,8 @@ def _swaps(
     rng: np.random.Generator,
     thr: float,
 ) -> list[Metric]:
+    import pandas as pd
+
     cats = [f.name for f in spec.features if f.kind is ColumnKind.CATEGORICAL]
     out: list[Metric] = []
     total_flips = total_rows = 0
@@ -482,6 +500,8 @@ def _boundary(
     p: Mapping[str, Any],
     rng: np.random.Generator,
 ) -> tuple[pd.DataFrame, Metric]:
+    import pandas as pd
+
     rows = (
         X
         if len(X) <= p["boundary_rows"]
@@ -557,12 +577,16 @@ def _boundary(
 
 
 def _is_code(col: pd.Series) -> bool:
+    import pandas as pd
+
     return pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
 
 
 def _stress(
     model: Any, X: pd.DataFrame, base: np.ndarray, ok: np.ndarray, p: Mapping[str, Any], thr: float
 ) -> tuple[pd.DataFrame, list[Metric]]:
+    import pandas as pd
+
     below = p["approve_when"] == "score_below"
 
     def approval(s: np.ndarray) -> float:

@@ -58,3 +58,42 @@ def test_suite_smoke_run_exits_0_with_a_ratio_per_benchmark(tmp_path, pg_availab
         not (REPO / "benchmarks" / "RESULTS.md").exists()
         or "--smoke" not in (REPO / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")[:300]
     )
+
+
+def test_readme_results_table_is_the_one_generated_from_results_md():
+    """benchmarks/README.md's results table is derived from benchmarks/RESULTS.md by the suite
+    (``run.py --readme``, and every full run): a hand edit or a stale table fails here."""
+    from benchmarks import run
+
+    readme = (REPO / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    section = run.readme_section((REPO / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8"))
+    assert section in readme, "regenerate it: python benchmarks/run.py --readme"
+    assert readme.count(run.README_BEGIN) == 1
+    results_rows = [
+        line
+        for line in (REPO / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| bench_")
+    ]
+    assert results_rows and all(row in section for row in results_rows)
+
+
+def test_readme_regeneration_replaces_only_its_section(tmp_path):
+    from benchmarks import run
+
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"# B\n\nbefore\n\n{run.README_BEGIN}\nold table\n{run.README_END}\n\nafter\n", encoding="utf-8"
+    )
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "Produced by `benchmarks/run.py` on 2026-12-01 10:00 UTC. x\n\n| cores | 2 |\n\n## Ratios\n\n"
+        "| benchmark | ratio | measurement | status |\n| --- | ---: | --- | --- |\n"
+        "| bench_x | 1.50× | a vs b | ok (3 s) |\n\n## Full output of each script\n",
+        encoding="utf-8",
+    )
+    assert run.update_readme(readme, results) is True
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# B\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "old table" not in text and "| bench_x | 1.50× | a vs b | ok (3 s) |" in text
+    assert "2026-12-01 10:00 UTC" in text and "cores 2" in text
+    assert run.update_readme(readme, results) is False  # idempotent

@@ -281,17 +281,36 @@ def build(
     return spec, current, reference, model, note
 
 
-def _call(kind: str, spec, current, reference, model, params: dict, folder: Path, extra: dict) -> Any:
+def handed_inputs(
+    cls: Any, *, reference: Any, model: Any, profile: Any, baselines: dict[str, Any] | None
+) -> tuple[dict[str, Any], str | None]:
+    """The inputs beyond the current data that the runner hands a monitor, read from its declared
+    ``needs`` (see ``monitors.base.Monitor``), or the reason it cannot run."""
+    kind, needs = cls.kind, cls.needs
+    extra: dict[str, Any] = {}
+    if "model" in needs:
+        if model is None:
+            return {}, f"the {kind} monitor needs the model (--model URI)"
+        extra["model"] = model
+    if "reference" in needs and reference is not None:
+        extra["reference"] = reference
+    elif "profile" in needs and profile is not None:
+        extra["profile"] = profile
+    elif {"reference", "profile"} <= needs:
+        return {}, f"{kind} needs --reference data or a stored reference profile"
+    if "baseline" in needs and reference is None and baselines and kind in baselines:
+        # With reference data the monitor derives its own baseline from it.
+        extra["baseline"] = baselines[kind]
+    return extra, None
+
+
+def _call(kind: str, spec, current, params: dict, folder: Path, extra: dict) -> Any:
     from monitors.base import MetricStatus, MonitorResult, ParameterError, get_monitor
 
     monitor = get_monitor(kind)
     kwargs: dict[str, Any] = {"current": current, "params": params, "artifacts_dir": folder}
-    if reference is not None:
-        kwargs["reference"] = reference
-    if model is not None and kind in ("explainability", "robustness"):
-        kwargs["model"] = model
     kwargs.update(extra)
-    # Monitors declare the inputs they take; pass only those (performance has no reference, drift no model).
+    # A monitor whose run() takes no **kwargs gets only the inputs it names.
     import inspect
 
     accepted = inspect.signature(monitor.run).parameters
@@ -330,6 +349,7 @@ def run(
 ) -> EvaluationDraft:
     """``profile`` is the drift reference profile; ``profiles`` those of other kinds (data_quality)."""
     from modelreg.policy import evaluate_results
+    from monitors.base import MetricStatus, MonitorResult, get_monitor, monitor_class
 
     say = progress or (lambda _m: None)
     gates = (gate,) if isinstance(gate, str) else tuple(gate)
@@ -347,46 +367,28 @@ def run(
     folder = Path(tempfile.mkdtemp(prefix="modelreg-eval-"))
     results: dict[str, Any] = {}
     for kind, params in wanted.items():
-        extra: dict[str, Any] = {}
         params = dict(params)
-        if kind in ("explainability", "robustness") and model is None:
-            from monitors.base import MetricStatus, MonitorResult
-
+        cls = monitor_class(kind)
+        own_profile = profile if kind == "drift" else (profiles or {}).get(kind)  # each kind's own profile
+        extra, missing = handed_inputs(
+            cls, reference=reference, model=model, profile=own_profile, baselines=baselines
+        )
+        if missing is not None:
             results[kind] = MonitorResult(
                 kind=kind,
                 monitor_version="?",
                 params=params,
                 metrics=(),
                 status=MetricStatus.INVALID_INPUT,
-                reason=f"the {kind} monitor needs the model (--model URI)",
+                reason=missing,
             )
             continue
-        if kind == "robustness" and inp.scenarios and "scenarios" not in params:
+        if inp.scenarios and "scenarios" not in params and any(p.name == "scenarios" for p in cls.params):
             params["scenarios"] = inp.scenarios
-        if kind == "drift" and reference is None:
-            if profile is None:
-                from monitors.base import MetricStatus, MonitorResult
-
-                results[kind] = MonitorResult(
-                    kind=kind,
-                    monitor_version="?",
-                    params=params,
-                    metrics=(),
-                    status=MetricStatus.INVALID_INPUT,
-                    reason="drift needs --reference data or a stored reference profile",
-                )
-                continue
-            extra["profile"] = profile
-        if kind == "performance" and baselines and "performance" in baselines:
-            extra["baseline"] = baselines["performance"]
-        if kind == "explainability" and baselines and "explainability" in baselines and reference is None:
-            extra["reference"] = baselines["explainability"]
-        if kind == "data_quality" and reference is None and profiles and "data_quality" in profiles:
-            extra["profile"] = profiles["data_quality"]
         say(f"running {kind} monitor on {len(current):,} rows")
         sub = folder / kind
         sub.mkdir(parents=True, exist_ok=True)
-        results[kind] = _call(kind, spec, current, reference, model, params, sub, extra)
+        results[kind] = _call(kind, spec, current, params, sub, extra)
     outcomes = []
     seen: set[str] = set()
     for g in gates:
@@ -403,11 +405,11 @@ def run(
             {**fingerprint(reference.drop(columns=[SCORE_COLUMN], errors="ignore"), "reference").to_dict()}
         )
     profile_bytes = None
-    if reference is not None and "drift" in wanted:
+    # The stored profile serves the (first) monitor that declares it can run from one.
+    profiled = [k for k in wanted if "profile" in monitor_class(k).needs]
+    if reference is not None and profiled:
         try:
-            from monitors.drift import DriftMonitor
-
-            prof = DriftMonitor().profile(spec, reference, wanted["drift"])
+            prof = get_monitor(profiled[0]).profile(spec, reference, wanted[profiled[0]])
             profile_bytes = prof.to_json().encode()
         except Exception as exc:  # keep the evaluation; monitoring will say the profile is missing
             notes.append(f"reference profile not saved: {type(exc).__name__}: {exc}")
@@ -461,7 +463,7 @@ def _run_scaled(
     model is not run row by row here: the data must carry --score or --prediction (explainability and
     robustness get a seeded sample, see monitors.scale.monitor_on)."""
     from modelreg.policy import evaluate_results
-    from monitors.base import DataInputError, ParameterError
+    from monitors.base import DataInputError, ParameterError, monitor_class
     from monitors.scale import monitor_on, open_backend, spec_from_source
 
     if inp.encoding not in (None, "utf-8"):
@@ -507,13 +509,14 @@ def _run_scaled(
         sub = folder / kind
         sub.mkdir(parents=True, exist_ok=True)
         say(f"running {kind} monitor on {current_fp.rows:,} rows ({engine})")
-        extra: dict[str, Any] = {}
-        if kind == "drift" and inp.reference is None:
-            extra["profile"] = profile
-        if kind == "performance" and baselines and "performance" in baselines:
-            extra["reference"] = baselines["performance"]
-        if kind == "data_quality" and inp.reference is None and profiles and "data_quality" in profiles:
-            extra["profile"] = profiles["data_quality"]
+        own_profile = profile if kind == "drift" else (profiles or {}).get(kind)
+        extra, _ = handed_inputs(
+            monitor_class(kind),
+            reference=inp.reference,
+            model=model,
+            profile=own_profile,
+            baselines=baselines,
+        )
         current: Any = inp.data
         if kind == "data_quality":
             # No engine reduction for it yet: fetch the feature columns only (a table name is no file path).
@@ -529,8 +532,9 @@ def _run_scaled(
                 engine,
                 spec,
                 current=current,
-                reference=inp.reference if kind in ("drift", "data_quality") else extra.get("reference"),
+                reference=extra.get("reference"),
                 profile=extra.get("profile"),
+                baseline=extra.get("baseline"),
                 model=model,
                 params=dict(params),
                 artifacts_dir=sub,

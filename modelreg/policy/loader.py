@@ -27,7 +27,6 @@ from modelreg.policy.model import (
     KNOWN_METRICS,
     LEVEL_ERROR,
     LEVEL_WARNING,
-    MONITOR_KINDS,
     ON_BREACH_ACTIONS,
     ON_BREACH_SUSPEND,
     OVERDUE_ACTIONS,
@@ -791,12 +790,20 @@ def _build_check(c: LMap, ck: _Checker, what: str, tiers: list[str], tier_ids: l
         ["monitor", "metric", "comparator", "thresholds", "basis", "note_zh", "note_en"],
         ["feature", "group", "params"],
     )
-    monitor = ck.choice(m, "monitor", w, MONITOR_KINDS) if "monitor" in m else None
+    from monitors.base import MonitorPluginError
+
+    try:
+        declared = dict(KNOWN_METRICS)
+    except MonitorPluginError as exc:
+        # A broken monitor plug-in makes every check's metric unknowable: say so where checks start.
+        ck.error(m.vpos("monitor") if "monitor" in m else c.vpos("check"), f"{w}: {exc}")
+        return None
+    monitor = ck.choice(m, "monitor", w, tuple(declared)) if "monitor" in m else None
     metric = m.get("metric")
-    if "metric" in m and monitor is not None and metric not in KNOWN_METRICS[monitor]:
+    if "metric" in m and monitor is not None and metric not in declared[monitor]:
         ck.error(
             m.vpos("metric"),
-            f"{w}: metric must be a known {monitor} metric, one of {sorted(KNOWN_METRICS[monitor])}. Got {metric!r} instead.",
+            f"{w}: metric must be a known {monitor} metric, one of {sorted(declared[monitor])}. Got {metric!r} instead.",
         )
     selectors: dict[str, str | None] = {}
     for key in ("feature", "group"):

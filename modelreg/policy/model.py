@@ -1,6 +1,7 @@
 """Typed, immutable policy-pack objects and the stable strings they use.
 
-Everything here is plain data: no I/O, no YAML, no monitors. The loader (``loader.py``) is the only way
+Everything here is plain data: no I/O, no YAML, no monitors (the metric names per monitor kind are read
+from the monitors' own declarations, on first use). The loader (``loader.py``) is the only way
 these objects are built from files, and it validates once, so code that receives a ``PolicyPack`` can
 trust it.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -93,103 +94,54 @@ REQUIREMENT_IDS: tuple[str, ...] = (
     "audit_log_verifies",
 )
 
-# The metric-name contract between monitors and packs (HELPERS.md). A pack naming anything else is an error.
-KNOWN_METRICS: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        "drift": frozenset(
-            {
-                "psi",
-                "ks_statistic",
-                "ks_pvalue",
-                "chi2_pvalue",
-                "js_distance",
-                "wasserstein_norm",
-                "missing_share_reference",
-                "missing_share_current",
-                "missing_share_delta",
-                "new_category_share",
-                "drifted",
-                "drift_share",
-                "max_psi",
-                "max_missing_share_delta",
-                "max_new_category_share",
-                "score_psi",
-            }
-        ),
-        "performance": frozenset(
-            {
-                "auc",
-                "gini",
-                "ks_statistic",
-                "accuracy",
-                "precision",
-                "recall",
-                "brier",
-                "positive_rate",
-                "auc_drop",
-                "score_psi",
-                "calibration_observed",
-                "calibration_predicted",
-                "max_calibration_gap",
-            }
-        ),
-        "fairness": frozenset(
-            {
-                "n",
-                "positives",
-                "predicted_positives",
-                "selection_rate",
-                "tpr",
-                "fpr",
-                "precision",
-                "auc",
-                "demographic_parity_difference",
-                "demographic_parity_ratio",
-                "equalized_odds_difference",
-                "equal_opportunity_difference",
-            }
-        ),
-        "explainability": frozenset(
-            {
-                "mean_abs_shap",
-                "additivity_max_residual",
-                "top_feature_share",
-                "importance_rank_correlation",
-                "importance_topk_overlap",
-            }
-        ),
-        "robustness": frozenset(
-            {
-                "flip_rate",
-                "mean_abs_score_change",
-                "max_flip_rate",
-                "max_mean_abs_score_change",
-                "monotonicity_violation_rate",
-                "max_monotonicity_violation_rate",
-                "boundary_failures",
-                "categorical_swap_flip_rate",
-                "stress_approval_rate_change",
-                "stress_mean_score_change",
-                "max_abs_stress_approval_rate_change",
-            }
-        ),
-        # monitors/data_quality.py (DataQualityMonitor.metrics); kept here until the loader reads declarations.
-        "data_quality": frozenset(
-            {
-                "missing_share",
-                "constant",
-                "out_of_range_share",
-                "implausible_share",
-                "rows",
-                "max_missing_share",
-                "max_out_of_range_share",
-                "max_implausible_share",
-                "constant_features",
-            }
-        ),
-    }
-)
-MONITOR_KINDS: tuple[str, ...] = tuple(KNOWN_METRICS)
+
+class _DeclaredMetrics(Mapping[str, frozenset[str]]):
+    """Metric names per monitor kind, as the installed monitors declare them (``Monitor.metrics``; a bank's
+    own monitor registered through the ``modelreg.monitors`` entry point included). Read on first use, not
+    at import, so that importing the policy layer imports no monitor; raises
+    ``monitors.base.MonitorPluginError`` when an installed monitor is unusable."""
+
+    def _read(self) -> Mapping[str, frozenset[str]]:
+        from monitors.base import known_metrics
+
+        return known_metrics()
+
+    def __getitem__(self, kind: str) -> frozenset[str]:
+        return self._read()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __repr__(self) -> str:
+        return f"KNOWN_METRICS({dict(self._read())!r})"
+
+
+class _DeclaredKinds(Sequence[str]):
+    """The installed monitor kinds, sorted (read like ``KNOWN_METRICS``)."""
+
+    def _read(self) -> tuple[str, ...]:
+        return tuple(KNOWN_METRICS)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._read()[i]
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._read()
+
+    def __repr__(self) -> str:
+        return f"MONITOR_KINDS({self._read()!r})"
+
+
+# The metric-name contract between monitors and packs: a pack naming a metric its monitor does not declare
+# is an error.
+KNOWN_METRICS: Mapping[str, frozenset[str]] = _DeclaredMetrics()
+MONITOR_KINDS: Sequence[str] = _DeclaredKinds()
 
 # Selector meaning "every feature (or group): the worst one decides".
 ANY = "*"

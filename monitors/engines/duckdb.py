@@ -2,7 +2,7 @@
 
 Every statistic is computed *inside* DuckDB by a handful of aggregate queries (one pass per kind of statistic,
 all columns at once where possible); only the results (counts, a few order statistics, bounded samples, the
-distinct levels of categorical columns) reach Python. :mod:`monitors.scale` assembles them into the same
+distinct levels of categorical columns) reach Python. :mod:`monitors.engines.sql` assembles them into the same
 ``NumericReduction``/``CategoricalReduction`` objects :mod:`monitors.engines.pandas` builds, so the monitors'
 metric code is reused unchanged.
 
@@ -10,7 +10,7 @@ How each convention of the pandas engine is reproduced (see its module docstring
 
 * **Bin edges** are ``np.quantile(finite, probs)`` recomputed from the *exact* order statistics numpy would
   interpolate between (``quantile_disc`` at the rank's mid-point, which DuckDB answers exactly), fed to numpy's
-  own interpolation (:func:`monitors.scale.numpy_quantile_edges`): the edges are bit-for-bit numpy's.
+  own interpolation (:func:`monitors.engines.sql.numpy_quantile_edges`): the edges are bit-for-bit numpy's.
 * **Bin counts** are ``SUM(x <= edge)`` per edge with edges passed as round-tripping decimal strings cast to
   DOUBLE: exact integer counts. NaN/NULL, +inf and −inf are counted apart.
 * **Exact samples.** When a side has at most ``sample_size`` finite values they are all fetched in row order
@@ -18,7 +18,7 @@ How each convention of the pandas engine is reproduced (see its module docstring
   path bit for bit.
 * **Large samples.** Above ``sample_size`` the sample is the ``sample_size`` finite values with the smallest
   row key ``hash(seed, role, file, row number)``, one scan for all columns (``SqlBackend.samples``):
-  deterministic, uniform without replacement, but not numpy's draw, so KS/Wasserstein then agree with the pandas path only within sampling error (see ``monitors.scale``).
+  deterministic, uniform without replacement, but not numpy's draw, so KS/Wasserstein then agree with the pandas path only within sampling error (see ``monitors.scale``'s module docstring).
 * **Categories** are ``GROUP BY`` counts of the raw values, keyed in Python with the pandas engine's
   ``category_key``.
 
@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from monitors.base import DataFingerprint, DataInputError
+from monitors.engines.sql import SqlReductions, double_literal, sql_literal
 
 _INF = "CAST('inf' AS DOUBLE)"
 _NEG_INF = "CAST('-inf' AS DOUBLE)"
@@ -54,28 +55,7 @@ def import_duckdb() -> Any:
     return duckdb
 
 
-def double_literal(value: float) -> str:
-    """A SQL DOUBLE equal to ``value`` bit for bit (``repr`` round-trips; a bare ``0.1`` would be DECIMAL)."""
-    value = float(value)
-    if math.isnan(value):
-        return "CAST('nan' AS DOUBLE)"
-    if math.isinf(value):
-        return _INF if value > 0 else _NEG_INF
-    return f"CAST('{value!r}' AS DOUBLE)"
-
-
-def sql_literal(value: Any) -> str:
-    """A typed SQL literal for a value read back from the engine (used in ``IN (...)`` lists)."""
-    if isinstance(value, (bool, np.bool_)):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return double_literal(float(value))
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-class SqlBackend:
+class SqlBackend(SqlReductions):
     """Reductions written once in the SQL both DuckDB and Spark SQL understand.
 
     Subclasses provide identifier quoting, the relation to read, a query runner and the row-order key of the
@@ -316,7 +296,7 @@ class SqlBackend:
         self, n: int, seed: int, strata: str | None
     ) -> tuple[pd.DataFrame, dict[Any, int], dict[Any, int]]:
         """``n`` rows with the smallest seeded row keys, per stratum in proportion to its size."""
-        from monitors.scale import allocate
+        from monitors.engines.pandas import allocate
 
         key = self.sample_key("__rows__", seed, 2)
         if strata is None:

@@ -5,7 +5,7 @@ temporary view, so DuckDB and Spark count with the same expressions. Spark-speci
 
 * **Order statistics** (for the reference-quantile bin edges) come from ``percentile_disc`` at the rank's
   mid-point ``(r + ½)/n``; Spark computes it from exact value counts (no sketch), so the edges are numpy's bit
-  for bit (the interpolation itself is done by numpy, see :func:`monitors.scale.numpy_quantile_edges`).
+  for bit (the interpolation itself is done by numpy, see :func:`monitors.engines.sql.numpy_quantile_edges`).
 * **Samples** above ``sample_size`` are ordered by ``xxhash64(seed, role, monotonically_increasing_id())``:
   deterministic for a given partitioning of the same data, uniform without replacement.
 * **SHAP** on large data: :func:`shap_values` spreads a SHAP explainer over the partitions with

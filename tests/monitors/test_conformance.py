@@ -10,12 +10,14 @@ valid inputs built from the German credit fixture; the checks themselves know no
 * bad input (empty frame, missing column, all-NaN column, strings in a numeric column) gives a result whose
   status is invalid_input / insufficient_data with a reason, and never raises;
 * artifacts: every recorded SHA-256 and size matches the file on disk;
-* metric names are the stable ids of the contract.
+* declarations: kind, version, metrics and needs are well formed, every emitted metric name is declared,
+  ``run`` takes every input the monitor declares it needs, and a monitor needing the model says so without one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,14 @@ import pandas as pd
 import pytest
 
 from monitors import get_monitor, monitor_kinds
-from monitors.base import ColumnSpec, MetricStatus, Monitor, MonitorResult, ParameterError
+from monitors.base import (
+    ColumnSpec,
+    MetricStatus,
+    Monitor,
+    MonitorResult,
+    ParameterError,
+    check_declaration,
+)
 
 Corrupt = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -37,13 +46,24 @@ def _same(df: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Case:
-    """How to call one monitor kind: ``call(monitor, german, params, artifacts_dir, corrupt)`` runs it on valid
-    German-credit inputs after passing the frame under test (the current data) through ``corrupt``."""
+    """How to call one monitor kind on valid German-credit inputs: ``spec(g)`` and ``current(g)`` (the frame
+    under test, passed through ``corrupt``); ``inputs(g)`` the inputs this case can offer beyond the current
+    data. The suite hands the monitor exactly those it declares in ``needs``, so a monitor that leaves a
+    needed input undeclared fails here."""
 
-    call: Callable[..., MonitorResult]
     column: str  # a numeric column the monitor reads; the bad-input checks break it
     invalid_params: dict[str, Any]  # a known-invalid value of a declared parameter
     params: dict[str, Any] = field(default_factory=dict)  # small settings that keep the suite fast
+    spec: Callable[[Any], ColumnSpec] = lambda g: g.spec
+    current: Callable[[Any], pd.DataFrame] = lambda g: g.current
+    inputs: Callable[[Any], dict[str, Any]] = lambda g: {}
+
+    def call(self, mon: Monitor, g, params: dict, folder: Path | None, corrupt: Corrupt) -> MonitorResult:
+        offered = self.inputs(g)
+        handed = {k: v for k, v in offered.items() if k in mon.needs}
+        return mon.run(
+            self.spec(g), current=corrupt(self.current(g)), params=params, artifacts_dir=folder, **handed
+        )
 
 
 def _encoded_current(g) -> pd.DataFrame:
@@ -56,84 +76,41 @@ def _fairness_spec(g) -> ColumnSpec:
 
 CASES: dict[str, Case] = {
     "drift": Case(
-        call=lambda mon, g, params, folder, corrupt: mon.run(
-            g.spec, reference=g.reference, current=corrupt(g.current), params=params, artifacts_dir=folder
-        ),
+        inputs=lambda g: {"reference": g.reference},
         column="credit_amount",
         invalid_params={"n_bins": 1},
         params={"html_sample_rows": 200},
     ),
     "performance": Case(
-        call=lambda mon, g, params, folder, corrupt: mon.run(
-            g.spec, current=corrupt(g.current), params=params, artifacts_dir=folder
-        ),
         column="score",
         invalid_params={"threshold": 1.5},
     ),
     "fairness": Case(
-        call=lambda mon, g, params, folder, corrupt: mon.run(
-            _fairness_spec(g), current=corrupt(g.current), params=params, artifacts_dir=folder
-        ),
+        spec=_fairness_spec,
         column="score",
         invalid_params={"min_group_size": 0},
         params={"bootstrap": 20},
     ),
     "explainability": Case(
-        call=lambda mon, g, params, folder, corrupt: mon.run(
-            g.spec, current=corrupt(_encoded_current(g)), model=g.model, params=params, artifacts_dir=folder
-        ),
+        current=_encoded_current,
+        inputs=lambda g: {"model": g.model},
         column="credit_amount",
         invalid_params={"top_k": 0},
         params={"sample_size": 40, "background_size": 20},
     ),
     "robustness": Case(
-        call=lambda mon, g, params, folder, corrupt: mon.run(
-            g.spec, current=corrupt(_encoded_current(g)), model=g.model, params=params, artifacts_dir=folder
-        ),
+        current=_encoded_current,
+        inputs=lambda g: {"model": g.model},
         column="credit_amount",
         invalid_params={"threshold": 2.0},
         params={"sample_size": 200, "boundary_rows": 20},
     ),
     "data_quality": Case(
-        call=lambda mon, g, params, folder, corrupt: mon.run(
-            g.spec, reference=g.reference, current=corrupt(g.current), params=params, artifacts_dir=folder
-        ),
+        inputs=lambda g: {"reference": g.reference},
         column="credit_amount",
         invalid_params={"plausibility_factor": 0.0},
     ),
 }
-
-#: The stable metric ids of each kind (the contract with policy packs).
-METRIC_NAMES: dict[str, set[str]] = {
-    "drift": {
-        "psi", "ks_statistic", "ks_pvalue", "chi2_pvalue", "js_distance", "wasserstein_norm",
-        "missing_share_reference", "missing_share_current", "missing_share_delta", "new_category_share",
-        "drifted", "drift_share", "max_psi", "max_missing_share_delta", "max_new_category_share", "score_psi",
-    },
-    "performance": {
-        "auc", "gini", "ks_statistic", "accuracy", "precision", "recall", "brier", "positive_rate",
-        "auc_drop", "score_psi", "calibration_observed", "calibration_predicted", "max_calibration_gap",
-    },
-    "fairness": {
-        "n", "positives", "predicted_positives", "selection_rate", "tpr", "fpr", "precision", "auc",
-        "demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
-        "equal_opportunity_difference",
-    },
-    "explainability": {
-        "mean_abs_shap", "additivity_max_residual", "top_feature_share", "importance_rank_correlation",
-        "importance_topk_overlap",
-    },
-    "robustness": {
-        "flip_rate", "mean_abs_score_change", "max_flip_rate", "max_mean_abs_score_change",
-        "monotonicity_violation_rate", "max_monotonicity_violation_rate", "boundary_failures",
-        "categorical_swap_flip_rate", "stress_approval_rate_change", "stress_mean_score_change",
-        "max_abs_stress_approval_rate_change",
-    },
-    "data_quality": {
-        "missing_share", "constant", "out_of_range_share", "implausible_share", "rows", "max_missing_share",
-        "max_out_of_range_share", "max_implausible_share", "constant_features",
-    },
-}  # fmt: skip
 
 MESSAGE = r"must be .+\. Got .+ instead\."
 
@@ -202,8 +179,25 @@ def test_json_round_trip_and_contract_fields(kind, german):
     assert any(f.role == "current" for f in res.fingerprints)
     again = MonitorResult.from_json(res.to_json())
     assert again == res and again.to_json() == res.to_json()
-    unknown = {m.name for m in res.metrics} - METRIC_NAMES.get(kind, set())
-    assert not unknown, f"metric names outside the contract: {sorted(unknown)}"
+    unknown = {m.name for m in res.metrics} - set(mon.metrics)
+    assert not unknown, f"metric names outside the monitor's declared metrics: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_declaration_is_well_formed_and_run_takes_what_it_needs(kind):
+    mon, _ = _monitor_and_case(kind)
+    check_declaration(type(mon), kind)  # raises MonitorPluginError with the reason
+    run = inspect.signature(mon.run).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in run.values())
+    assert takes_any or set(mon.needs) <= set(run), f"run() does not take {sorted(set(mon.needs) - set(run))}"
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in KINDS if "model" in get_monitor(k).needs))
+def test_a_monitor_that_needs_the_model_says_so_without_one(kind, german):
+    _, case = _monitor_and_case(kind)
+    mon = get_monitor(kind)
+    res = mon.run(case.spec(german), current=case.current(german), params=case.params)
+    assert res.status is MetricStatus.INVALID_INPUT and "model" in res.reason
 
 
 @pytest.mark.parametrize("kind", KINDS)
