@@ -161,15 +161,26 @@ class RegistryCore:
         return other
 
     # -- the audit events' signatures ------------------------------------------------------------------
-    def event_signer(self) -> EventSigner:
-        """The registry's event key (kept outside the database, like the checkpoint key: the same file)."""
-        if self._event_signer is None:
+    def event_signer(self, *, suite: str | None = None) -> EventSigner:
+        """The registry's event key (kept outside the database, like the checkpoint key: the same file), in the
+        suite recorded at init (``suite`` only while init records it)."""
+        if self._event_signer is None or suite is not None:
             from modelreg import signing
 
-            self._event_signer = EventSigner.from_private_key(
-                signing.ensure_key(self.settings.audit_key_path)
-            )
+            if suite is None:
+                _, suite = audit_log.crypto_settings(self.engine)
+            key = signing.ensure_key(self.settings.audit_key_path, suite=suite)
+            self._event_signer = EventSigner.from_private_key(key)
         return self._event_signer
+
+    def registry_key(self, path: str | Path):
+        """The registry's own key at ``path`` (audit or evidence), created in the suite recorded at init; a key
+        file of another suite is refused, so checkpoints and packs of one registry never mix suites."""
+        from modelreg import signing
+
+        self.ensure_schema()
+        _, suite = audit_log.crypto_settings(self.engine)
+        return signing.ensure_key(path, suite=suite)
 
     def append_signed(
         self,

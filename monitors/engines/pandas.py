@@ -52,9 +52,9 @@ from monitors.base import (
     DataInputError,
     ModelError,
     check_columns,
+    check_model,
     factorize_column,
     fingerprint,
-    load_model,
     numeric_values,
     predict_scores,
 )
@@ -735,7 +735,7 @@ def reduce_fairness(
         score = numeric_values(frame[spec.score], spec.score)
     elif model is not None and not has_pred:
         check_columns(frame, spec.feature_names, "current")
-        fitted = load_model(model)
+        fitted = check_model(model)
         score = predict_scores(fitted, frame[spec.feature_names])
         if score.shape != (n,):
             raise ModelError(f"model must return one score per row. Got shape {score.shape} instead.")
