@@ -39,10 +39,12 @@ import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where rows are read: listing monitors stays light
+    import pandas as pd
 
 from monitors.base import (
     ColumnKind,
@@ -257,6 +259,8 @@ class DataQualityMonitor(Monitor):
         artifacts = []
         if artifacts_dir is not None:
             buf = io.StringIO()
+            import pandas as pd
+
             pd.DataFrame(rows).to_csv(buf, index=False, lineterminator="\n")
             a = write_artifact(
                 artifacts_dir,

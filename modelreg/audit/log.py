@@ -346,10 +346,58 @@ def verify_snapshot(engine: Engine, *, progress: Callable[[str], None] | None = 
             if progress is not None:
                 progress(f"recomputing {row[0]:,} leaf hashes and the Merkle root")
             try:
-                return verify_rows(rows, state_size=row[0], state_root=bytes(row[1]), tree_hash=row[2])
+                report = verify_rows(rows, state_size=row[0], state_root=bytes(row[1]), tree_hash=row[2])
             finally:
                 # A failed check stops reading early: close the cursor now, while the connection is open.
                 source.close()
+            if report.ok or not (report.problem or "").endswith(FORGED_SUFFIX):
+                return report
+            # The newest signature does not cover the log: name the first event whose own signature does not
+            # cover its prefix (a rewritten or forged event), reading the same snapshot once more.
+            again = iter_rows(conn)
+            try:
+                first = _first_unsigned_prefix(again, row[2] or "sha256")
+            finally:
+                again.close()
+            if first is None:
+                return report
+            seq, kid = first
+            from dataclasses import replace
+
+            return replace(
+                report,
+                first_bad_seq=seq,
+                problem=f"event #{seq} is not signed by the registry's event key {kid} (forged or rewritten)",
+            )
+
+
+FORGED_SUFFIX = "(forged)"
+
+
+def _first_unsigned_prefix(rows: Iterable[tuple], tree_hash: str) -> tuple[int, str] | None:
+    """Slow path, failures only: the first signed event whose signature does not verify against the root of the
+    log up to it (recomputed), with the event key in force there."""
+    h = hash_constructor(tree_hash)
+    chain = KeyChain([])
+    frontier: list[bytes] = []
+    for seq, canonical, _leaf_hash, _root, event, _model, _version, *rest in rows:
+        canonical = bytes(canonical)
+        leaf = h(b"\x00" + canonical).digest()
+        frontier = frontier_push(frontier, seq, leaf, tree_hash)
+        if _format_version(canonical) != CANONICAL_VERSION:
+            continue
+        if event in KEY_EVENTS:
+            introduced = key_payload(event, json.loads(canonical)["payload"])
+            if introduced is not None and chain.add(seq, introduced):
+                return seq, str(introduced.get("key_id"))
+        current = chain.key_at(seq)
+        if current is None:
+            continue
+        if not verify_event(
+            current[2], seq, leaf, frontier_root(frontier, tree_hash), rest[0] if rest else None
+        ):
+            return seq, current[1]
+    return None
 
 
 _frontier_root = frontier_root

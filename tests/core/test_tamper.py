@@ -331,13 +331,17 @@ def test_truncated_tail_is_detected_against_state_then_against_the_checkpoint(lo
     assert "events were removed from the end" in report.problem
     assert_cli_fails_naming(log, cut)
 
-    # the owner also rewinds audit_state to the truncated log: now the database agrees with itself ...
+    # the owner also rewinds audit_state to the truncated log: now the log agrees with itself (every remaining
+    # event's signature covers its own prefix, so signatures cannot see a cut tail) ...
     with as_table_owner(log, state_too=True) as conn:
         rehash_from(conn, cut)
-    alone = log.reg.audit_verify()
+    alone = log.reg.audit_verify(tables=False)
     assert alone.ok and alone.size == cut
+    # ... but the tables still hold what the removed events did: the replay finds rows with no event behind them
+    replayed = log.reg.audit_verify()
+    assert not replayed.ok and "has no audit event behind it" in replayed.problem, replayed.problem
     done = cli(log.env, "audit", "verify")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1 and "registry state diverges from the audit log" in done.stdout, done.stdout
 
     # ... and only the checkpoint kept outside shows what is missing, naming the first removed event
     report = log.reg.audit_verify(log.checkpoint)
@@ -346,10 +350,11 @@ def test_truncated_tail_is_detected_against_state_then_against_the_checkpoint(lo
     assert_cli_fails_naming(log, cut, "--checkpoint", str(log.checkpoint))
 
 
-def test_consistent_rewrite_is_only_detected_with_a_checkpoint(log):
+def test_consistent_rewrite_is_detected_by_the_event_signatures(log):
     """Edit an old event and recompute every leaf hash, every stored root and audit_state: the database is
-    self-consistent and plain verification cannot tell. The signed checkpoint can; it cannot say which
-    event changed (only its root was kept), so no entry is named."""
+    self-consistent, and before signed events only a kept checkpoint could tell (without naming the event).
+    Now the events' signatures cover the roots the registry computed: the newest one no longer covers the
+    rewritten log, and the first event whose own signature fails is the edited one."""
     with as_table_owner(log, state_too=True) as conn:
         k = first_registered_seq(conn, after=5)
         assert k < log.checkpoint_size
@@ -373,14 +378,14 @@ def test_consistent_rewrite_is_only_detected_with_a_checkpoint(log):
             {"c": forged, "l": leaf(forged), "k": k},
         )
         rehash_from(conn, k)
-    alone = log.reg.audit_verify()
-    assert alone.ok and alone.size == log.size
-    assert cli(log.env, "audit", "verify").returncode == 0
+    alone = log.reg.audit_verify(tables=False)
+    assert not alone.ok and alone.first_bad_seq == k, alone
+    assert f"event #{k} is not signed by the registry's event key" in alone.problem
+    assert_cli_fails_naming(log, k)
 
     report = log.reg.audit_verify(log.checkpoint)
-    assert not report.ok and report.first_bad_seq is None
-    assert "not an extension of the checkpoint" in report.problem
-    assert_cli_fails_naming(log, None, "--checkpoint", str(log.checkpoint))
+    assert not report.ok and report.first_bad_seq == k
+    assert_cli_fails_naming(log, k, "--checkpoint", str(log.checkpoint))
 
 
 def test_untouched_log_passes_on_the_cli_with_and_without_checkpoint(log):

@@ -295,11 +295,16 @@ def test_mlflow_pyfunc_uri_is_unwrapped_to_the_tree_model(tmp_path: Path):
 
     path = tmp_path / "model"
     mlflow.lightgbm.save_model(lgbm_model(), str(path))
-    # monitors take loaded models: modelreg loads URIs through its MLflow integration (the only mlflow importer)
+    # monitors take loaded models: modelreg loads URIs through its MLflow integration (the only mlflow importer).
+    # mlflow.lightgbm pickles the scikit-learn wrapper: a validator's load refuses it (it runs code when
+    # loaded); this test logged the model itself, so it loads it in-process as a notebook would.
     from modelreg.errors import BadInput
-    from modelreg.integrations.mlflow.models import load_model
+    from modelreg.integrations.mlflow.models import load_model, load_model_in_process
+    from modelreg.integrations.mlflow.worker import ModelRefused
 
-    loaded, _note = load_model(str(path))
+    with pytest.raises(ModelRefused, match="runs code when loaded"):
+        load_model(str(path))
+    loaded, _note = load_model_in_process(str(path))
     res = ExplainabilityMonitor().run(
         german_spec(), current=german_encoded(), model=loaded, params={"sample_size": 100}
     )
@@ -307,7 +312,7 @@ def test_mlflow_pyfunc_uri_is_unwrapped_to_the_tree_model(tmp_path: Path):
     assert res.metric("additivity_max_residual").counts["explainer"] == "TreeExplainer"
     assert isinstance(get_monitor("explainability"), ExplainabilityMonitor)
     with pytest.raises(BadInput, match="cannot load model"):
-        load_model(str(tmp_path / "nope"))
+        load_model_in_process(str(tmp_path / "nope"))
     broken = ExplainabilityMonitor().run(
         german_spec(), current=german_encoded(), model=str(tmp_path / "nope")
     )
