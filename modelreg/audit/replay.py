@@ -468,6 +468,10 @@ class _Replay:
         elif event in _SIGNED_EVENTS and mv:
             if self._in_scope(mv):
                 signed.expect(int(p["record_id"]), (mv, event, p, d.get("actor")), seq)
+        elif event == "finding.closed" and mv and p.get("kind") == "accepted":
+            # a finding closed by a signed acceptance: the event proves the acceptance's signed record
+            if self._in_scope(mv):
+                signed.expect(int(p["record_id"]), (mv, event, p, d.get("actor")), seq)
         elif event in ("registry.initialized", "audit.checkpoint", "audit.signing_key", "mlflow.synced"):
             pass  # no table state of their own (checkpoints are verified by the Merkle log itself)
         else:
@@ -613,7 +617,11 @@ class _Replay:
                 "signed_records", key, f"belongs to {_mv(got_mv)}, the log signed it for {_mv(mv)}", seq
             )
             return
-        want_kind = {"attestation.signed": "attestation", "waiver.granted": "waiver"}.get(event)
+        want_kind = {
+            "attestation.signed": "attestation",
+            "waiver.granted": "waiver",
+            "finding.closed": "acceptance",
+        }.get(event)
         if event == "approval.signed":
             want_kind = "approval" if p.get("decision") == "approve" else "rejection"
         if kind != want_kind:

@@ -221,7 +221,7 @@ def collect(registry: Registry, name: str, version: str, *, as_of: str | datetim
         if cutoff is None:
             from modelreg.operations.evidence import section
 
-            operations = section(registry, session, model_row, row)
+            operations = section(registry, session, target)
     policy, policy_ref = _policy(registry, evaluations, notes, current)
     info = {
         "modelreg_version": _modelreg_version(),

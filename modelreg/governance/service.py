@@ -328,7 +328,7 @@ def _store(
         )
         from modelreg.operations.findings import record_run
 
-        record_run(reg, session, pack, model_row, row, ev, draft.outcomes)
+        record_run(tx, pack, purpose, ev_id, digest, draft.outcomes)
         suspended = False
         if purpose == "monitoring" and suspend and not target.suspended:
             waivers = records.active_waivers(session, target.id, gate="monitor")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelreg import clock
+from modelreg.domain.records import VersionState
 from modelreg.errors import BadInput
-from modelreg.store.tables import EvaluationRow, ModelRow, TransitionRow, VersionRow
+from modelreg.store import repo
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 OVERDUE = "overdue"
 DUE_SOON = "due_soon"
@@ -67,20 +68,12 @@ def parse_within(text: str | int | None) -> int | None:
     return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
 
 
-def _latest(session: Session, q) -> datetime | None:
-    value = session.execute(q).scalar()
-    return clock.to_utc(value) if value is not None else None
-
-
 def _anchor_time(session: Session, version_id: int, anchor: str) -> datetime | None:
     if anchor in ("validation", "monitoring"):
-        return _latest(
-            session,
-            select(EvaluationRow.created_at)
-            .where(EvaluationRow.version_id == version_id, EvaluationRow.purpose == anchor)
-            .order_by(EvaluationRow.id.desc())
-            .limit(1),
-        )
+        from modelreg.store import governance as gov_store
+
+        ev = gov_store.latest_evaluation(session, version_id, anchor)
+        return clock.to_utc(ev.created_at) if ev is not None else None
     control = anchor.split(":", 1)[1]
     # Only attestations whose signature verifies count as the audit having happened.
     from modelreg.governance import records
@@ -94,13 +87,7 @@ def _anchor_time(session: Session, version_id: int, anchor: str) -> datetime | N
 
 
 def _last_transition(session: Session, version_id: int, action: str) -> datetime | None:
-    return _latest(
-        session,
-        select(TransitionRow.at)
-        .where(TransitionRow.version_id == version_id, TransitionRow.action == action)
-        .order_by(TransitionRow.id.desc())
-        .limit(1),
-    )
+    return repo.last_transition_at(session, version_id, action)
 
 
 def _status(due_at: datetime, now: datetime, soon_days: int) -> tuple[str, int]:
@@ -112,29 +99,28 @@ def _status(due_at: datetime, now: datetime, soon_days: int) -> tuple[str, int]:
 
 
 def version_items(
-    session: Session, pack: Any, model: ModelRow, row: VersionRow, now: datetime, soon_days: int
+    session: Session, pack: Any, state: VersionState, now: datetime, soon_days: int
 ) -> list[DueItem]:
     """Every review of one version (deployed or not), computed from the registry as it stands."""
     from modelreg.operations import vendor_of
-    from modelreg.store import repo
 
     cal = pack.review_calendar
     if cal is None:
         return []
-    mv = repo.to_version(row, model)
+    mv = state.version
     vendor = vendor_of(mv)
     model_type = (mv.model_card or {}).get("model_type")
-    deployed_at = _last_transition(session, row.id, "deploy") or clock.to_utc(row.created_at)
+    deployed_at = _last_transition(session, state.id, "deploy") or clock.to_utc(mv.created_at)
     out = []
 
     def item(review: str, title_zh: str, title_en: str, anchor: str, last, interval, clauses, due_at):
         status, left = _status(due_at, now, soon_days)
         return DueItem(
-            model.name,
-            row.version,
-            model.risk_tier,
-            model.owner,
-            bool(row.suspended),
+            mv.model,
+            mv.version,
+            mv.risk_tier,
+            mv.owner,
+            bool(mv.suspended),
             vendor,
             review,
             title_zh,
@@ -150,10 +136,10 @@ def version_items(
         )
 
     for kind in cal.reviews:
-        interval = kind.interval(model.risk_tier, model_type)
+        interval = kind.interval(mv.risk_tier, model_type)
         if interval is None:
             continue
-        last = _anchor_time(session, row.id, kind.anchor)
+        last = _anchor_time(session, state.id, kind.anchor)
         start = last or deployed_at
         out.append(
             item(
@@ -169,9 +155,9 @@ def version_items(
         )
     sa = cal.special_audit
     if sa is not None and sa.trigger == "suspension":
-        incident = _last_transition(session, row.id, "suspend")
+        incident = _last_transition(session, state.id, "suspend")
         audit = cal.review("audit")
-        audited = _anchor_time(session, row.id, audit.anchor) if audit is not None else None
+        audited = _anchor_time(session, state.id, audit.anchor) if audit is not None else None
         if incident is not None and (audited is None or audited < incident):
             out.append(
                 item(
@@ -202,18 +188,10 @@ def calendar(reg: Any, *, within_days: int | None = None, policy: str | None = N
         raise BadInput(f"--within must be >= 0 days. Got {soon} instead.")
     now = clock.now()
     items: list[DueItem] = []
-    with reg._read() as session:
-        q = (
-            select(VersionRow, ModelRow)
-            .join(ModelRow, ModelRow.id == VersionRow.model_id)
-            .where(VersionRow.stage == "deploy")
-            .order_by(ModelRow.name, VersionRow.id)
-        )
-        for row, model in session.execute(q):
-            from modelreg.store import repo
-
-            pack = effective_pack(base, repo.to_version(row, model))
-            items.extend(version_items(session, pack, model, row, now, soon))
+    with reg.reading() as rd:
+        for state in repo.version_states(rd.session, stage="deploy"):
+            pack = effective_pack(base, state.version)
+            items.extend(version_items(rd.session, pack, state, now, soon))
     items.sort(key=lambda i: (i.due_at, i.model, i.version, i.review))
     listed = [i for i in items if i.status != OK]
     return {
@@ -226,11 +204,11 @@ def calendar(reg: Any, *, within_days: int | None = None, policy: str | None = N
     }
 
 
-def revalidation_item(session: Session, pack: Any, model: ModelRow, row: VersionRow) -> DueItem | None:
+def revalidation_item(session: Session, pack: Any, state: VersionState) -> DueItem | None:
     cal = pack.review_calendar
     if cal is None:
         return None
-    items = version_items(session, pack, model, row, clock.now(), cal.due_soon.days)
+    items = version_items(session, pack, state, clock.now(), cal.due_soon.days)
     return next((i for i in items if i.review == "revalidation"), None)
 
 
@@ -238,14 +216,13 @@ def overdue_outcome(reg: Any, pack: Any, mv: Any) -> Any | None:
     """At the monitor gate: a fail (policy ``block``) or warn outcome of the calendar's control when the
     version's revalidation is overdue; None when it is not overdue or the pack has no calendar."""
     from modelreg.policy.model import STATUS_FAIL, STATUS_WARN, ControlOutcome
-    from modelreg.store import repo
 
     cal = pack.review_calendar
     if cal is None or cal.overdue_control is None:
         return None
-    with reg._read() as session:
-        model, row = repo.version_rows(session, mv.model, mv.version)
-        item = revalidation_item(session, pack, model, row)
+    with reg.reading(model=mv.model, version=mv.version) as rd:
+        assert rd.target is not None
+        item = revalidation_item(rd.session, pack, rd.target)
     if item is None or item.status != OVERDUE:
         return None
     control = pack.control(cal.overdue_control)

@@ -8,23 +8,22 @@ from typing import Any
 from modelreg import clock
 
 
-def section(registry: Any, session: Any, model_row: Any, row: Any) -> dict:
+def section(registry: Any, session: Any, target: Any) -> dict:
+    """``target``: the version (``VersionState``) as read in the pack's own snapshot ``session``."""
     from modelreg.errors import ModelregError
     from modelreg.governance.service import load_policy
     from modelreg.operations import effective_pack, vendor_of
     from modelreg.operations.calendar import OVERDUE, version_items
-    from modelreg.operations.findings import _rows, to_finding
-    from modelreg.store import repo
-    from modelreg.store.tables import TrackedFindingRow
+    from modelreg.store import findings as findings_store
 
-    mv = repo.to_version(row, model_row)
+    mv = target.version
     try:
         pack = effective_pack(load_policy(registry), mv)
     except ModelregError as exc:  # the auditor still gets the rest of the pack
         return {"error": f"policy pack could not be loaded: {exc.message}"}
     cal = pack.review_calendar
-    items = version_items(session, pack, model_row, row, clock.now(), cal.due_soon.days) if cal else []
-    overdue = [i for i in items if i.status == OVERDUE] if row.stage == "deploy" else []
+    items = version_items(session, pack, target, clock.now(), cal.due_soon.days) if cal else []
+    overdue = [i for i in items if i.status == OVERDUE] if target.stage == "deploy" else []
     vendor = vendor_of(mv)
     vm = pack.vendor_models if vendor else None
     # No build time in here: two builds of one pack must be identical but for the manifest's generation time.
@@ -36,10 +35,7 @@ def section(registry: Any, session: Any, model_row: Any, row: Any) -> dict:
             else None
         ),
         "calendar": [i.to_dict() for i in items],
-        "findings": [
-            to_finding(r, m, v).to_dict()
-            for r, m, v in _rows(session, TrackedFindingRow.version_id == row.id)
-        ],
+        "findings": [f.to_dict() for f in findings_store.find(session, version_id=target.id)],
         "supplier": vendor,
         "vendor_view": None
         if vm is None

@@ -10,95 +10,37 @@ writes exactly one audit event, in the transaction of the change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from modelreg import clock
+from modelreg.domain.findings import CLOSED, OPEN, PROPOSED, STATUSES, TrackedFinding
 from modelreg.errors import BadInput, InvalidTransition, NotFound, PermissionDenied, SegregationOfDuties
-from modelreg.store.tables import ModelRow, SignedRecordRow, TrackedFindingRow, VersionRow
+from modelreg.store import findings as store
 
-OPEN = "open"
-PROPOSED = "remediation_proposed"
-CLOSED = "closed"
-STATUSES = (OPEN, PROPOSED, CLOSED)
+__all__ = [
+    "ACCEPTANCE_KIND",
+    "CLOSED",
+    "OPEN",
+    "PROPOSED",
+    "STATUSES",
+    "TrackedFinding",
+    "assign",
+    "blocking_unmet",
+    "close",
+    "get_finding",
+    "list_findings",
+    "open_counts",
+    "propose",
+    "record_run",
+]
+
 TRACKED_PURPOSES = ("validation", "monitoring")
 FAILED = ("fail", "error")
 # A warning is not a failure (the gates let it through), so a warn closes a finding as a pass does.
 PASSED = ("pass", "warn")
 ACCEPTANCE_KIND = "acceptance"  # signed_records.kind of a signed finding acceptance
-
-
-@dataclass(frozen=True)
-class TrackedFinding:
-    id: int
-    model: str
-    version: str
-    control_id: str
-    purpose: str
-    status: str
-    severity: str
-    clause_ids: tuple[str, ...]
-    title_zh: str
-    title_en: str
-    owner: str
-    due_at: datetime
-    opened_at: datetime
-    opened_evaluation_id: int
-    last_evaluation_id: int
-    occurrences: int
-    last_result: dict
-    remediation: str | None
-    closed_at: datetime | None
-    closed_by: str | None
-    closure: dict | None
-    updated_at: datetime
-
-    def overdue(self, now: datetime | None = None) -> bool:
-        return self.status != CLOSED and self.due_at < (now or clock.now())
-
-    def to_dict(self) -> dict:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, datetime):
-                value = clock.isoformat(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        out["overdue"] = self.overdue()
-        return out
-
-
-def to_finding(row: TrackedFindingRow, model: str, version: str) -> TrackedFinding:
-    return TrackedFinding(
-        id=row.id,
-        model=model,
-        version=version,
-        control_id=row.control_id,
-        purpose=row.purpose,
-        status=row.status,
-        severity=row.severity,
-        clause_ids=tuple(row.clause_ids or ()),
-        title_zh=row.title_zh,
-        title_en=row.title_en,
-        owner=row.owner,
-        due_at=clock.to_utc(row.due_at),
-        opened_at=clock.to_utc(row.opened_at),
-        opened_evaluation_id=row.opened_evaluation_id,
-        last_evaluation_id=row.last_evaluation_id,
-        occurrences=row.occurrences,
-        last_result=dict(row.last_result or {}),
-        remediation=row.remediation,
-        closed_at=clock.to_utc(row.closed_at) if row.closed_at else None,
-        closed_by=row.closed_by,
-        closure=dict(row.closure) if row.closure else None,
-        updated_at=clock.to_utc(row.updated_at),
-    )
 
 
 def _result_of(outcome: Any) -> dict:
@@ -108,71 +50,57 @@ def _result_of(outcome: Any) -> dict:
     }
 
 
-def _event_payload(row: TrackedFindingRow, **extra: Any) -> dict:
+def _event_payload(f: TrackedFinding, **extra: Any) -> dict:
     return {
-        "finding_id": row.id,
-        "control_id": row.control_id,
-        "purpose": row.purpose,
-        "severity": row.severity,
-        "status": row.status,
+        "finding_id": f.id,
+        "control_id": f.control_id,
+        "purpose": f.purpose,
+        "severity": f.severity,
+        "status": f.status,
         **extra,
     }
 
 
 def record_run(
-    reg: Any,
-    session: Session,
+    tx: Any,
     pack: Any,
-    model_row: ModelRow,
-    row: VersionRow,
-    evaluation: Any,
+    purpose: str,
+    evaluation_id: int,
+    evaluation_digest: str,
     outcomes: list[Any],
 ) -> dict[str, list[int]]:
-    """Open, update or close findings for one stored run, inside the run's write transaction. Returns the ids
-    touched, by transition. Packs without a ``findings`` section track nothing."""
+    """Open, update or close findings for one stored run, inside the run's unit of work ``tx`` (a
+    ``registry.Change`` whose target is the run's version): one audit event per finding touched. Returns the
+    ids touched, by transition. Packs without a ``findings`` section track nothing."""
     policy = getattr(pack, "findings_policy", None)
-    purpose = evaluation.purpose
     touched: dict[str, list[int]] = {"opened": [], "updated": [], "closed": []}
     if policy is None or purpose not in TRACKED_PURPOSES:
         return touched
+    target = tx.target
+    assert target is not None
+    session = tx.session
     now = clock.now()
-    current = {
-        r.control_id: r
-        for r in session.execute(
-            select(TrackedFindingRow).where(
-                TrackedFindingRow.version_id == row.id,
-                TrackedFindingRow.purpose == purpose,
-                TrackedFindingRow.status != CLOSED,
-            )
-        ).scalars()
-    }
-    name, version = model_row.name, row.version
+    current = {f.control_id: f for f in store.unclosed(session, target.id, purpose)}
     for o in outcomes:
         existing = current.get(o.control_id)
         if o.status in FAILED:
             if existing is not None:
-                existing.occurrences += 1
-                existing.last_evaluation_id = evaluation.id
-                existing.last_result = _result_of(o)
-                existing.updated_at = now
-                session.flush()
-                reg._event(
-                    session,
-                    "finding.updated",
-                    model=name,
-                    version=version,
-                    payload=_event_payload(
-                        existing, evaluation_id=evaluation.id, occurrences=existing.occurrences
-                    ),
+                f = store.record_repeat(
+                    session, existing.id, evaluation_id=evaluation_id, last_result=_result_of(o), at=now
                 )
-                touched["updated"].append(existing.id)
+                tx.event(
+                    "finding.updated",
+                    payload=_event_payload(f, evaluation_id=evaluation_id, occurrences=f.occurrences),
+                )
+                touched["updated"].append(f.id)
                 continue
             control = pack.control(o.control_id)
             severity = o.severity or control.severity
             deadline = policy.remediation.get(severity)
             days = deadline.days if deadline is not None else 0
-            new = TrackedFindingRow(
-                version_id=row.id,
+            new = store.add(
+                session,
+                version_id=target.id,
                 control_id=o.control_id,
                 purpose=purpose,
                 status=OPEN,
@@ -180,25 +108,17 @@ def record_run(
                 clause_ids=list(o.clause_ids),
                 title_zh=control.title_zh,
                 title_en=control.title_en,
-                owner=model_row.owner,
+                owner=target.version.owner,
                 due_at=now + timedelta(days=days),
                 opened_at=now,
-                opened_evaluation_id=evaluation.id,
-                last_evaluation_id=evaluation.id,
-                occurrences=1,
+                evaluation_id=evaluation_id,
                 last_result=_result_of(o),
-                updated_at=now,
             )
-            session.add(new)
-            session.flush()
-            reg._event(
-                session,
+            tx.event(
                 "finding.opened",
-                model=name,
-                version=version,
                 payload=_event_payload(
                     new,
-                    evaluation_id=evaluation.id,
+                    evaluation_id=evaluation_id,
                     owner=new.owner,
                     due_at=clock.isoformat(new.due_at),
                     deadline_days=days,
@@ -209,42 +129,22 @@ def record_run(
             touched["opened"].append(new.id)
         elif o.status in PASSED and existing is not None:
             _close(
-                reg,
-                session,
+                tx,
                 existing,
-                name,
-                version,
                 now,
-                {"kind": "passed", "evaluation_id": evaluation.id, "evaluation_digest": evaluation.digest},
+                {"kind": "passed", "evaluation_id": evaluation_id, "evaluation_digest": evaluation_digest},
             )
             touched["closed"].append(existing.id)
     return touched
 
 
-def _close(
-    reg: Any, session: Session, row: TrackedFindingRow, name: str, version: str, now: datetime, closure: dict
-) -> None:
-    row.status = CLOSED
-    row.closed_at = now
-    row.closed_by = reg.actor
-    row.closure = closure
-    row.updated_at = now
-    session.flush()
-    reg._event(session, "finding.closed", model=name, version=version, payload=_event_payload(row, **closure))
+def _close(tx: Any, f: TrackedFinding, now: datetime, closure: dict) -> TrackedFinding:
+    done = store.set_closed(tx.session, f.id, closed_by=tx.actor, closure=closure, at=now)
+    tx.event("finding.closed", payload=_event_payload(done, **closure))
+    return done
 
 
 # -- reads ------------------------------------------------------------------------------------------------
-
-
-def _rows(session: Session, *conditions: Any) -> list[tuple[TrackedFindingRow, str, str]]:
-    q = (
-        select(TrackedFindingRow, ModelRow.name, VersionRow.version)
-        .join(VersionRow, VersionRow.id == TrackedFindingRow.version_id)
-        .join(ModelRow, ModelRow.id == VersionRow.model_id)
-        .where(*conditions)
-        .order_by(TrackedFindingRow.id)
-    )
-    return [(r, m, v) for r, m, v in session.execute(q)]
 
 
 def list_findings(
@@ -262,47 +162,32 @@ def list_findings(
         )
     if version is not None and model is None:
         raise BadInput("a VERSION needs its model NAME")
-    with reg._read() as session:
-        conditions: list[Any] = []
-        if model is not None:
-            if version is not None:
-                from modelreg.store import repo
+    from modelreg.store import repo
 
-                _, vrow = repo.version_rows(session, model, str(version))
-                conditions.append(TrackedFindingRow.version_id == vrow.id)
+    with reg.reading(model=model, version=version) as rd:
+        version_id = model_id = None
+        if model is not None:
+            if rd.target is not None:
+                version_id = rd.target.id
             else:
-                mrow = session.execute(select(ModelRow).where(ModelRow.name == model)).scalar_one_or_none()
-                if mrow is None:
+                model_id = repo.model_id(rd.session, model)
+                if model_id is None:
                     raise NotFound(f"model {model!r} is not registered")
-                conditions.append(ModelRow.id == mrow.id)
-        if status == "unclosed":
-            conditions.append(TrackedFindingRow.status != CLOSED)
-        elif status is not None:
-            conditions.append(TrackedFindingRow.status == status)
-        if owner is not None:
-            conditions.append(TrackedFindingRow.owner == owner)
-        return [to_finding(r, m, v) for r, m, v in _rows(session, *conditions)]
+        return store.find(rd.session, version_id=version_id, model_id=model_id, status=status, owner=owner)
 
 
 def get_finding(reg: Any, finding_id: int | str) -> TrackedFinding:
     finding_id = finding_number(finding_id)
-    with reg._read() as session:
-        found = _rows(session, TrackedFindingRow.id == int(finding_id))
-        if not found:
-            raise NotFound(f"finding #{finding_id} does not exist (modelreg finding list)")
-        return to_finding(*found[0])
+    with reg.reading() as rd:
+        found = store.get(rd.session, finding_id)
+    if found is None:
+        raise NotFound(f"finding #{finding_id} does not exist (modelreg finding list)")
+    return found
 
 
-def open_counts(session: Session, version_id: int) -> dict[str, int]:
+def open_counts(session: Any, version_id: int) -> dict[str, int]:
     """Unclosed findings of a version by severity."""
-    out: dict[str, int] = {}
-    for r in session.execute(
-        select(TrackedFindingRow.severity).where(
-            TrackedFindingRow.version_id == version_id, TrackedFindingRow.status != CLOSED
-        )
-    ).scalars():
-        out[r] = out.get(r, 0) + 1
-    return out
+    return store.open_counts(session, version_id)
 
 
 # -- transitions by people ----------------------------------------------------------------------------
@@ -316,19 +201,24 @@ def finding_number(finding_id: int | str) -> int:
     return int(text)
 
 
-def _locked(session: Session, finding_id: int | str) -> tuple[TrackedFindingRow, ModelRow, VersionRow]:
-    finding_id = finding_number(finding_id)
-    found = session.execute(
-        select(TrackedFindingRow, ModelRow, VersionRow)
-        .join(VersionRow, VersionRow.id == TrackedFindingRow.version_id)
-        .join(ModelRow, ModelRow.id == VersionRow.model_id)
-        .where(TrackedFindingRow.id == int(finding_id))
-        # Two people closing one finding at once: the second waits and then sees it closed.
-        .with_for_update(of=TrackedFindingRow)
-    ).first()
+def _whose(reg: Any, action: str, finding_id: int | str) -> TrackedFinding:
+    """The permission check first (before the id is even parsed), then the finding, so the change can be
+    opened on its version."""
+    with reg.reading(action) as rd:
+        number = finding_number(finding_id)
+        found = store.get(rd.session, number)
+    if found is None:
+        raise NotFound(f"finding #{number} does not exist (modelreg finding list)")
+    return found
+
+
+def _locked(tx: Any, finding_id: int) -> TrackedFinding:
+    """The finding's row, locked for the change (two people closing one finding at once: the second waits and
+    then sees it closed)."""
+    found = store.get(tx.session, finding_id, lock=True)
     if found is None:
         raise NotFound(f"finding #{finding_id} does not exist (modelreg finding list)")
-    return found[0], found[1], found[2]
+    return found
 
 
 def _parse_due(text: str | datetime) -> datetime:
@@ -355,36 +245,28 @@ def assign(
     due_at = _parse_due(due) if due is not None else None
     if due_at is not None and not (reason or "").strip():
         raise BadInput("moving a finding's due date needs --reason")
-    with reg._write() as session:
-        reg._authorize(session, "finding.assign")
-        if owner is None and due is None:
-            raise BadInput("finding assign needs --owner and/or --due")
-        row, model, vrow = _locked(session, finding_id)
-        if row.status == CLOSED:
-            raise InvalidTransition(f"finding #{row.id} is closed: nothing to assign")
-        from modelreg.store import repo
+    found = _whose(reg, "finding.assign", finding_id)
+    if owner is None and due is None:
+        raise BadInput("finding assign needs --owner and/or --due")
+    from modelreg.store import repo
 
-        if owner is not None and repo.user_row(session, owner) is None:
+    with reg.change("finding.assign", model=found.model, version=found.version) as tx:
+        f = _locked(tx, found.id)
+        if f.status == CLOSED:
+            raise InvalidTransition(f"finding #{f.id} is closed: nothing to assign")
+        if owner is not None and repo.get_user(tx.session, owner) is None:
             raise NotFound(
                 f"owner {owner!r} is not a registered user: add them first with `modelreg user add`"
             )
-        before = {"owner": row.owner, "due_at": clock.isoformat(row.due_at)}
-        if owner is not None:
-            row.owner = owner
-        if due_at is not None:
-            row.due_at = due_at
-        row.updated_at = clock.now()
-        session.flush()
-        reg._event(
-            session,
+        before = {"owner": f.owner, "due_at": clock.isoformat(f.due_at)}
+        f = store.set_assignment(tx.session, f.id, owner=owner, due_at=due_at, at=clock.now())
+        tx.event(
             "finding.assigned",
-            model=model.name,
-            version=vrow.version,
             payload=_event_payload(
-                row, owner=row.owner, due_at=clock.isoformat(row.due_at), before=before, reason=reason.strip()
+                f, owner=f.owner, due_at=clock.isoformat(f.due_at), before=before, reason=reason.strip()
             ),
         )
-        return to_finding(row, model.name, vrow.version)
+        return f
 
 
 def propose(reg: Any, finding_id: int | str, *, remediation: str) -> TrackedFinding:
@@ -394,25 +276,16 @@ def propose(reg: Any, finding_id: int | str, *, remediation: str) -> TrackedFind
         raise BadInput("a remediation proposal needs --remediation TEXT")
     if len(text) > 4000:
         raise BadInput(f"--remediation must be at most 4000 characters. Got {len(text)} instead.")
-    with reg._write() as session:
-        reg._authorize(session, "finding.propose")
-        row, model, vrow = _locked(session, finding_id)
-        if row.status != OPEN:
+    found = _whose(reg, "finding.propose", finding_id)
+    with reg.change("finding.propose", model=found.model, version=found.version) as tx:
+        f = _locked(tx, found.id)
+        if f.status != OPEN:
             raise InvalidTransition(
-                f"finding #{row.id} is {row.status}: a remediation is proposed for an open finding"
+                f"finding #{f.id} is {f.status}: a remediation is proposed for an open finding"
             )
-        row.status = PROPOSED
-        row.remediation = text
-        row.updated_at = clock.now()
-        session.flush()
-        reg._event(
-            session,
-            "finding.remediation_proposed",
-            model=model.name,
-            version=vrow.version,
-            payload=_event_payload(row, remediation=text),
-        )
-        return to_finding(row, model.name, vrow.version)
+        f = store.set_proposed(tx.session, f.id, status=PROPOSED, remediation=text, at=clock.now())
+        tx.event("finding.remediation_proposed", payload=_event_payload(f, remediation=text))
+        return f
 
 
 def close(
@@ -440,87 +313,73 @@ def close(
 
         path = Path(key_path) if key_path else reg.settings.signing_key_for(reg.actor)
         key = load_signing_key(path, reg.actor)
-    with reg._write() as session:
-        user = reg._authorize(session, "finding.close")
-        row, model, vrow = _locked(session, finding_id)
-        if row.status == CLOSED:
-            raise InvalidTransition(f"finding #{row.id} is already closed")
+    found = _whose(reg, "finding.close", finding_id)
+    with reg.change("finding.close", model=found.model, version=found.version) as tx:
+        user, target = tx.user, tx.target
+        assert target is not None
+        f = _locked(tx, found.id)
+        if f.status == CLOSED:
+            raise InvalidTransition(f"finding #{f.id} is already closed")
         now = clock.now()
         if not accept:
-            evidence = _later_pass(session, row)
+            evidence = store.later_pass(
+                tx.session,
+                version_id=target.id,
+                purpose=f.purpose,
+                control_id=f.control_id,
+                after_evaluation_id=f.last_evaluation_id,
+                passed=PASSED,
+            )
             if evidence is None:
                 raise InvalidTransition(
-                    f"finding #{row.id} ({row.control_id}) has no later passing {row.purpose} run of that control: "
-                    f"re-run it, or have a {fpolicy.acceptance_role} accept it (modelreg finding close {row.id} --accept --reason ...)"
+                    f"finding #{f.id} ({f.control_id}) has no later passing {f.purpose} run of that control: "
+                    f"re-run it, or have a {fpolicy.acceptance_role} accept it (modelreg finding close {f.id} --accept --reason ...)"
                 )
-            _close(reg, session, row, model.name, vrow.version, now, {"kind": "passed", **evidence})
-            return to_finding(row, model.name, vrow.version)
+            return _close(tx, f, now, {"kind": "passed", **evidence})
         assert user is not None and key is not None
         if fpolicy.acceptance_role not in user.roles:
             raise PermissionDenied(
                 f"a finding is accepted by a {fpolicy.acceptance_role} (policy {pack.ref}); {reg.actor} has {', '.join(user.roles)}"
             )
-        if reg.actor in {model.owner, vrow.registered_by}:
-            raise SegregationOfDuties(f"{reg.actor} developed {model.name} and cannot accept its findings")
+        mv = target.version
+        if reg.actor in {mv.owner, mv.registered_by}:
+            raise SegregationOfDuties(f"{reg.actor} developed {mv.model} and cannot accept its findings")
         from modelreg.governance.signatures import build_payload, sign_payload
+        from modelreg.store import governance as gov_store
 
         payload = build_payload(
             ACCEPTANCE_KIND,
-            finding_id=row.id,
-            control_id=row.control_id,
-            severity=row.severity,
-            model=model.name,
-            version=vrow.version,
-            model_artifact_digest=vrow.artifact_digest or "unknown",
-            last_evaluation_id=row.last_evaluation_id,
+            finding_id=f.id,
+            control_id=f.control_id,
+            severity=f.severity,
+            model=mv.model,
+            version=mv.version,
+            model_artifact_digest=mv.artifact_digest or "unknown",
+            last_evaluation_id=f.last_evaluation_id,
             role=fpolicy.acceptance_role,
             reason=reason.strip(),
             signer=reg.actor,
             at=clock.isoformat(now),
         )
         data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
-        rec = SignedRecordRow(
-            version_id=vrow.id,
+        record_id = gov_store.add_signed_record(
+            tx.session,
+            version_id=target.id,
             kind=ACCEPTANCE_KIND,
             role=fpolicy.acceptance_role,
-            control_id=row.control_id,
+            control_id=f.control_id,
             actor=reg.actor,
             payload=data,
             signature=sig.to_dict(),
             until=None,
             at=now,
         )
-        session.add(rec)
-        session.flush()
-        _close(
-            reg,
-            session,
-            row,
-            model.name,
-            vrow.version,
+        return _close(
+            tx,
+            f,
             now,
-            {"kind": "accepted", "record_id": rec.id, "key_id": sig.key_id, "reason": reason.strip()},
+            {"kind": "accepted", "record_id": record_id, "key_id": sig.key_id, "reason": reason.strip()},
         )
-        return to_finding(row, model.name, vrow.version)
-
-
-def _later_pass(session: Session, row: TrackedFindingRow) -> dict | None:
-    from modelreg.store.tables import EvaluationRow, FindingRow
-
-    hit = session.execute(
-        select(EvaluationRow.id, EvaluationRow.digest)
-        .join(FindingRow, FindingRow.evaluation_id == EvaluationRow.id)
-        .where(
-            EvaluationRow.version_id == row.version_id,
-            EvaluationRow.purpose == row.purpose,
-            EvaluationRow.id > row.last_evaluation_id,
-            FindingRow.control_id == row.control_id,
-            FindingRow.status.in_(PASSED),
-        )
-        .order_by(EvaluationRow.id.desc())
-        .limit(1)
-    ).first()
-    return None if hit is None else {"evaluation_id": hit[0], "evaluation_digest": hit[1]}
 
 
 # -- the deploy gate ----------------------------------------------------------------------------------
@@ -529,19 +388,15 @@ def _later_pass(session: Session, row: TrackedFindingRow) -> dict | None:
 def blocking_unmet(ctx: Any, pack: Any, already: set[str]) -> list[Any]:
     """Unclosed findings of a blocking severity keep deployment blocked unless their control is waived for
     deployment. Controls the gate already reports (``already``) are not repeated."""
-    from modelreg.gates import Unmet
     from modelreg.governance import records
+    from modelreg.registry.gates import Unmet
 
     policy = getattr(pack, "findings_policy", None)
     if policy is None:
         return []
     waivers = records.active_waivers(ctx.session, ctx.version_id, gate="deploy")
     out = []
-    for r in ctx.session.execute(
-        select(TrackedFindingRow).where(
-            TrackedFindingRow.version_id == ctx.version_id, TrackedFindingRow.status != CLOSED
-        )
-    ).scalars():
+    for r in store.unclosed(ctx.session, ctx.version_id):
         if r.severity not in policy.blocking_severities or r.control_id in waivers or r.control_id in already:
             continue
         out.append(

@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from modelreg import clock
 from modelreg.errors import BadInput, MissingExtra
 
@@ -60,35 +58,30 @@ def rows(reg: Any, *, policy: str | None = None) -> list[dict]:
     from modelreg.operations.calendar import revalidation_item
     from modelreg.operations.findings import open_counts
     from modelreg.store import repo
-    from modelreg.store.tables import ModelRow, VersionRow
 
     base = load_policy(reg, policy)
     out = []
-    with reg._read() as session:
-        q = (
-            select(VersionRow, ModelRow)
-            .join(ModelRow, ModelRow.id == VersionRow.model_id)
-            .order_by(ModelRow.name, VersionRow.id)
-        )
-        for row, model in session.execute(q):
-            mv = repo.to_version(row, model)
+    with reg.reading() as rd:
+        session = rd.session
+        for state in repo.version_states(session):
+            mv = state.version
             pack = effective_pack(base, mv)
-            val = records.latest_evaluation_row(session, row.id, "validation")
-            mon = records.latest_evaluation_row(session, row.id, "monitoring")
-            due = revalidation_item(session, pack, model, row) if row.stage == "deploy" else None
-            counts = open_counts(session, row.id)
-            waivers = records.active_waivers(session, row.id)
+            val = records.latest_evaluation_row(session, state.id, "validation")
+            mon = records.latest_evaluation_row(session, state.id, "monitoring")
+            due = revalidation_item(session, pack, state) if state.stage == "deploy" else None
+            counts = open_counts(session, state.id)
+            waivers = records.active_waivers(session, state.id)
             vendor = vendor_of(mv)
             out.append(
                 {
-                    "model": model.name,
-                    "version": row.version,
-                    "purpose": model.purpose,
-                    "business_line": model.business_line or "",
-                    "owner": model.owner,
-                    "risk_tier": model.risk_tier,
-                    "stage": row.stage,
-                    "suspended": bool(row.suspended),
+                    "model": mv.model,
+                    "version": mv.version,
+                    "purpose": mv.purpose,
+                    "business_line": mv.business_line or "",
+                    "owner": mv.owner,
+                    "risk_tier": mv.risk_tier,
+                    "stage": state.stage,
+                    "suspended": bool(mv.suspended),
                     "supplier": f"vendor / 供应商: {vendor}" if vendor else IN_HOUSE,
                     "last_validation": _date(val.created_at) if val else "",
                     "last_validation_result": val.status if val else "",
@@ -100,7 +93,7 @@ def rows(reg: Any, *, policy: str | None = None) -> list[dict]:
                     "active_waivers": "; ".join(
                         f"{cid} → {_date(w.until)}" for cid, w in sorted(waivers.items())
                     ),
-                    "monitoring_status": ("suspended" if row.suspended else mon.status) if mon else "",
+                    "monitoring_status": ("suspended" if mv.suspended else mon.status) if mon else "",
                     "last_monitoring": _date(mon.created_at) if mon else "",
                 }
             )

@@ -161,19 +161,21 @@ class RegistryCore:
         return other
 
     # -- the audit events' signatures ------------------------------------------------------------------
-    def event_signer(self, *, suite: str | None = None) -> EventSigner:
-        """The registry's event key (kept outside the database, like the checkpoint key: the same file), in the
-        suite recorded at init (``suite`` only while init records it)."""
+    def event_signer(self, suite: str | None = None, session: Session | None = None) -> EventSigner:
+        """The registry's event key (kept outside the database, like the checkpoint key: the same file), of the
+        signing suite recorded at init (``suite``: the one ``init`` is recording; ``session``: read the recorded
+        suite in that transaction rather than on a connection of its own)."""
         if self._event_signer is None or suite is not None:
             from modelreg import signing
 
             if suite is None:
-                _, suite = audit_log.crypto_settings(self.engine)
-            key = signing.ensure_key(self.settings.audit_key_path, suite=suite)
-            self._event_signer = EventSigner.from_private_key(key)
+                _, suite = audit_log.crypto_settings(session if session is not None else self.engine)
+            self._event_signer = EventSigner.from_private_key(
+                signing.ensure_key(self.settings.audit_key_path, suite=suite)
+            )
         return self._event_signer
 
-    def registry_key(self, path: str | Path):
+    def registry_key(self, path: str | Path) -> Any:
         """The registry's own key at ``path`` (audit or evidence), created in the suite recorded at init; a key
         file of another suite is refused, so checkpoints and packs of one registry never mix suites."""
         from modelreg import signing
@@ -193,7 +195,7 @@ class RegistryCore:
     ) -> AuditEvent:
         """Append an event signed with the event key; a log from before signed events first gets the event that
         introduces the key (its first signed event must introduce the key it is signed with)."""
-        signer = self.event_signer()
+        signer = self.event_signer(session=session)
         if not self._key_introduced and name not in KEY_EVENTS:
             if not audit_log.signing_enabled(session):
                 audit_log.append_event(
@@ -223,7 +225,7 @@ class RegistryCore:
 
         size, _ = audit_log.state(session)
         if size:
-            audit_log.check_custody(session, size - 1, self.event_signer())
+            audit_log.check_custody(session, size - 1, self.event_signer(session=session))
         guard(session, model=model, version=None if version is None else str(version))
 
     def ensure_schema(self) -> None:

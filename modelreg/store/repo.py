@@ -363,6 +363,27 @@ def list_versions(session: Session, stage: str | None = None, model: str | None 
     ]
 
 
+def version_states(session: Session, stage: str | None = None) -> list[VersionState]:
+    """Every version (or those in ``stage``) with its model card and MLflow metadata, by model name then
+    registration order."""
+    q = select(VersionRow, ModelRow).join(ModelRow, ModelRow.id == VersionRow.model_id)
+    if stage:
+        q = q.where(VersionRow.stage == stage)
+    q = q.order_by(ModelRow.name, VersionRow.id)
+    return [_state(row, model) for row, model in session.execute(q)]
+
+
+def last_transition_at(session: Session, version_id: int, action: str) -> datetime | None:
+    """When the version's latest ``action`` transition happened (None if it never did)."""
+    value = session.execute(
+        select(TransitionRow.at)
+        .where(TransitionRow.version_id == version_id, TransitionRow.action == action)
+        .order_by(TransitionRow.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return clock.to_utc(value) if value is not None else None
+
+
 def deployed_version(session: Session, model_id: int) -> VersionState | None:
     row = session.execute(
         select(VersionRow).where(VersionRow.model_id == model_id, VersionRow.stage == Stage.DEPLOY.value)

@@ -365,6 +365,7 @@ def test_cli_pack_and_verify(german, cli_env, tmp_path, capsys):
 GOLDEN_LAYOUT = {
     "audit/events.jsonl",
     "audit/leaves.bin",
+    "audit/replay.json",
     "audit/tree.json",
     "decision_summary.json",
     "disclosure.html",

@@ -4,15 +4,22 @@ with the policy gates and a keyed cast) and helpers that take a version from reg
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from tests.conftest import REPO_ROOT
 from tests.governance.conftest import german, governed, prepare_for_validation, sign_attestations
 
 __all__ = ["german", "governed"]
 
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "operations"
+# Files a person looks at (inventory, report pages): $MODELREG_TEST_ARTIFACTS (CI can keep that folder), else a
+# temporary folder, never the checkout (tests/conftest.py checks the run leaves it as it found it).
+ARTIFACTS = (
+    Path(os.environ.get("MODELREG_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "modelreg-test-artifacts")
+    / "operations"
+)
 
 
 @contextlib.contextmanager

@@ -190,15 +190,15 @@ def report_data(
 def _review_status(reg: Any, pack: Any, name: str, version: str) -> str:
     """The calendar's word on a deployed version: overdue reviews are flagged on the report's first page."""
     from modelreg.operations.calendar import OVERDUE, version_items
-    from modelreg.store import repo
 
     if pack.review_calendar is None:
         return "–"
-    with reg._read() as session:
-        model, row = repo.version_rows(session, name, version)
-        if row.stage != "deploy":
-            return f"未上线 not deployed ({row.stage})"
-        items = version_items(session, pack, model, row, clock.now(), pack.review_calendar.due_soon.days)
+    with reg.reading(model=name, version=version) as rd:
+        target = rd.target
+        assert target is not None
+        if target.stage != "deploy":
+            return f"未上线 not deployed ({target.stage})"
+        items = version_items(rd.session, pack, target, clock.now(), pack.review_calendar.due_soon.days)
     late = [i for i in items if i.status == OVERDUE]
     if not late:
         return "按期 on schedule"
