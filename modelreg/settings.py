@@ -135,16 +135,24 @@ class Settings:
         other. These settings already give the environment precedence, so overwriting is safe."""
         wanted = self.mlflow_environ()
         wanted["MLFLOW_DISABLE_TELEMETRY"] = os.environ.get("MLFLOW_DISABLE_TELEMETRY") or "true"
-        saved = {key: os.environ.get(key) for key in wanted}
-        os.environ.update(wanted)
-        try:
+        with environ_overrides(wanted):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+
+
+@contextlib.contextmanager
+def environ_overrides(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for a block (what MLflow reads at call time) and put back what was there:
+    one process may hold several registries (tests, notebooks) and must not leak one into the next."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Settings:

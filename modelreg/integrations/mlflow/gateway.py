@@ -391,17 +391,10 @@ class MlflowGateway:
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.max_retries),
             "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(self.timeout_s))),
         }
-        with _HTTP_ENV_LOCK:
-            saved = {key: os.environ.get(key) for key in limits}
-            os.environ.update(limits)
-            try:
-                yield
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+        from modelreg.settings import environ_overrides
+
+        with _HTTP_ENV_LOCK, environ_overrides(limits):
+            yield
 
     @contextlib.contextmanager
     def _calling(self, action: str) -> Iterator[None]:

@@ -89,17 +89,10 @@ def force_no_pickle() -> None:
 def no_pickle() -> Iterator[None]:
     """Forced false while the registry loads a model; a notebook's own setting comes back afterwards."""
     # The download's progress bars would break the CLI's one-line stderr contract.
-    forced = {PICKLE_FLAG: "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    saved = {k: os.environ.get(k) for k in forced}
-    os.environ.update(forced)
-    try:
+    from modelreg.settings import environ_overrides
+
+    with environ_overrides({PICKLE_FLAG: "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # -- what is it ------------------------------------------------------------------------------------------------
