@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelreg.cli.common import CliContext, emit, json_option, pass_ctx, progress
+from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx, progress
 
 
 @click.group("evidence")
@@ -110,6 +110,7 @@ def verify_cmd(
 @click.option(
     "--tolerance", type=float, default=1e-9, show_default=True, help="Largest absolute difference accepted."
 )
+@encoding_option
 @json_option
 @pass_ctx
 def recompute_cmd(
@@ -120,6 +121,7 @@ def recompute_cmd(
     model_uri: str | None,
     evaluation: int | None,
     tolerance: float,
+    encoding: str | None,
     as_json: bool,
 ) -> None:
     """Re-derive the pack's monitor metrics from the same data and parameters (exit 1 on any difference)."""
@@ -131,7 +133,9 @@ def recompute_cmd(
     # --model the command stays offline and needs no configuration at all.
     scope = obj.settings.mlflow_scope() if model_uri else contextlib.nullcontext()
     with scope:
-        result = recompute(path, data, reference, tolerance, evaluation=evaluation, model=model_uri)
+        result = recompute(
+            path, data, reference, tolerance, evaluation=evaluation, model=model_uri, encoding=encoding
+        )
 
     def human(r) -> str:
         if r.verdict == "not_recomputed":

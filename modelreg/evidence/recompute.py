@@ -96,17 +96,15 @@ class _Pack:
         return [self.json(n) for n in names]
 
 
-def _load_frame(data: Any, what: str):
+def _load_frame(data: Any, what: str, encoding: str | None = None):
     import pandas as pd
 
-    from monitors.base import DataInputError, load_frame
+    from modelreg.datasets import read_table
 
     if isinstance(data, pd.DataFrame):
         return data
-    try:
-        frame = load_frame(Path(data))
-    except DataInputError as exc:
-        raise BadInput(f"{what}: {exc}") from None
+    # The same reader as validate/monitor: a GBK export the validation read with --encoding reads here too.
+    frame = read_table(Path(data), encoding=encoding, what=what)
     if frame.empty:
         raise BadInput(f"{what} has no rows")
     return frame
@@ -186,6 +184,7 @@ def recompute(
     *,
     evaluation: int | None = None,
     model: Any = None,
+    encoding: str | None = None,
 ) -> RecomputeResult:
     """Re-run the monitors of one evaluation in the pack (default: the latest validation) on ``data``."""
     if (
@@ -234,8 +233,8 @@ def recompute(
         raise BadInput(f"evaluation #{eid} in {path} has no column spec to recompute with")
     spec = ColumnSpec.from_dict(spec_dict)
 
-    current = _load_frame(data, "--data")
-    ref = _load_frame(reference, "--reference") if reference is not None else None
+    current = _load_frame(data, "--data", encoding)
+    ref = _load_frame(reference, "--reference", encoding) if reference is not None else None
     prints = {fp["role"]: fp for fp in (ev.get("data") or {}).get("fingerprints") or []}
     for role, frame in (("current", current), ("reference", ref)):
         if frame is None:

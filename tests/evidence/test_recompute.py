@@ -190,3 +190,23 @@ def test_cli_recompute_with_nothing_comparable_is_not_a_difference(german, pack_
     assert code == 2
     assert payload["verdict"] == "not_recomputed" and payload["compared"] == 0
     assert payload["differences"] == [] and set(payload["skipped"]) >= {"performance", "robustness"}
+
+
+def test_recompute_reads_data_with_the_encoding_validation_used(german, pack_path, tmp_path):
+    """recompute reads --data/--reference with the reader validate and monitor use: --encoding applies, and a
+    GBK export read without it is one line naming the encodings (never a raw codec error)."""
+    from modelreg.errors import BadInput
+    from modelreg.evidence import recompute
+    from modelreg.evidence.recompute import _load_frame
+
+    result = recompute(
+        pack_path, german.holdout_path, reference=german.train_path, model=german.model, encoding="utf-8"
+    )
+    assert result.ok, result.differences
+    gbk = tmp_path / "导出.csv"
+    gbk.write_bytes("性别,违约\n男,1\n女,0\n".encode("gbk"))
+    frame = _load_frame(gbk, "--data", "gbk")
+    assert list(frame.columns) == ["性别", "违约"] and list(frame["性别"]) == ["男", "女"]
+    with pytest.raises(BadInput, match="gbk or gb18030") as info:
+        _load_frame(gbk, "--data")
+    assert "\n" not in str(info.value) and "codec" not in str(info.value)
