@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from tests.core._workers import register, seeded_core_registry
 from tests.core.test_tamper import (  # noqa: F401  (collected here, with this module's `log` fixture)
     Log,
-    test_consistent_rewrite_is_only_detected_with_a_checkpoint,
+    test_consistent_rewrite_is_detected_by_the_event_signatures,
     test_deleted_event_in_the_middle_is_detected,
     test_edited_canonical_bytes_are_detected,
     test_edited_copied_columns_are_detected,
