@@ -4,9 +4,9 @@ The manifest signature only says "the registry's evidence key vouches for these 
 (an insider, or a compromised registry host) can rewrite any file and re-sign the manifest: forge an
 approver's waiver with a fresh key and ship that key in the pack, drop a waiver, or flip an evaluation from
 fail to pass. What such a person cannot rewrite are the audit events below a checkpoint someone else signed:
-every ``approval.signed``, ``attestation.signed`` and ``waiver.granted`` event names its record id and the
-key id that signed it, and every ``evaluation.recorded`` event names the evaluation's digest, status, status
-counts and failing controls. This module compares the files with those events, both ways.
+every ``approval.signed``, ``attestation.signed`` and ``waiver.granted`` event (and ``finding.closed``, for a
+finding closed by a signed acceptance) names its record id and the key id that signed it, and every
+``evaluation.recorded`` event names the evaluation's digest, status, status counts and failing controls. This module compares the files with those events, both ways.
 
 Standard library only, no modelreg import: the standalone verifier carries this file as it is. The caller
 passes members whose digests already matched the manifest, and the key id that verified each signed
@@ -33,6 +33,7 @@ SIGNED_EVENTS = {
     "rejection": "approval.signed",
     "attestation": "attestation.signed",
     "waiver": "waiver.granted",
+    "acceptance": "finding.closed",  # a tracked finding closed by a signed acceptance
 }
 RAW_FAILING = ("fail", "error")
 
@@ -280,6 +281,12 @@ def _record_fields(meta: dict, signed: dict, logged: dict) -> list[tuple[str, An
         ]
     elif kind == "attestation":
         out.append(("control_id", signed.get("control_id"), logged.get("control_id")))
+    elif kind == "acceptance":
+        out += [
+            ("control_id", signed.get("control_id"), logged.get("control_id")),
+            ("finding_id", signed.get("finding_id"), logged.get("finding_id")),
+            ("reason", signed.get("reason"), logged.get("reason")),
+        ]
     elif kind == "waiver":
         gate = logged.get("gate")
         logged_gates = ["deploy", "monitor"] if gate == "all" else [gate]

@@ -1273,6 +1273,7 @@ SIGNED_EVENTS = {
     "rejection": "approval.signed",
     "attestation": "attestation.signed",
     "waiver": "waiver.granted",
+    "acceptance": "finding.closed",  # a tracked finding closed by a signed acceptance
 }
 RAW_FAILING = ("fail", "error")
 
@@ -1520,6 +1521,12 @@ def _record_fields(meta: dict, signed: dict, logged: dict) -> list[tuple[str, An
         ]
     elif kind == "attestation":
         out.append(("control_id", signed.get("control_id"), logged.get("control_id")))
+    elif kind == "acceptance":
+        out += [
+            ("control_id", signed.get("control_id"), logged.get("control_id")),
+            ("finding_id", signed.get("finding_id"), logged.get("finding_id")),
+            ("reason", signed.get("reason"), logged.get("reason")),
+        ]
     elif kind == "waiver":
         gate = logged.get("gate")
         logged_gates = ["deploy", "monitor"] if gate == "all" else [gate]
