@@ -121,7 +121,14 @@ def document_line(c: Any, doc_zh: str, doc_en: str) -> str:
         f"(模型卡修订 card revision {card_events + 1}) · 状态截至 state as of {clock.isoformat(state_at(c))} · "
         f"政策包 policy {c.policy_ref.get('id')}@{c.policy_ref.get('version')} · 阶段 stage {v.stage.value}"
         + (" (暂停 suspended)" if v.suspended else "")
+        + overdue_note(c)
     )
+
+
+def overdue_note(c: Any) -> str:
+    """The review calendar's overdue flag (operations.json), on the document line of every page."""
+    ops = getattr(c, "operations", None) or {}
+    return f" · {ops['flag']}" if ops.get("overdue") and ops.get("flag") else ""
 
 
 def _template(name: str) -> str:

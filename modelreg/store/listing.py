@@ -44,20 +44,23 @@ def _utc(text: str) -> datetime:
 
 
 def list_versions(
-    settings: Settings, stage: str | None = None, model: str | None = None
+    settings: Settings, stage: str | None = None, model: str | None = None, *, actor: str | None = None
 ) -> list[ModelVersion]:
-    """Every version's summary (no MLflow metadata or model card: ``show`` has those), as ``Registry.list``."""
+    """Every version's summary (no MLflow metadata or model card: ``show`` has those), as ``Registry.list``.
+    ``actor``: a user named explicitly (``--as``/``MODELREG_USER``) must be registered, as for every read."""
     if stage is not None and stage not in values(Stage):
         raise BadInput(f"--stage must be one of {', '.join(values(Stage))}. Got {stage!r} instead.")
     path = sqlite_file(settings.database_url)
     if path is None:
         from modelreg.registry import Registry
 
-        return Registry(settings).list(stage, model)
-    return _sqlite_list(path, stage, model)
+        return Registry(settings, actor=actor).list(stage, model)
+    return _sqlite_list(path, stage, model, actor)
 
 
-def _sqlite_list(path: Path, stage: str | None, model: str | None) -> list[ModelVersion]:
+def _sqlite_list(
+    path: Path, stage: str | None, model: str | None, actor: str | None = None
+) -> list[ModelVersion]:
     from modelreg.store.schema import VERSION_TABLE, check_revision
 
     if not path.exists():
@@ -74,6 +77,18 @@ def _sqlite_list(path: Path, stage: str | None, model: str | None) -> list[Model
                 raise DatabaseUnavailable(f"cannot reach the registry database {path}: {exc}") from None
             row = None
         check_revision(row[0] if row else None)
+        unknown = (
+            actor is not None
+            and conn.execute("SELECT count(*) FROM users").fetchone()[0] > 0
+            and conn.execute("SELECT 1 FROM users WHERE name = ?", (actor,)).fetchone() is None
+        )
+        if unknown:
+            from modelreg.errors import PermissionDenied
+
+            raise PermissionDenied(
+                f"unknown user {actor!r}: user {actor!r} is not registered; an admin adds users with "
+                "`modelreg user add NAME --role ROLE` (`modelreg user list` shows who is)"
+            )
         where, params = [], []
         if stage:
             where.append("v.stage = ?")

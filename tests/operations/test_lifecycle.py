@@ -111,6 +111,19 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
     human = _cli(env, "due")
     assert human.returncode == 1 and OLD in human.stdout and "OVERDUE" in human.stdout
 
+    # ... and its evidence pack flags it on every page (the document line) and in operations.json
+    import zipfile
+
+    from modelreg.evidence.pack import build_pack
+
+    pack_zip = tmp_path / "old-pack.zip"
+    build_pack(client.as_user("aud").registry, OLD, "1", pack_zip)
+    with zipfile.ZipFile(pack_zip) as zf:
+        ops = json.loads(zf.read("operations.json"))
+        assert ops["overdue"] is True and "revalidation" in ops["flag"]
+        for page in ("index.html", "model_card.html", "disclosure.html", "model_card.md", "disclosure.md"):
+            assert "逾期 OVERDUE" in zf.read(page).decode("utf-8"), page
+
     # -- the inventory lists both models with the right due dates (read back with openpyxl) --------------------
     xlsx = tmp_path / "inventory.xlsx"
     proc = _cli(env, "inventory", "--format", "xlsx", "-o", str(xlsx))
