@@ -70,19 +70,29 @@ def test_errors_under_json_are_one_json_object_on_stderr(env):
 
 
 def test_gate_refusal_under_json_carries_every_unmet_requirement(env):
+    # The CLI's registry carries the policy pack: a version registered without its model card and attestations
+    # is refused at submit, every unmet requirement in the JSON error's details.
+    done = run(env, "--as", "dev", "submit", "credit_scoring", "1", "--json")
+    assert done.returncode == 1 and done.stdout == ""
+    error = _json_error(done)["error"]
+    assert error["code"] == "gate_refused" and error["exit"] == 1
+    unmet = error["details"]["unmet"]
+    assert len(unmet) >= 2 and all(u["message_en"] and u["message_zh"] for u in unmet)
+    assert f"{len(unmet)} requirement(s) unmet" in error["message"]
+
+
+def test_state_edited_behind_the_api_is_a_json_error_too(env):
     from sqlalchemy import create_engine, text
 
     engine = create_engine(env["MODELREG_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
-    with (
-        engine.begin() as conn
-    ):  # blank a required attribute behind the API's back so the submit gate refuses
+    with engine.begin() as conn:  # blank a required attribute behind the API's back
         conn.execute(text("UPDATE models SET purpose = '' WHERE name = 'credit_scoring'"))
     engine.dispose()
     done = run(env, "--as", "dev", "submit", "credit_scoring", "1", "--json")
     assert done.returncode == 1 and done.stdout == ""
     error = _json_error(done)["error"]
-    assert error["code"] == "gate_refused" and error["exit"] == 1
-    assert "purpose_stated" in [u["requirement"] for u in error["details"]["unmet"]]
+    assert error["code"] == "state_diverges" and error["exit"] == 1
+    assert "models credit_scoring: purpose is ''" in error["message"]
 
 
 def test_debug_shows_the_traceback_and_keeps_the_exit_status(env):
