@@ -42,17 +42,17 @@ def _tree_with(tmp_path: Path, extra: dict[str, str]) -> Path:
 
 
 def test_one_more_stdlib_module_is_a_one_line_change(tmp_path) -> None:
-    """How e.g. evidence/crosscheck.py joins: one entry in SOURCES, before the module that calls it."""
+    """How a module joins (as evidence/crosscheck.py did): one entry in SOURCES, after what it imports."""
     module = (
         '"""Cross-checks."""\n\nfrom __future__ import annotations\n\nimport json\n\n'
         "from modelreg.evidence.verify import VerifyResult\n\n\n"
         "def crosscheck_summary(result: VerifyResult) -> str:\n"
         '    return json.dumps({"ok": result.ok})\n'
     )
-    root = _tree_with(tmp_path, {"modelreg/evidence/crosscheck.py": module})
-    sources = (*SOURCES[:-1], "modelreg/evidence/crosscheck.py", SOURCES[-1])
+    root = _tree_with(tmp_path, {"modelreg/evidence/extra_check.py": module})
+    sources = (*SOURCES[:-1], "modelreg/evidence/extra_check.py", SOURCES[-1])
     text = build(sources, root)
-    assert "# -------------------- modelreg/evidence/crosscheck.py" in text
+    assert "# -------------------- modelreg/evidence/extra_check.py" in text
     built = types.ModuleType("standalone_with_crosscheck")
     sys.modules[built.__name__] = built  # dataclasses look their module up while the class is created
     try:
