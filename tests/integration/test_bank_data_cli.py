@@ -70,10 +70,18 @@ def _refused(cli, *args: str, contains: tuple[str, ...]) -> str:
     after = _counts(cli.db_url)
     assert after == before, "an input error changed the registry"
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert len(lines) == 1, err
+    line = lines[0]
+    if "--json" in args:  # under --json the one line is a JSON error object (issue 19 item 7)
+        import json
+
+        error = json.loads(line)["error"]
+        assert error["exit"] == 2 and error["code"] == "bad_input", error
+        line = "error: " + error["message"]
+    assert line.startswith("error: "), err
     for word in contains:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
+        assert word in line, (word, line)
+    return line
 
 
 def test_bank_exports_through_validate(cli, tmp_path):
