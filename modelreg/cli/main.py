@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 
 import click
@@ -126,9 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     flags = args[: args.index("--")] if "--" in args else args
     debug, as_json = "--debug" in flags, "--json" in flags
-    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # MLflow 3.17 defaults to true: never here
+    from modelreg.settings import environ_overrides
+
     try:
-        with _mlflow_configured(), _quiet_under_json(as_json):
+        # MLflow 3.17 defaults pickle loading to true: never in a command. Set for the command only, so a
+        # process that calls main() (a notebook, the tests) gets its own setting back afterwards.
+        with (
+            environ_overrides({"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}),
+            _mlflow_configured(),
+            _quiet_under_json(as_json),
+        ):
             # Without standalone mode click returns the code of ctx.exit(n) instead of raising it.
             code = cli.main(args=args, prog_name="modelreg", standalone_mode=False)
         if isinstance(code, int) and code:
