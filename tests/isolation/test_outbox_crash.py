@@ -33,7 +33,8 @@ ALIAS = "production"
 
 def _child(env: dict[str, str], write_fd: int) -> None:
     """The forked child: a registry with the MLflow projection, looping over state changes until killed."""
-    from modelreg import mlflow_sync, settings
+    from modelreg import settings
+    from modelreg.integrations.mlflow import projection as mlflow_sync
     from modelreg.registry import Registry
 
     def ack(**record) -> None:
