@@ -4,6 +4,7 @@ postgres, database test). PostgreSQL being unreachable is a failure, not a skip:
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# An in-process MLflow call outside a test's own configured scope goes to a throw-away store, never ./mlruns in
+# the checkout (subprocesses get explicit stores from env_for).
+os.environ.setdefault(
+    "MLFLOW_TRACKING_URI", Path(tempfile.mkdtemp(prefix="modelreg-test-mlruns-")).resolve().as_uri()
+)
 
 PG_ADMIN_URL = os.environ.get("MODELREG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO_ROOT = Path(__file__).resolve().parent.parent

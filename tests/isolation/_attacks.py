@@ -107,7 +107,11 @@ def log_attacks(tmp_path: Path, tracking_uri: str, X, y) -> Attacks:
     attacks = Attacks(arm, listener)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    with mlflow.start_run():
+    # A SQLite tracking store's default artifact root is ./mlruns in the working folder: keep them in tmp_path.
+    experiment = mlflow.create_experiment(
+        f"attacks-{tmp_path.name}", artifact_location=(tmp_path / "mlartifacts").resolve().as_uri()
+    )
+    with mlflow.start_run(experiment_id=experiment):
         marker = tmp_path / "pwned-sklearn-pickle"
         trojan = _trojan_class(side_effects(arm, marker, listener.port))(strategy="prior").fit(X, y)
         info = mlflow.sklearn.log_model(

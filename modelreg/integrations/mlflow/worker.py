@@ -295,6 +295,8 @@ class WorkerModel:
             "TMPDIR": str(scratch),
             "LANG": "C.UTF-8",
             "MLFLOW_DISABLE_TELEMETRY": "true",
+            # Whatever the model's code logs while it loads (models-from-code calls MLflow) stays in scratch.
+            "MLFLOW_TRACKING_URI": (scratch / "mlruns").resolve().as_uri(),
             "PYTHONDONTWRITEBYTECODE": "1",
             "MODELREG_WORKER_SANDBOX": "1" if prefix else "0",
         }
