@@ -1662,7 +1662,10 @@ def load_pack(id_or_path: str | Path, *, search_paths: Iterable[str | Path] = ()
     if hit is not None and _stamp(p for p, _, _ in hit[0]) == hit[0]:
         return hit[1]
     messages, pack, files = _lint_and_build(path, sp)
-    errors = [m for m in _ordered(messages) if m.level == LEVEL_ERROR]
+    # The file the user named comes first: a broken override can make the base pack's own references
+    # fail too (a control that did not merge), and those follow-on errors are not what to fix.
+    own = str(path.resolve())
+    errors = sorted((m for m in _ordered(messages) if m.level == LEVEL_ERROR), key=lambda m: m.file != own)
     if errors or pack is None:
         first = errors[0] if errors else LintMessage(str(path), 0, 0, LEVEL_ERROR, "the pack did not load")
         more = f" (and {len(errors) - 1} more; run `modelreg policy lint {path}`)" if len(errors) > 1 else ""
