@@ -8,6 +8,8 @@ stage and suspension flag, its registration facts and model card digest, the dat
 transitions, the signed approvals / attestations / waivers (by record id, key id, control and expiry) and the
 evaluations (by id and digest — the digest is recomputed from the evaluation's rows, its monitor results and its
 findings, so a finding flipped from fail to pass is seen even when the evaluation row is left alone).
+The tracked findings (status, owner, due date, occurrences, remediation, who closed them) are folded from
+the ``finding.*`` events, so a deadline moved or a finding closed by a table edit is seen too.
 
 Memory stays bounded on a long log: events are streamed; the high-volume tables (evaluations, signed records,
 transitions) are streamed beside them in id order and joined as they go (ids grow in log order because writers
@@ -43,6 +45,13 @@ _VERSION_EVENTS_TO = {
 }
 _SIGNED_EVENTS = {"approval.signed", "attestation.signed", "waiver.granted"}
 _STREAM_BATCH = 5_000
+_FINDING_EVENTS = {
+    "finding.opened",
+    "finding.updated",
+    "finding.assigned",
+    "finding.remediation_proposed",
+    "finding.closed",
+}
 
 
 @dataclass(frozen=True)
@@ -279,6 +288,7 @@ class _Replay:
         self.versions: dict[tuple[str, str], dict] = {}
         self.datasets: dict[tuple, list[int]] = {}
         self.skipped: dict[str, int] = {}
+        self.findings: dict[int, dict] = {}
         self.version_names: dict[int, tuple[str, str]] = {}
 
     # which rows are in scope
@@ -369,6 +379,7 @@ class _Replay:
         self._check_users()
         self._check_models_and_versions()
         self._check_datasets(vf, vparams)
+        self._check_findings(vf, vparams)
         return ReplayReport(
             ok=not self.out.items,
             events=n,
@@ -468,14 +479,118 @@ class _Replay:
         elif event in _SIGNED_EVENTS and mv:
             if self._in_scope(mv):
                 signed.expect(int(p["record_id"]), (mv, event, p, d.get("actor")), seq)
-        elif event == "finding.closed" and mv and p.get("kind") == "accepted":
-            # a finding closed by a signed acceptance: the event proves the acceptance's signed record
+        elif event in _FINDING_EVENTS and mv:
             if self._in_scope(mv):
-                signed.expect(int(p["record_id"]), (mv, event, p, d.get("actor")), seq)
+                self._fold_finding(seq, event, mv, p, d.get("actor"))
+                if event == "finding.closed" and p.get("kind") == "accepted":
+                    # a finding closed by a signed acceptance: the event proves the acceptance's signed record
+                    signed.expect(int(p["record_id"]), (mv, event, p, d.get("actor")), seq)
         elif event in ("registry.initialized", "audit.checkpoint", "audit.signing_key", "mlflow.synced"):
             pass  # no table state of their own (checkpoints are verified by the Merkle log itself)
         else:
             self.skipped[event] = self.skipped.get(event, 0) + 1
+
+    def _fold_finding(self, seq: int, event: str, mv: tuple[str, str], p: dict, actor: str | None) -> None:
+        fid = int(p["finding_id"])
+        if event == "finding.opened":
+            self.findings[fid] = {
+                "mv": mv,
+                "control_id": p.get("control_id"),
+                "purpose": p.get("purpose"),
+                "severity": p.get("severity"),
+                "status": p.get("status"),
+                "owner": p.get("owner"),
+                "due_at": _iso(p.get("due_at")),
+                "occurrences": 1,
+                "remediation": None,
+                "closed_by": None,
+                "seq": seq,
+            }
+            return
+        f = self.findings.get(fid)
+        if f is None:
+            self.out.add(
+                "tracked_findings", f"#{fid}", f"the log has {event} for a finding it never opened", seq
+            )
+            f = self.findings[fid] = {"mv": mv, "_orphan": True}
+        f["seq"] = seq
+        if p.get("status") is not None:
+            f["status"] = p["status"]
+        if event == "finding.updated" and p.get("occurrences") is not None:
+            f["occurrences"] = int(p["occurrences"])
+        elif event == "finding.assigned":
+            f["owner"], f["due_at"] = p.get("owner"), _iso(p.get("due_at"))
+        elif event == "finding.remediation_proposed":
+            f["remediation"] = p.get("remediation")
+        elif event == "finding.closed":
+            f["closed_by"] = actor
+
+    def _check_findings(self, vf: str, params: dict) -> None:
+        """Tracked findings are what the model-risk team's deadlines and the inventory's overdue counts read: a
+        finding closed, reassigned or re-dated by a table edit must show, as must one with no event behind it."""
+        seen: set[int] = set()
+        for (
+            fid,
+            vid,
+            control_id,
+            purpose,
+            severity,
+            status,
+            owner,
+            due_at,
+            occurrences,
+            remediation,
+            closed_by,
+        ) in self.conn.execute(
+            text(
+                "SELECT f.id, f.version_id, f.control_id, f.purpose, f.severity, f.status, f.owner, f.due_at, "
+                "f.occurrences, f.remediation, f.closed_by FROM tracked_findings f "
+                "JOIN model_versions v ON v.id = f.version_id WHERE 1=1" + vf + " ORDER BY f.id"
+            ),
+            params,
+        ):
+            fid = int(fid)
+            seen.add(fid)
+            key = f"#{fid}"
+            want = self.findings.get(fid)
+            if want is None:
+                self.out.add("tracked_findings", key, "row has no audit event behind it (never opened)")
+                continue
+            if want.get("_orphan"):
+                continue
+            mv = self.version_names.get(int(vid))
+            if mv != want["mv"]:
+                self.out.add(
+                    "tracked_findings",
+                    key,
+                    f"belongs to {_mv(mv)}, the log opened it for {_mv(want['mv'])}",
+                    want["seq"],
+                )
+                continue
+            got = {
+                "control_id": control_id,
+                "purpose": purpose,
+                "severity": severity,
+                "status": status,
+                "owner": owner,
+                "due_at": _iso(due_at),
+                "occurrences": int(occurrences or 0),
+                "remediation": remediation,
+                "closed_by": closed_by,
+            }
+            for column, value in got.items():
+                if value != want.get(column):
+                    self.out.add(
+                        "tracked_findings",
+                        key,
+                        f"{column} is {value!r}, the log recorded {want.get(column)!r}",
+                        want["seq"],
+                    )
+        for fid, want in self.findings.items():
+            if fid not in seen and not want.get("_orphan"):
+                self.out.add(
+                    "tracked_findings", f"#{fid}", "missing: the log opened this finding", want["seq"]
+                )
 
     def _version(self, mv: tuple[str, str], seq: int) -> dict:
         v = self.versions.get(mv)

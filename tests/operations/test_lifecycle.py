@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -268,3 +268,25 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
     shown = json.loads(_cli(env, "finding", "show", fid, "--json").stdout)
     assert shown["owner"] == "val" and shown["remediation"].startswith("revalidate")
     assert client.audit_verify().ok
+
+    # -- replay proves the tracked findings: a deadline moved or a finding reopened by a table edit shows --------
+    report = client.registry.replay()
+    assert report.ok, report.first_line()
+    assert not any(k.startswith("finding.") for k in report.skipped_events)
+    from sqlalchemy import text
+
+    engine = client.registry.engine
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tracked_findings SET due_at = :d WHERE id = :i"),
+            {"d": datetime(2099, 1, 1, tzinfo=UTC).isoformat(), "i": tracked[0].id},
+        )
+        other = conn.execute(
+            text("SELECT id FROM tracked_findings WHERE status != 'closed' ORDER BY id LIMIT 1")
+        ).scalar()
+        conn.execute(text("UPDATE tracked_findings SET status = 'closed' WHERE id = :i"), {"i": other})
+    report = client.registry.replay()
+    problems = {(d.table, d.key): d.problem for d in report.divergences}
+    assert not report.ok
+    assert problems[("tracked_findings", f"#{tracked[0].id}")].startswith("due_at is "), problems
+    assert problems[("tracked_findings", f"#{other}")].startswith("status is 'closed', the log recorded "), problems
