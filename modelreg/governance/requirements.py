@@ -343,7 +343,8 @@ def policy_gate(ctx: GateContext) -> list[Unmet]:
                             f"{c.title_zh}：{'未通过' if f.status == 'fail' else '无法判定'}",
                         )
                     )
-    attestations = [c for c in controls if c.attestation is not None]
+    # An attestation that grants something (CHK-ROB-04.exec) is a permission the version may never need.
+    attestations = [c for c in controls if c.attestation is not None and c.attestation.grants is None]
     if attestations:
         signed = records.signed_records(ctx.session, ctx.version_id, "attestation")
         for c in attestations:

@@ -110,16 +110,20 @@ def run_evaluation(
 
 
 def execution_grant(reg: Registry, pack, version_id: int, version: str):
-    """An executable model format may run (in the isolated worker) only when the policy pack defines the
-    attestation control CHK-MODEL-EXEC and a validator signed it for this version with a valid signature."""
+    """An executable model format may run (in the isolated worker) only when the policy pack enables the
+    attestation control CHK-ROB-04.exec (the shipped pack has it switched off; a bank's override switches it
+    on) and a validator signed it for this version with a valid signature."""
     from modelreg.errors import NotFound
     from modelreg.integrations.mlflow.worker import EXEC_CONTROL_ID, ExecutionGrant
+    from modelreg.policy.model import GRANT_MODEL_EXECUTION
 
     try:
         control = pack.control(EXEC_CONTROL_ID)
     except NotFound:  # the pack does not define it: executable formats stay refused
         return None
-    if control.attestation is None or control.attestation.role != "validator":
+    if control.disabled or control.attestation is None:
+        return None
+    if control.attestation.role != "validator" or control.attestation.grants != GRANT_MODEL_EXECUTION:
         return None
     with reg.reading() as rd:
         for rec in reversed(records.signed_records(rd.session, version_id, kind="attestation")):
@@ -514,6 +518,10 @@ def attest(
     if control.attestation is None:
         raise BadInput(
             f"control {control_id} is not an attestation (it is a {control.kind}); only attestations are signed with `attest`"
+        )
+    if control.disabled:
+        raise BadInput(
+            f"control {control_id} is switched off in policy pack {pack.id}@{pack.version}: {control.disabled_reason_en}"
         )
     key = _key(reg, key_path)
     version = str(version)

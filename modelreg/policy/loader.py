@@ -19,6 +19,7 @@ import yaml
 from modelreg.errors import PolicyError
 from modelreg.policy.model import (
     ANY,
+    ATTESTATION_GRANTS,
     BASIS_CONVENTION,
     BASIS_INSTITUTION,
     COMPARATORS,
@@ -671,11 +672,14 @@ def _build_control(
     elif kinds[0] == "attestation":
         a = ck.mapping(c, "attestation", c["attestation"], f"{what}: attestation")
         if a is not None:
-            ck.keys(a, f"{what}: attestation", ["role", "statement_zh", "statement_en"], [])
+            ck.keys(a, f"{what}: attestation", ["role", "statement_zh", "statement_en"], ["grants"])
             attestation = Attestation(
                 role=ck.choice(a, "role", f"{what}: attestation", ROLES) or "",
                 statement_zh=ck.text(a, "statement_zh", f"{what}: attestation"),
                 statement_en=ck.text(a, "statement_en", f"{what}: attestation"),
+                grants=ck.choice(a, "grants", f"{what}: attestation", ATTESTATION_GRANTS)
+                if "grants" in a
+                else None,
             )
     else:
         requirement = _build_requirement(c, ck, what)
@@ -1421,6 +1425,10 @@ def _override_controls(merged: LMap, ov: LMap, ck: _Checker) -> None:
         ck.keys(b, what, [], _OVERRIDE_CONTROL_KEYS)
         check = target.get("check")
         for key, value in b.items():
+            if key == "disabled" and value is False:
+                # A control the shipped pack keeps off (an opt-in such as CHK-ROB-04.exec) is switched on here.
+                target.pop("disabled", None)
+                continue
             if key in ("thresholds", "params", "basis", "note_zh", "note_en"):
                 if not isinstance(check, LMap):
                     ck.error(

@@ -77,6 +77,11 @@ THRESHOLD_BASES: tuple[str, ...] = (BASIS_CONVENTION, BASIS_SUGGESTION, BASIS_SE
 
 ROLES: tuple[str, ...] = ("developer", "validator", "approver", "owner", "compliance")
 
+# What a signed attestation may permit (persisted in packs; never rename). ``model_execution``: a model format
+# that can execute code when loaded may run, in the isolated worker only, for the attested version.
+GRANT_MODEL_EXECUTION = "model_execution"
+ATTESTATION_GRANTS: tuple[str, ...] = (GRANT_MODEL_EXECUTION,)
+
 # Predicates the registry evaluates at a gate (implemented in the registry, named here).
 REQUIREMENT_IDS: tuple[str, ...] = (
     "owner_assigned",
@@ -286,12 +291,19 @@ class Check:
 
 @dataclass(frozen=True)
 class Attestation:
+    """A statement a person of ``role`` signs. With ``grants`` it is a permission, not a gate requirement: it
+    lets the registry do something for that version it otherwise refuses (``ATTESTATION_GRANTS``)."""
+
     role: str
     statement_zh: str
     statement_en: str
+    grants: str | None = None
 
     def to_dict(self) -> dict:
-        return {"role": self.role, "statement_zh": self.statement_zh, "statement_en": self.statement_en}
+        out = {"role": self.role, "statement_zh": self.statement_zh, "statement_en": self.statement_en}
+        if self.grants is not None:  # absent otherwise: existing packs keep their digests
+            out["grants"] = self.grants
+        return out
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ def test_with_a_grant_the_attacks_run_only_in_the_isolated_worker(attacks, tmp_p
     from monitors.base import predict_scores
 
     X, _ = _data(40, seed=11)
-    grant = ExecutionGrant("CHK-MODEL-EXEC", "val", "1")
+    grant = ExecutionGrant("CHK-ROB-04.exec", "val", "1")
     with fluent_mlflow(attacks.env["MLFLOW_TRACKING_URI"], attacks.env["MLFLOW_REGISTRY_URI"]):
         for attack in attacks.models:
             model, note = load_for_evaluation(attack.uri, grant=grant)
@@ -173,6 +173,7 @@ def test_with_a_grant_the_attacks_run_only_in_the_isolated_worker(attacks, tmp_p
     assert os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION") in (None, "false", "False")
 
 
+# The shipped pack keeps CHK-ROB-04.exec switched off; a bank's override switches it on.
 EXEC_PACK = """\
 extends: cn-fin-algo-risk@1.0.0
 pack:
@@ -180,17 +181,10 @@ pack:
   version: "2026.1"
   title_zh: 允许在隔离进程中运行可执行模型的政策
   title_en: Policy that lets executable model formats run in the isolated worker
-controls:
-  - id: CHK-MODEL-EXEC
-    title_zh: 可执行模型格式仅在隔离进程中运行
-    title_en: Executable model format runs only in the isolated worker
-    clauses: [NFRA-2025-13.1]
-    gates: [deploy]
-    severity: major
-    attestation:
-      role: validator
-      statement_zh: "本人确认：已审阅该模型版本的可执行格式，同意其仅在隔离进程中运行以完成验证。"
-      statement_en: "I confirm that I reviewed this version's executable model format and allow it to run, only in the isolated worker, for validation."
+overrides:
+  controls:
+    CHK-ROB-04.exec:
+      disabled: false
 """
 
 
@@ -231,7 +225,7 @@ def test_a_validator_attestation_under_a_pack_that_allows_it_runs_the_model_in_t
         assert done.returncode == 0, (step, done.stderr)
     refused = _cli(env, "--as", "dev", "precheck", attack.name, "1", "--data", str(data), "--target", "y")
     assert refused.returncode == 1 and "refused to load" in refused.stderr, refused.stderr
-    attested = _cli(env, "--as", "val", "attest", attack.name, "1", "--control", "CHK-MODEL-EXEC")
+    attested = _cli(env, "--as", "val", "attest", attack.name, "1", "--control", "CHK-ROB-04.exec")
     assert attested.returncode == 0, attested.stderr
     ran = _cli(
         env, "--as", "dev", "precheck", attack.name, "1", "--data", str(data), "--target", "y", "--json"
@@ -247,5 +241,5 @@ def test_a_validator_attestation_under_a_pack_that_allows_it_runs_the_model_in_t
     engine.dispose()
     assert len(stored) == 1
     note = stored[0]["model_loading"]
-    assert "only in the isolated worker" in note and "CHK-MODEL-EXEC attested by val" in note, note
+    assert "only in the isolated worker" in note and "CHK-ROB-04.exec attested by val" in note, note
     _nothing_happened(attacks)

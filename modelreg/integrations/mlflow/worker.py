@@ -3,10 +3,11 @@ auditor's process.
 
 What is trusted (the README's "What runs where" says the same):
 
-* **Formats that cannot execute code load here, in-process**: the scikit-learn flavour in ``skops`` format,
-  where every type the file needs beyond skops's own defaults must be a *class* from a module on
-  ``TRUSTED_MODULES`` (the registry's list: the allow-list the developer wrote into MLmodel is ignored), and
-  LightGBM native text models (``model.lgb``). MLflow's own deserialisers are not used for them.
+* **Formats that cannot execute code load here, in-process** (``safe_loaders.py``): the scikit-learn
+  flavour in ``skops`` format, where every type the file needs beyond skops's own defaults must be a *class*
+  from a module on ``TRUSTED_MODULES`` (the registry's list: the allow-list the developer wrote into MLmodel
+  is ignored), LightGBM native text models (``model.lgb``), XGBoost JSON/UBJSON dumps and ONNX graphs (on
+  onnxruntime's CPU provider). MLflow's own deserialisers are not used for them.
 * **Formats that can execute code when loaded** (pickle, cloudpickle, a pyfunc ``python_model``, MLflow
   models-from-code, any flavour not listed above) are refused, unless the caller holds an ``ExecutionGrant``
   (the policy pack defines the attestation control ``EXEC_CONTROL_ID`` and a validator signed it for that
@@ -22,7 +23,6 @@ What is trusted (the README's "What runs where" says the same):
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -40,20 +40,23 @@ from pathlib import Path
 from typing import Any
 
 from modelreg.errors import BadInput, ModelregError
+from modelreg.integrations.mlflow import safe_loaders
+from modelreg.integrations.mlflow.safe_loaders import TRUSTED_MODULES, ModelRefused
+
+__all__ = [
+    "TRUSTED_MODULES",
+    "ExecutionGrant",
+    "ModelRefused",
+    "WorkerModel",
+    "classify",
+    "load_for_evaluation",
+]
 
 PICKLE_FLAG = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
-EXEC_CONTROL_ID = "CHK-MODEL-EXEC"
-TRUSTED_MODULES = ("sklearn", "lightgbm", "numpy", "scipy.sparse", "collections")
+EXEC_CONTROL_ID = "CHK-ROB-04.exec"
 # Worker limits: generous for a credit model, small enough that a hostile one cannot take the machine.
 LIMITS = {"address_space_bytes": 4 << 30, "cpu_seconds": 300, "open_files": 256, "file_size_bytes": 256 << 20}
 TIMEOUT_SECONDS = 120.0
-
-
-class ModelRefused(ModelregError):
-    """The model's format can run code when loaded and nothing authorised running it (in the worker)."""
-
-    code = "model_refused"
-    exit_status = 1
 
 
 @dataclass(frozen=True)
@@ -116,42 +119,20 @@ def classify(model_dir: Path) -> ModelFormat:
         data = str((flavors["lightgbm"] or {}).get("data") or "")
         native = data.endswith(".lgb")
         return ModelFormat("lightgbm", "native-text" if native else "pickle", not native, model_dir / data)
+    if "xgboost" in flavors:
+        conf = flavors["xgboost"] or {}
+        data = str(conf.get("data") or "")
+        native = safe_loaders.xgboost_data_is_native(data)
+        return ModelFormat(
+            "xgboost", data.rsplit(".", 1)[-1] if native else "legacy-binary", not native, model_dir / data
+        )
+    if "onnx" in flavors:
+        data = str((flavors["onnx"] or {}).get("data") or "model.onnx")
+        return ModelFormat("onnx", "onnx", False, model_dir / data)
     if pyfunc.get("python_model") or pyfunc.get("cloudpickle_version"):
         return ModelFormat("python_function", "cloudpickle", True)
     first = next(iter(flavors), "unknown")
     return ModelFormat(str(first), "unknown", True)  # fail closed: what we cannot vouch for may execute
-
-
-def _skops_load(path: Path) -> Any:
-    import skops.io
-
-    needed = skops.io.get_untrusted_types(file=path)
-    refused = [t for t in needed if not _trusted_type(t)]
-    if refused:
-        raise ModelRefused(
-            f"the skops file {path.name} needs types outside the registry's trusted list: {', '.join(refused[:8])}"
-        )
-    return skops.io.load(path, trusted=needed)
-
-
-def _trusted_type(name: str) -> bool:
-    module, _, attr = name.rpartition(".")
-    if not module or not any(module == m or module.startswith(m + ".") for m in TRUSTED_MODULES):
-        return False
-    try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return False
-    return isinstance(obj, type)  # classes only: a trusted module's function could still be called on load
-
-
-def _lightgbm_load(path: Path) -> Any:
-    import lightgbm
-    import numpy as np
-
-    booster = lightgbm.Booster(model_file=str(path))
-    booster.feature_names_in_ = np.asarray(booster.feature_name())
-    return booster
 
 
 def _download(uri: str) -> Path:
@@ -179,7 +160,7 @@ def _load(uri: str, grant: ExecutionGrant | None, hide: tuple[Path, ...]) -> tup
     fmt = classify(folder)
     if not fmt.executable:
         try:
-            model = _skops_load(fmt.path) if fmt.flavor == "sklearn" else _lightgbm_load(fmt.path)  # type: ignore[arg-type]
+            model = _load_direct(fmt, folder)
         except ModelRefused:
             raise
         except Exception as exc:
@@ -190,15 +171,34 @@ def _load(uri: str, grant: ExecutionGrant | None, hide: tuple[Path, ...]) -> tup
         return model, f"loaded {uri} ({fmt.label}, cannot execute code) in this process"
     if grant is None:
         raise ModelRefused(
-            f"refused to load {uri}: its format ({fmt.label}) runs code when loaded. Log it as skops (scikit-learn) "
-            f"or LightGBM native text, or have a validator attest {EXEC_CONTROL_ID} under a policy pack that "
-            "defines it, to run it in the isolated worker"
+            f"refused to load {uri}: its format ({fmt.label}) runs code when loaded. Log it as skops (scikit-learn), "
+            f"LightGBM native text, XGBoost JSON/UBJSON or ONNX, or have a validator attest {EXEC_CONTROL_ID} under a policy pack that "
+            "switches it on, to run it in the isolated worker"
         )
     model = WorkerModel.start(folder, hide=hide)
     return (
         model,
         f"loaded {uri} ({fmt.label}, can execute code) only in the isolated worker ({'; '.join(model.isolation)}); allowed by {grant.describe()}",
     )
+
+
+def _load_direct(fmt: ModelFormat, folder: Path) -> Any:
+    path = fmt.path
+    assert path is not None
+    if fmt.flavor == "sklearn":
+        return safe_loaders.load_skops(path)
+    if fmt.flavor == "lightgbm":
+        return safe_loaders.load_lightgbm(path)
+    if fmt.flavor == "xgboost":
+        import yaml
+
+        spec = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8")) or {}
+        return safe_loaders.load_xgboost(
+            path, ((spec.get("flavors") or {}).get("xgboost") or {}).get("model_class")
+        )
+    if fmt.flavor == "onnx":
+        return safe_loaders.load_onnx(path, safe_loaders.signature_inputs(folder))
+    raise ModelRefused(f"no direct loader for {fmt.label}")  # classify() marks every other format executable
 
 
 # -- the worker ------------------------------------------------------------------------------------------------
