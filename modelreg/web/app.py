@@ -76,6 +76,28 @@ class SessionStore:
             self._by_id.pop(sid or "", None)
 
 
+class FailureLimiter:
+    """At most ``limit`` failed logins per client address in ``window``: a token cannot be guessed by flooding."""
+
+    def __init__(self, limit: int = 10, window: timedelta = timedelta(minutes=5)) -> None:
+        self.limit, self.window = limit, window
+        self._lock = threading.Lock()
+        self._fails: dict[str, list[datetime]] = {}
+
+    def _recent(self, who: str, now: datetime) -> list[datetime]:
+        kept = [t for t in self._fails.get(who, []) if now - t < self.window]
+        self._fails[who] = kept
+        return kept
+
+    def blocked(self, who: str) -> bool:
+        with self._lock:
+            return len(self._recent(who, clock.now())) >= self.limit
+
+    def failed(self, who: str) -> None:
+        with self._lock:
+            self._recent(who, clock.now()).append(clock.now())
+
+
 class SecurityHeaders:
     """ASGI middleware: security headers on every response, and only GET/HEAD (plus POST to login/logout)."""
 
@@ -136,6 +158,7 @@ def create_web_app(
     """The read-only web view as an ASGI app (mount it at ``/ui``). ``open_registry(actor)`` gives a registry
     acting as that user; ``verify_token(jwt)`` returns (subject, roles) or raises a modelreg error."""
     sessions = SessionStore()
+    failures = FailureLimiter()
     registries: dict[str, Any] = {}
     reg_lock = threading.Lock()
 
@@ -218,9 +241,15 @@ def create_web_app(
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not hmac.compare_digest(cookie, form.get("csrf", "")):
             return refused(request, "CSRF 校验失败 / CSRF check failed")
+        who = request.client.host if request.client else "?"
+        if failures.blocked(who):
+            return refused(
+                request, "登录失败次数过多，请稍后再试 / Too many failed logins; try again later", 429
+            )
         try:
             subject, roles = verify_token(form.get("token", "").strip())
         except ModelregError:
+            failures.failed(who)
             return RedirectResponse(f"{base(request)}/login?error=1", status_code=303)
         expiry = clock.now() + MAX_SESSION
         exp = _token_exp(form.get("token", ""))

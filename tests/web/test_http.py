@@ -233,6 +233,12 @@ def test_version_page_content(site, auditor):
     clause = pack.clause(cid)
     assert clause.title_zh in text and clause.title_en.replace("'", "&#x27;") in text
     assert "deploy" in text and "submit" in text  # lifecycle moves
+    from modelreg.operations.findings import list_findings
+
+    tracked = list_findings(site.registry.as_user("aud"), model="credit_scoring", version="1")
+    assert tracked, "the fixture's failing controls open tracked findings"
+    for t in tracked:
+        assert f"<tr><td>{t.id}</td><td><code>{t.control_id}</code></td>" in text
 
 
 def test_audit_pages_and_proofs(site, auditor):
@@ -297,3 +303,30 @@ def test_session_expires(site):
 def test_quoted_names_in_links(site, auditor):
     text = auditor.get(site.url + "/inventory").text
     assert f"/ui/version/{quote('credit_scoring', safe='')}/1" in text
+
+
+def test_failed_logins_are_rate_limited(site):
+    """A fresh app (its own counter): ten bad tokens from one address, then even a good one gets 429."""
+    import asyncio
+
+    from modelreg.client import open_registry
+    from modelreg.web import create_web_app
+
+    app = create_web_app(
+        lambda a: open_registry(site.settings, actor=a), site.issuer.verify, secure_cookies=False
+    )
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.9", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            out = []
+            for i in range(12):
+                form = await c.get("/login")
+                tok = "bad.token" if i < 11 else site.issuer.token("aud", ["auditor"])
+                r = await c.post("/login", data={"csrf": csrf_of(form.text), "token": tok})
+                out.append(r.status_code)
+            return out
+
+    codes = asyncio.run(run())
+    assert codes[:10] == [303] * 10  # redirected back to the form with an error
+    assert codes[10:] == [429, 429]  # the eleventh bad one and then a good one are refused
