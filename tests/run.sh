@@ -8,11 +8,12 @@ log() { printf '\n== %s\n' "$*"; }
 
 # 1. Debian packages: headless Chromium renders evidence pack pages in the tests.
 # fonts-wqy-zenhei: the bilingual pages' Chinese text renders as glyphs in the kept screenshots.
+# chromium-driver: selenium drives the auditor's web view in tests/web.
 # poppler-utils: pdftoppm rasterises the validation report's PDF in the operations tests.
-if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
   log "installing chromium and a CJK font (Debian packages) for the evidence page tests"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-zenhei poppler-utils >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei poppler-utils >/dev/null
 fi
 
 # 2. PostgreSQL must be reachable: the tests fail loudly rather than skip it.

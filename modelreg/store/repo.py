@@ -448,3 +448,9 @@ def set_crypto_settings(session: Session, tree_hash: str, signing_suite: str) ->
     # The empty tree's root is the chosen hash of the empty string; set before leaf #0 exists.
     state.root_hash = hash_constructor(tree_hash)(b"").digest()
     session.flush()
+
+
+def latest_checkpoint(session: Session) -> dict | None:
+    """The body of the most recently issued signed checkpoint (the web view verifies the log against it)."""
+    row = session.execute(select(CheckpointRow.body).order_by(CheckpointRow.id.desc()).limit(1)).first()
+    return dict(row[0]) if row else None
