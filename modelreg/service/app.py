@@ -60,10 +60,6 @@ REFUSALS = {
 }
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class GuardMiddleware:
     """Plain ASGI (no body buffering of its own): refuses bodies over the limit with 413 (by Content-Length
     up front, or while streaming) and adds the security headers to every response."""
@@ -98,22 +94,28 @@ class GuardMiddleware:
             await self._too_large(scope, send_with_headers)
             return
         seen = 0
+        refused = False
 
         async def limited_receive():
-            nonlocal seen
+            # A streamed body (no Content-Length) is counted as it arrives: past the limit the 413 goes out at
+            # once and the application sees a disconnected client, whose own answer is then dropped.
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise _TooLarge()
+                if seen > self.max_body and not started:
+                    refused = True
+                    await self._too_large(scope, send_with_headers)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send_with_headers)
-        except _TooLarge:
-            if started:
-                raise
-            await self._too_large(scope, send_with_headers)
+        async def guarded_send(message) -> None:
+            if not refused:
+                await send_with_headers(message)
+
+        await self.app(scope, limited_receive, guarded_send)
 
     async def _too_large(self, scope, send) -> None:
         message = f"the request body is larger than {self.max_body} bytes"

@@ -145,12 +145,16 @@ def service_registry(db_url, settings_for):
     reg.set_roles("nobody", [])  # registered, with a key, and no role left
     reg.as_user("dev").register("credit_scoring", "1", owner="dev", risk_tier="low", purpose="PD scoring")
     reg.as_user("dev").register("credit_scoring", "2", owner="dev", risk_tier="low", purpose="PD scoring")
-    from tests.governance.conftest import sign_attestations
-
-    for v in ("1", "2"):  # what the policy's retire gate asks people to sign; the reason comes with the move
-        sign_attestations(client, "credit_scoring", v, "retire", "low")
     yield client
     reg.engine.dispose()
+
+
+def make_retirable(client, *versions: str) -> None:
+    """Sign what the policy's retire gate asks people to sign (the reason comes with the move itself)."""
+    from tests.governance.conftest import sign_attestations
+
+    for v in versions:
+        sign_attestations(client, "credit_scoring", v, "retire", "low")
 
 
 @pytest.fixture

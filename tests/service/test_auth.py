@@ -11,7 +11,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size, signed_headers
+from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size, make_retirable, signed_headers
+
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def _whoami(srv, token: str) -> httpx.Response:
@@ -37,12 +39,18 @@ def test_a_valid_token_names_the_registry_user_and_its_roles(service, issuer):
     assert r.json()["user"] == "val"
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["wrong issuer", "wrong audience", "expired", "not yet valid", "alg none", "hs256 with the public key", "forged"],
-)
-def test_bad_tokens_are_refused_with_401_and_logged(service, issuer, case):
+BAD_TOKENS = ["wrong issuer", "wrong audience", "expired", "not yet valid", "alg none", "hs256 with the public key", "forged"]
+
+
+def test_bad_tokens_are_refused_with_401_change_nothing_and_are_logged(service, issuer):
     before = audit_size(service.settings)
+    for case in BAD_TOKENS:
+        _refused_token(service, issuer, case)
+    assert audit_size(service.settings) == before
+    assert _security_codes(service.settings).count("authentication_failed") == 2 * len(BAD_TOKENS)
+
+
+def _refused_token(service, issuer, case: str) -> None:
     if case == "wrong issuer":
         token = issuer.token("app1", iss="https://evil.example/")
     elif case == "wrong audience":
@@ -80,22 +88,21 @@ def test_bad_tokens_are_refused_with_401_and_logged(service, issuer, case):
         claims = jwt.decode(issuer.token("app1"), options={"verify_signature": False})
         token = jwt.encode(claims, other, algorithm="RS256", headers={"kid": "rsa-1"})
     r = _whoami(service, token)
-    assert r.status_code == 401, r.text
+    assert r.status_code == 401, (case, r.text)
     err = r.json()["error"]
-    assert err["code"] == "authentication_failed"
+    assert err["code"] == "authentication_failed", case
     assert "Traceback" not in r.text
     assert r.headers["www-authenticate"].startswith("Bearer")
-    # a refused token cannot deploy either, and nothing was written to the registry
+    # a refused token cannot move a version either
     w = httpx.post(
         f"{service.url}/api/v1/models/credit_scoring/versions/1/retire",
         json={"reason": "x"},
         headers={"Authorization": f"Bearer {token}", "If-Match": "*"},
     )
-    assert w.status_code == 401
-    assert audit_size(service.settings) == before
-    assert _security_codes(service.settings).count("authentication_failed") >= 2
+    assert w.status_code == 401, case
 
 
+@sqlite_only
 def test_an_unknown_kid_refetches_the_jwks_once_and_a_never_published_kid_is_refused(service, issuer):
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -152,6 +159,7 @@ def test_roles_are_the_idp_groups_mapped_and_capped_by_the_registry(service_regi
         assert "mallory" in r.json()["error"]["message"]
 
 
+@sqlite_only
 def test_the_web_view_can_use_the_oidc_verifier(service_registry, issuer):
     from modelreg.errors import AuthenticationFailed
     from modelreg.service.app import create_app
@@ -173,6 +181,7 @@ def _signed_get(srv, user: str, **kw) -> httpx.Response:
     return httpx.get(url, headers=signed_headers(srv.settings, user, "GET", url, **kw))
 
 
+@sqlite_only
 def test_a_signed_request_is_the_key_owner_whatever_name_is_claimed(service):
     url = f"{service.url}/api/v1/whoami"
     headers = signed_headers(service.settings, "ops", "GET", url)
@@ -185,6 +194,8 @@ def test_a_signed_request_is_the_key_owner_whatever_name_is_claimed(service):
 
 def test_a_replayed_signed_request_is_refused_even_by_a_restarted_service(service):
     from modelreg.service.app import create_app
+
+    make_retirable(service.registry, "1")
 
     url = f"{service.url}/api/v1/models/credit_scoring/versions/1"
     etag = httpx.get(url, headers=signed_headers(service.settings, "app1", "GET", url)).headers["etag"]
