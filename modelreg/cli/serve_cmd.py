@@ -17,7 +17,11 @@ MSG_NO_AS = (
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
-    "--max-body", default=1_048_576, show_default=True, type=click.IntRange(1024), help="Request size limit (bytes)."
+    "--max-body",
+    default=1_048_576,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Request size limit (bytes).",
 )
 @pass_ctx
 def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int) -> None:
@@ -27,7 +31,9 @@ def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int
     if obj.actor is not None or obj.settings.user_explicit:
         raise BadInput(MSG_NO_AS)
     if obj.settings.url:
-        raise ConfigError("MODELREG_URL is set: this process would be a client of another service, not serve one")
+        raise ConfigError(
+            "MODELREG_URL is set: this process would be a client of another service, not serve one"
+        )
     try:
         import fastapi  # noqa: F401
         import uvicorn
@@ -41,8 +47,14 @@ def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int
     config = AuthConfig.from_settings(settings, max_body_bytes=max_body)
     app = create_app(settings, config)
     if workers > 1:
-        click.echo("note: --workers > 1 runs one process per worker; nonces are shared through the database", err=True)
-    click.echo(f"modelreg service on http://{host}:{port}{'/api/v1'} (registry {_safe(settings.database_url)})", err=True)
+        click.echo(
+            "note: --workers > 1 runs one process per worker; nonces are shared through the database",
+            err=True,
+        )
+    click.echo(
+        f"modelreg service on http://{host}:{port}{'/api/v1'} (registry {_safe(settings.database_url)})",
+        err=True,
+    )
     uvicorn.run(app, host=host, port=port, server_header=False, log_level="info", proxy_headers=False)
 
 

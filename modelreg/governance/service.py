@@ -442,10 +442,7 @@ def approve(
     with reg.change(decision, model=name, version=version) as tx:
         user, target = tx.user, tx.target
         assert user is not None and target is not None
-        if presigned is not None:
-            now = _presigned_time(presigned)
-        else:
-            now = clock.now()
+        now = _presigned_time(presigned) if presigned is not None else clock.now()
         payload, ev = _approval_payload(reg, tx.session, target, user, role, decision, comment, now)
         if presigned is not None and presigned.get("payload") != payload:
             raise SignatureError(
@@ -495,7 +492,9 @@ def approval_draft(
         assert rd.target is not None
         if rd.user is None:
             raise PermissionDenied(reg.unknown_user_message())
-        payload, _ = _approval_payload(reg, rd.session, rd.target, rd.user, role, decision, comment, clock.now())
+        payload, _ = _approval_payload(
+            reg, rd.session, rd.target, rd.user, role, decision, comment, clock.now()
+        )
         return payload
 
 

@@ -14,6 +14,7 @@ two clients that read the same state cannot both move it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -130,7 +131,9 @@ class Reason(BaseModel):
 
 
 class DeployBody(BaseModel):
-    replace: str | None = Field(default=None, description="retire (default) or validate: what happens to the deployed version")
+    replace: str | None = Field(
+        default=None, description="retire (default) or validate: what happens to the deployed version"
+    )
 
 
 class RegisterBody(BaseModel):
@@ -159,7 +162,9 @@ class SignedBody(BaseModel):
 
 
 def _client(request_or_scope: Any) -> str:
-    client = request_or_scope.client if hasattr(request_or_scope, "client") else request_or_scope.get("client")
+    client = (
+        request_or_scope.client if hasattr(request_or_scope, "client") else request_or_scope.get("client")
+    )
     if client is None:
         return "unknown"
     return str(client[0] if isinstance(client, (tuple, list)) else client.host)
@@ -188,16 +193,39 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
 
     oidc = OidcVerifier(config.oidc, registered_roles) if config.oidc is not None else None
 
-    def record(kind: str, code: str, *, client: str, subject: str | None, method: str | None, path: str | None, detail: str) -> None:
-        try:
+    def record(
+        kind: str,
+        code: str,
+        *,
+        client: str,
+        subject: str | None,
+        method: str | None,
+        path: str | None,
+        detail: str,
+    ) -> None:
+        # the security log must never turn a refusal into a 500
+        with contextlib.suppress(Exception):
             service_rows.record_security_event(
-                engine, kind=kind, code=code, client=client, subject=subject, method=method, path=path, detail=detail
+                engine,
+                kind=kind,
+                code=code,
+                client=client,
+                subject=subject,
+                method=method,
+                path=path,
+                detail=detail,
             )
-        except Exception:  # the security log must never turn a refusal into a 500
-            pass
 
     def on_size_refusal(scope: dict, code: str, message: str) -> None:
-        record(REFUSALS[code], code, client=_client(scope), subject=None, method=scope.get("method"), path=scope.get("path"), detail=message)
+        record(
+            REFUSALS[code],
+            code,
+            client=_client(scope),
+            subject=None,
+            method=scope.get("method"),
+            path=scope.get("path"),
+            detail=message,
+        )
 
     app = FastAPI(
         title="modelreg registry service (模型与算法风险登记库服务)",
@@ -216,7 +244,15 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         if kind is None:
             return
         ident = getattr(request.state, "identity", None)
-        record(kind, code, client=_client(request), subject=ident.user if ident else None, method=request.method, path=request.url.path, detail=message)
+        record(
+            kind,
+            code,
+            client=_client(request),
+            subject=ident.user if ident else None,
+            method=request.method,
+            path=request.url.path,
+            detail=message,
+        )
 
     @app.exception_handler(ModelregError)
     async def _modelreg_error(request: Request, exc: ModelregError) -> JSONResponse:
@@ -224,13 +260,17 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         headers = dict(getattr(exc, "headers", {}) or {})
         if exc.code == "authentication_failed":
             headers.setdefault("WWW-Authenticate", 'Bearer, Signature realm="modelreg"')
-        return JSONResponse(body(exc.code, exc.message, exc.details), status_code=status_of(exc.code), headers=headers)
+        return JSONResponse(
+            body(exc.code, exc.message, exc.details), status_code=status_of(exc.code), headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return JSONResponse(body("bad_input", f"{where or 'request'}: {first.get('msg', 'invalid')}"), status_code=400)
+        return JSONResponse(
+            body("bad_input", f"{where or 'request'}: {first.get('msg', 'invalid')}"), status_code=400
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -240,7 +280,10 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         # The traceback goes to the server's log (uvicorn), never to the client.
-        return JSONResponse(body("internal_error", f"internal error ({type(exc).__name__}); the service logged it"), status_code=500)
+        return JSONResponse(
+            body("internal_error", f"internal error ({type(exc).__name__}); the service logged it"),
+            status_code=500,
+        )
 
     # -- identity -----------------------------------------------------------------------------------------
     def verify_signature(method: str, url: str, headers: dict[str, str], raw: bytes) -> Identity:
@@ -253,21 +296,27 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         created = datetime.fromtimestamp(parsed.created, UTC)
         expires = created + timedelta(seconds=2 * config.window_seconds)
         if not service_rows.claim_nonce(engine, parsed.keyid, parsed.nonce, created, expires):
-            raise AuthenticationFailed("this signed request was already used (nonce seen before): replay refused")
+            raise AuthenticationFailed(
+                "this signed request was already used (nonce seen before): replay refused"
+            )
         return Identity(user=user.name, roles=frozenset(user.roles), method="signature", key_id=parsed.keyid)
 
     async def identity(request: Request) -> Identity:
         client = _client(request)
         wait = limiter.retry_after(client)
         if wait is not None:
-            exc = ServiceError("rate_limited", f"too many failed authentications from {client}; retry in {wait} s")
+            exc = ServiceError(
+                "rate_limited", f"too many failed authentications from {client}; retry in {wait} s"
+            )
             exc.headers = {"Retry-After": str(wait)}  # type: ignore[attr-defined]
             raise exc
         auth = request.headers.get("authorization", "")
         try:
             if auth[:7].lower() == "bearer ":
                 if oidc is None:
-                    raise AuthenticationFailed("this service accepts no bearer tokens (no OIDC issuer is configured)")
+                    raise AuthenticationFailed(
+                        "this service accepts no bearer tokens (no OIDC issuer is configured)"
+                    )
                 ident = await run_in_threadpool(oidc.identity, auth[7:].strip())
             elif "signature-input" in request.headers:
                 raw = await request.body()
@@ -337,11 +386,18 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
     # -- reads --------------------------------------------------------------------------------------------
     @app.get(f"{API}/whoami", tags=["identity"])
     def whoami(ident: Identity = Depends(identity)) -> dict:
-        return {"user": ident.user, "roles": sorted(ident.roles), "method": ident.method, "key_id": ident.key_id}
+        return {
+            "user": ident.user,
+            "roles": sorted(ident.roles),
+            "method": ident.method,
+            "key_id": ident.key_id,
+        }
 
     @app.get(f"{API}/versions", tags=["read"])
     def list_versions(
-        stage: str | None = Query(None), model: str | None = Query(None), ident: Identity = Depends(requires("list"))
+        stage: str | None = Query(None),
+        model: str | None = Query(None),
+        ident: Identity = Depends(requires("list")),
     ) -> list[dict]:
         return [v.to_dict() for v in as_user(ident).list(stage, model)]
 
@@ -428,7 +484,9 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         )
         return mv.to_dict()
 
-    def _move_route(action: str, call: Callable[[Registry, str, str, Any], Any], body_model: type | None) -> None:
+    def _move_route(
+        action: str, call: Callable[[Registry, str, str, Any], Any], body_model: type | None
+    ) -> None:
         path = f"{API}/models/{{model}}/versions/{{version}}/{action.replace('_', '-')}"
 
         if body_model is None:
@@ -472,7 +530,9 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         from modelreg.governance.service import approval_draft as draft
 
         _require(ident, "approve" if req.decision != "reject" else "reject", req.role)
-        return draft(as_user(ident), model, version, role=req.role, comment=req.comment, decision=req.decision)
+        return draft(
+            as_user(ident), model, version, role=req.role, comment=req.comment, decision=req.decision
+        )
 
     @app.post(f"{API}/models/{{model}}/versions/{{version}}/approvals", tags=["governance"], status_code=201)
     def approve(

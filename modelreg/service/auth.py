@@ -84,7 +84,7 @@ class AuthConfig:
 
 
 def _fetch_json(url: str, timeout: float = 5.0) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (a configured https/http URL)
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.loads(resp.read(1_000_000))
 
 
@@ -105,7 +105,9 @@ class JwksCache:
         try:
             doc = self._fetch(self.url)
         except Exception as exc:
-            raise AuthenticationFailed(f"the issuer's JWKS at {self.url} could not be fetched: {type(exc).__name__}") from None
+            raise AuthenticationFailed(
+                f"the issuer's JWKS at {self.url} could not be fetched: {type(exc).__name__}"
+            ) from None
         keys: dict[str, object] = {}
         for jwk in doc.get("keys", []) if isinstance(doc, dict) else []:
             if not isinstance(jwk, dict) or "kid" not in jwk or jwk.get("use", "sig") != "sig":
@@ -121,9 +123,11 @@ class JwksCache:
     def key(self, kid: str):
         with self._lock:
             now = time.monotonic()
-            if not self._fetched_at or now - self._fetched_at > JWKS_MAX_AGE:
-                self._refresh()
-            elif kid not in self._keys and now - self._fetched_at > JWKS_MIN_REFRESH:
+            if (
+                not self._fetched_at
+                or now - self._fetched_at > JWKS_MAX_AGE
+                or (kid not in self._keys and now - self._fetched_at > JWKS_MIN_REFRESH)
+            ):
                 self._refresh()
             found = self._keys.get(kid)
         if found is None:
@@ -180,7 +184,9 @@ class OidcVerifier:
         from modelreg.domain.roles import Role
 
         raw = claims.get(self.config.roles_claim, [])
-        groups = raw.split() if isinstance(raw, str) else [str(g) for g in raw] if isinstance(raw, list) else []
+        groups = (
+            raw.split() if isinstance(raw, str) else [str(g) for g in raw] if isinstance(raw, list) else []
+        )
         if self.config.role_map:
             mapping: dict[str, set[str]] = {}
             for group, role in self.config.role_map:

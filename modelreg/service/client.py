@@ -62,7 +62,12 @@ def _dt(value: str | None):
 
 def version_from(d: dict) -> ModelVersion:
     return ModelVersion(
-        **{**d, "stage": Stage(d["stage"]), "created_at": _dt(d["created_at"]), "updated_at": _dt(d["updated_at"])}
+        **{
+            **d,
+            "stage": Stage(d["stage"]),
+            "created_at": _dt(d["created_at"]),
+            "updated_at": _dt(d["updated_at"]),
+        }
     )
 
 
@@ -122,7 +127,15 @@ class RemoteRegistry:
             self._key_id = signing.key_id(self._key)
         return self._key
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None, headers: dict | None = None):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+    ):
         import json as jsonlib
 
         import httpx
@@ -130,7 +143,9 @@ class RemoteRegistry:
         key = self._signing_key()
         url = httpx.URL(self.base + path, params={k: v for k, v in (params or {}).items() if v is not None})
         raw = b"" if json is None else jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
-        signed = httpsig.sign_request(key, self._key_id or "", method, str(url), raw, created=int(time.time()))
+        signed = httpsig.sign_request(
+            key, self._key_id or "", method, str(url), raw, created=int(time.time())
+        )
         all_headers = {**signed, **(headers or {})}
         if json is not None:
             all_headers["Content-Type"] = "application/json"
@@ -149,7 +164,9 @@ class RemoteRegistry:
             err = resp.json()["error"]
             code, message, details = err["code"], err["message"], err.get("details") or {}
         except Exception:
-            return RemoteError("service_error", f"the service answered HTTP {resp.status_code}", resp.status_code)
+            return RemoteError(
+                "service_error", f"the service answered HTTP {resp.status_code}", resp.status_code
+            )
         if code == GateRefused.code:
             return GateRefused(message, unmet=details.get("unmet"))
         cls = error_class(code)
@@ -192,12 +209,20 @@ class RemoteRegistry:
     def datasets(self, name: str, version: str) -> list[Dataset]:
         return [Dataset(**{**d, "at": _dt(d["at"])}) for d in self._show(name, version)[0]["datasets"]]
 
-    def audit_log(self, name: str | None = None, version: str | None = None, *, limit: int | None = None) -> list[AuditEvent]:
-        return [event_from(d) for d in self._get("/api/v1/audit/log", model=name, version=version, limit=limit)]
+    def audit_log(
+        self, name: str | None = None, version: str | None = None, *, limit: int | None = None
+    ) -> list[AuditEvent]:
+        return [
+            event_from(d) for d in self._get("/api/v1/audit/log", model=name, version=version, limit=limit)
+        ]
 
-    def audit_verify(self, checkpoint_path=None, *, trusted_key=None, tables: bool = True, progress=None) -> VerifyReport:
+    def audit_verify(
+        self, checkpoint_path=None, *, trusted_key=None, tables: bool = True, progress=None
+    ) -> VerifyReport:
         if checkpoint_path is not None or trusted_key is not None:
-            raise BadInput(MSG_LOCAL_ONLY.format(what="audit verify --checkpoint/--trusted-key", url=self.base))
+            raise BadInput(
+                MSG_LOCAL_ONLY.format(what="audit verify --checkpoint/--trusted-key", url=self.base)
+            )
         return VerifyReport(**self._get("/api/v1/audit/verify"))
 
     def audit_proof(self, seq: int, size: int | None = None) -> dict:
@@ -247,7 +272,13 @@ class RemoteRegistry:
         _, etag = self._show(name, version, fresh=True)
         ask = {"role": role, "decision": decision, "comment": comment}
         payload = self.request("POST", f"{self._vpath(name, version)}/approvals/draft", json=ask).json()
-        expected = {"model": name, "version": str(version), "role": role, "decision": decision, "comment": comment or ""}
+        expected = {
+            "model": name,
+            "version": str(version),
+            "role": role,
+            "decision": decision,
+            "comment": comment or "",
+        }
         if any(payload.get(k) != v for k, v in expected.items()):
             raise BadInput("the service offered a payload that does not say what you asked to sign: refused")
         sig = signing.sign(key, canonical_json(payload))

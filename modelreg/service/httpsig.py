@@ -58,7 +58,14 @@ def signature_base(method: str, target_uri: str, digest: str, params_text: str) 
 
 
 def sign_request(
-    private_key, key_id: str, method: str, target_uri: str, body: bytes, *, created: int, nonce: str | None = None
+    private_key,
+    key_id: str,
+    method: str,
+    target_uri: str,
+    body: bytes,
+    *,
+    created: int,
+    nonce: str | None = None,
 ) -> dict[str, str]:
     """The three headers that sign a request (Ed25519 keys only)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -129,7 +136,12 @@ def parse(signature_input: str, signature: str) -> SignedRequest:
 
 
 def verify(
-    parsed: SignedRequest, public_pem: str, method: str, target_uri: str, digest_header: str | None, body: bytes
+    parsed: SignedRequest,
+    public_pem: str,
+    method: str,
+    target_uri: str,
+    digest_header: str | None,
+    body: bytes,
 ) -> None:
     """Raise AuthenticationFailed unless the body matches its digest and the signature verifies."""
     from cryptography.exceptions import InvalidSignature

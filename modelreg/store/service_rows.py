@@ -95,6 +95,8 @@ def version_revision(session: Session, model: str, version: str) -> int:
     """The newest audit event about this version: approvals, evaluations and waivers change what a version's
     gate sees without touching its row, so the service's ETag includes this as well as the row version."""
     seq = session.execute(
-        select(func.max(AuditEventRow.seq)).where(AuditEventRow.model == model, AuditEventRow.version == version)
+        select(func.max(AuditEventRow.seq)).where(
+            AuditEventRow.model == model, AuditEventRow.version == version
+        )
     ).scalar()
     return -1 if seq is None else int(seq)

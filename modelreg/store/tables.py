@@ -293,7 +293,6 @@ class OutboxRow(Base):
     __table_args__ = (Index("ix_mlflow_outbox_pending", "applied_at"),)
 
 
-
 class ServiceNonceRow(Base):
     """A request signature's nonce the service accepted (``modelreg.service``): unique per key, so a captured
     request replayed within the signature window fails on the database's own constraint."""

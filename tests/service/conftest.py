@@ -181,7 +181,9 @@ def remote(srv, user: str):
     return RemoteRegistry(srv.settings.with_overrides(url=srv.url), actor=user)
 
 
-def signed_headers(settings, user: str, method: str, url: str, body: bytes = b"", *, created=None, key=None, key_id=None):
+def signed_headers(
+    settings, user: str, method: str, url: str, body: bytes = b"", *, created=None, key=None, key_id=None
+):
     """The RFC 9421 headers ``user``'s key file gives a request (or ``key``/``key_id`` to forge one)."""
     from modelreg import signing
     from modelreg.service import httpsig

@@ -37,7 +37,11 @@ def _signed(srv, user: str, method: str, path: str, body: dict | None = None, **
 
 
 def _concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", lambda m: "0" if m.group(0) == "{seq}" else "credit_scoring" if m.group(0) == "{model}" else "1", path)
+    return re.sub(
+        r"\{[^}]+\}",
+        lambda m: "0" if m.group(0) == "{seq}" else "credit_scoring" if m.group(0) == "{model}" else "1",
+        path,
+    )
 
 
 @sqlite_only
@@ -89,7 +93,11 @@ def test_etag_if_match_and_one_winner_among_racing_clients(service):
         user = "app1" if i % 2 else "app2"
         url = f"{service.url}{path}/retire"
         raw = json.dumps({"reason": f"racer {i}"}).encode()
-        h = {**signed_headers(service.settings, user, "POST", url, raw), "If-Match": etag, "Content-Type": "application/json"}
+        h = {
+            **signed_headers(service.settings, user, "POST", url, raw),
+            "If-Match": etag,
+            "Content-Type": "application/json",
+        }
         barrier.wait()
         resp = httpx.post(url, content=raw, headers=h, timeout=60)
         with lock:
@@ -123,17 +131,23 @@ def test_errors_are_json_with_stable_codes_and_no_traceback(service):
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_input"
     # a move the gate refuses: 409 with every unmet requirement
     etag = _signed(service, "dev", "GET", "/api/v1/models/credit_scoring/versions/2").headers["etag"]
-    r = _signed(service, "dev", "POST", "/api/v1/models/credit_scoring/versions/2/submit", {}, **{"If-Match": etag})
+    r = _signed(
+        service, "dev", "POST", "/api/v1/models/credit_scoring/versions/2/submit", {}, **{"If-Match": etag}
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "gate_refused"
     assert len(r.json()["error"]["details"]["unmet"]) >= 5
     # malformed JSON body
     url = f"{service.url}/api/v1/models/credit_scoring/versions/2/retire"
     raw = b'{"reason": '
-    h = {**signed_headers(service.settings, "app1", "POST", url, raw), "If-Match": "*", "Content-Type": "application/json"}
+    h = {
+        **signed_headers(service.settings, "app1", "POST", url, raw),
+        "If-Match": "*",
+        "Content-Type": "application/json",
+    }
     r = httpx.post(url, content=raw, headers=h)
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_input"
     for resp in (r,):
-        assert "Traceback" not in resp.text and "File \"" not in resp.text
+        assert "Traceback" not in resp.text and 'File "' not in resp.text
 
 
 @sqlite_only
@@ -157,7 +171,9 @@ def test_request_bodies_over_the_limit_are_refused_with_413(service_registry):
     with Server(create_app(service_registry.settings, AuthConfig(max_body_bytes=2048))) as srv:
         srv.settings = service_registry.settings
         big = {"reason": "x" * 5000}
-        r = _signed(srv, "app1", "POST", "/api/v1/models/credit_scoring/versions/1/retire", big, **{"If-Match": "*"})
+        r = _signed(
+            srv, "app1", "POST", "/api/v1/models/credit_scoring/versions/1/retire", big, **{"If-Match": "*"}
+        )
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
 
         def chunks():  # no Content-Length: counted while it streams

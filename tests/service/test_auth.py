@@ -39,7 +39,15 @@ def test_a_valid_token_names_the_registry_user_and_its_roles(service, issuer):
     assert r.json()["user"] == "val"
 
 
-BAD_TOKENS = ["wrong issuer", "wrong audience", "expired", "not yet valid", "alg none", "hs256 with the public key", "forged"]
+BAD_TOKENS = [
+    "wrong issuer",
+    "wrong audience",
+    "expired",
+    "not yet valid",
+    "alg none",
+    "hs256 with the public key",
+    "forged",
+]
 
 
 def test_bad_tokens_are_refused_with_401_change_nothing_and_are_logged(service, issuer):
@@ -66,13 +74,15 @@ def _refused_token(service, issuer, case: str) -> None:
         # The classic confusion attack: HMAC "signed" with the issuer's public key, which anyone can fetch.
         from cryptography.hazmat.primitives import serialization
 
-        pub = issuer.keys["rsa-1"][1].public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        pub = (
+            issuer.keys["rsa-1"][1]
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         claims = jwt.decode(issuer.token("app1"), options={"verify_signature": False})
+        import base64
         import hashlib
         import hmac
-        import base64
 
         def b64(b: bytes) -> str:
             return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
@@ -241,7 +251,9 @@ def test_stale_tampered_and_foreign_signatures_are_refused(service):
     from modelreg.service import httpsig
 
     h2 = {**h, "Content-Digest": httpsig.content_digest(tampered)}
-    r = httpx.post(move, content=tampered, headers={**h2, "If-Match": "*", "Content-Type": "application/json"})
+    r = httpx.post(
+        move, content=tampered, headers={**h2, "If-Match": "*", "Content-Type": "application/json"}
+    )
     assert r.status_code == 401
 
     # a key nobody registered
