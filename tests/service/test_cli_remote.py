@@ -19,7 +19,10 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_serve_refuses_a_claimed_name(env_for, db_url):
     for extra, args in (({}, ["--as", "admin", "serve"]), ({"MODELREG_USER": "admin"}, ["serve"])):
         out = subprocess.run(
-            [sys.executable, "-m", "modelreg", *args], env=env_for(db_url, **extra), capture_output=True, text=True
+            [sys.executable, "-m", "modelreg", *args],
+            env=env_for(db_url, **extra),
+            capture_output=True,
+            text=True,
         )
         assert out.returncode == 2
         lines = out.stderr.strip().splitlines()
@@ -38,7 +41,9 @@ def test_serve_in_production_refuses_a_postgresql_superuser(env_for, pg_url):
 
 
 @sqlite_only
-def test_modelreg_serve_runs_and_the_cli_gives_the_same_output_over_http(service_registry, env_for, db_url, capsys, monkeypatch):
+def test_modelreg_serve_runs_and_the_cli_gives_the_same_output_over_http(
+    service_registry, env_for, db_url, capsys, monkeypatch
+):
     make_retirable(service_registry, "1")
     env = env_for(db_url)
     port = free_port()
@@ -100,7 +105,9 @@ def test_modelreg_serve_runs_and_the_cli_gives_the_same_output_over_http(service
         local = run("dev", "retire", "credit_scoring", "2", "--reason", "x", remote=False)
         over_http = run("dev", "retire", "credit_scoring", "2", "--reason", "x", remote=True)
         assert over_http[0] == local[0] == 1
-        assert over_http[2].startswith("error: retire needs the role") and local[2].startswith("error: retire needs the role")
+        assert over_http[2].startswith("error: retire needs the role") and local[2].startswith(
+            "error: retire needs the role"
+        )
         # a command that stays local says so in one line
         code, _, err = run("dev", "card", "credit_scoring", "2", "--set", "a=b", remote=True)
         assert code == 2 and "only on the registry database" in err
