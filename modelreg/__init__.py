@@ -23,7 +23,11 @@ def connect(*, user: str | None = None, database_url: str | None = None) -> Clie
 
     settings = settings_mod.load()
     if database_url:
-        settings = settings.with_overrides(database_url=database_url)
+        settings = settings.with_overrides(database_url=database_url, url=None)
+    if settings.url:  # MODELREG_URL: the shared registry service, requests signed with the user's key
+        from modelreg.service.client import RemoteRegistry
+
+        return Client(RemoteRegistry(settings, actor=user))  # type: ignore[arg-type]
     settings.apply_mlflow_environ()
     return Client(open_registry(settings, actor=user))
 

@@ -120,3 +120,10 @@ class MissingExtra(ModelregError, ImportError):
 
 class MlflowError(ModelregError):
     code = "mlflow_error"
+
+
+class AuthenticationFailed(ModelregError):
+    """The service could not establish who is calling (no, a forged, an expired or a replayed credential)."""
+
+    code = "authentication_failed"
+    exit_status = 1

@@ -31,6 +31,13 @@ _KEYS = (
     "MLFLOW_REGISTRY_URI",
     "MLFLOW_ARTIFACT_ROOT",
     "MLFLOW_DISABLE_TELEMETRY",
+    "MODELREG_URL",
+    "MODELREG_OIDC_ISSUER",
+    "MODELREG_OIDC_AUDIENCE",
+    "MODELREG_OIDC_JWKS_URL",
+    "MODELREG_OIDC_USER_CLAIM",
+    "MODELREG_OIDC_ROLES_CLAIM",
+    "MODELREG_OIDC_ROLE_MAP",
 )
 
 
@@ -97,6 +104,16 @@ class Settings:
     signing_key: Path | None = None
     # "production": refuse to run on PostgreSQL as a superuser or as the tables' owner (see `init --pg-roles`).
     mode: str = "development"
+    # The shared registry service (`modelreg serve`): with ``url`` set, the CLI and ``connect()`` talk to it.
+    url: str | None = None
+    user_explicit: bool = False  # MODELREG_USER was set (the service refuses a claimed name)
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_user_claim: str = "preferred_username"
+    oidc_roles_claim: str = "groups"
+    # IdP group -> modelreg role, "group=role,group=role"; empty: a group named like a role maps to it.
+    oidc_role_map: tuple[tuple[str, str], ...] = ()
 
     @property
     def policy_paths(self) -> tuple[Path, ...]:
@@ -209,7 +226,34 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         if env.get("MODELREG_SIGNING_KEY")
         else None,
         mode=_mode(get("MODELREG_MODE", "development")),
+        url=get("MODELREG_URL", "").rstrip("/") or None,
+        user_explicit=bool(env.get("MODELREG_USER")),
+        oidc_issuer=get("MODELREG_OIDC_ISSUER", "") or None,
+        oidc_audience=get("MODELREG_OIDC_AUDIENCE", "") or None,
+        oidc_jwks_url=get("MODELREG_OIDC_JWKS_URL", "") or None,
+        oidc_user_claim=get("MODELREG_OIDC_USER_CLAIM", "preferred_username"),
+        oidc_roles_claim=get("MODELREG_OIDC_ROLES_CLAIM", "groups"),
+        oidc_role_map=parse_role_map(get("MODELREG_OIDC_ROLE_MAP", "")),
     )
+
+
+def parse_role_map(text: str) -> tuple[tuple[str, str], ...]:
+    """``MODELREG_OIDC_ROLE_MAP=cn=mrm-approvers=approver,risk-validators=validator``: the last ``=`` of each
+    comma-separated item splits the IdP group (which may itself hold ``=``) from the modelreg role."""
+    from modelreg.domain.roles import Role
+
+    pairs: list[tuple[str, str]] = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        group, sep, role = item.rpartition("=")
+        if not sep or not group.strip() or role.strip() not in {r.value for r in Role}:
+            raise ConfigError(
+                f"MODELREG_OIDC_ROLE_MAP items must be GROUP=ROLE with ROLE one of "
+                f"{', '.join(r.value for r in Role)}. Got {item!r} instead."
+            )
+        pairs.append((group.strip(), role.strip()))
+    return tuple(pairs)
 
 
 MODES = ("development", "production")

@@ -136,9 +136,13 @@ def audit_rotate_key_cmd(obj: CliContext, as_json: bool) -> None:
 @pass_ctx
 def audit_proof_cmd(obj: CliContext, seq: int, size: int | None, as_json: bool) -> None:
     """RFC 6962 inclusion proof of event SEQ."""
-    from modelreg.audit.proofs import inclusion_proof
+    reg = obj.registry()
+    if getattr(reg, "remote", False):
+        proof = reg.audit_proof(seq, size)
+    else:
+        from modelreg.audit.proofs import inclusion_proof
 
-    proof = inclusion_proof(obj.registry(), seq, size)
+        proof = inclusion_proof(reg, seq, size)
     emit(
         proof,
         as_json,

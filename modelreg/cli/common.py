@@ -29,6 +29,11 @@ class CliContext:
 
     def registry(self):
         if self._registry is None:
+            if self.settings.url:  # MODELREG_URL: the shared service, never the database
+                from modelreg.service.client import RemoteRegistry
+
+                self._registry = RemoteRegistry(self.settings, actor=self.actor)
+                return self._registry
             from modelreg.client import open_registry
 
             self._registry = open_registry(self.settings, actor=self.actor)

@@ -194,6 +194,16 @@ def _sign_output(result: dict, as_json: bool, what: str) -> None:
     )
 
 
+def _approve(obj: CliContext, name: str, version: str, **kw) -> dict:
+    """Locally: sign and record in one transaction. Over MODELREG_URL: sign here what the service would record."""
+    reg = obj.registry()
+    if getattr(reg, "remote", False):
+        return reg.approve(name, version, **kw)
+    from modelreg.governance.service import approve
+
+    return approve(reg, name, version, **kw)
+
+
 @click.command("approve")
 @click.argument("name")
 @click.argument("version")
@@ -209,10 +219,8 @@ def _sign_output(result: dict, as_json: bool, what: str) -> None:
 @pass_ctx
 def approve_cmd(obj: CliContext, name, version, role, comment, key_path, as_json) -> None:
     """Sign an approval bound to the version's artifact and latest validation evaluation."""
-    from modelreg.governance.service import approve
-
     _sign_output(
-        approve(obj.registry(), name, version, role=role, comment=comment, key_path=key_path),
+        _approve(obj, name, version, role=role, comment=comment, key_path=key_path),
         as_json,
         f"approved {name} {version} as {role}",
     )
@@ -228,12 +236,8 @@ def approve_cmd(obj: CliContext, name, version, role, comment, key_path, as_json
 @pass_ctx
 def reject_cmd(obj: CliContext, name, version, role, comment, key_path, as_json) -> None:
     """Sign a rejection: the version cannot deploy on this evaluation."""
-    from modelreg.governance.service import approve
-
     _sign_output(
-        approve(
-            obj.registry(), name, version, role=role, comment=comment, decision="reject", key_path=key_path
-        ),
+        _approve(obj, name, version, role=role, comment=comment, decision="reject", key_path=key_path),
         as_json,
         f"rejected {name} {version} as {role}",
     )

@@ -216,9 +216,12 @@ def card_cmd(
 @pass_ctx
 def list_cmd(obj: CliContext, stage: str | None, model_name: str | None, as_json: bool) -> None:
     """List registered model versions."""
-    from modelreg.store.listing import list_versions
+    if obj.settings.url:
+        versions = obj.registry().list(stage, model_name)
+    else:
+        from modelreg.store.listing import list_versions
 
-    versions = list_versions(obj.settings, stage, model_name, actor=obj.actor)
+        versions = list_versions(obj.settings, stage, model_name, actor=obj.actor)
     emit(
         [v.to_dict() for v in versions] if as_json else None,  # the dict form only when it is printed
         as_json,

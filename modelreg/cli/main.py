@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The model inventory (台账): csv, xlsx, html, json.",
     ),
     "report": ("modelreg.cli.operations_cmds:report_group", "The bilingual validation report (DOCX/PDF)."),
+    "serve": (
+        "modelreg.cli.serve_cmd:serve_cmd",
+        "Serve the registry over HTTP (REST API, OIDC / signed requests; needs modelreg[service]).",
+    ),
     "demo": (
         "modelreg.cli.demo_cmd:demo_cmd",
         "Run the whole lifecycle on German credit data (the main job).",

@@ -13,11 +13,18 @@ from typing import Any
 from modelreg import clock
 from modelreg.domain.records import StoredEvaluation
 from modelreg.domain.stages import EVALUATION_PURPOSES, Stage
-from modelreg.errors import BadInput, InvalidTransition, NotFound, PermissionDenied, SegregationOfDuties
+from modelreg.errors import (
+    BadInput,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    SegregationOfDuties,
+    SignatureError,
+)
 from modelreg.governance import records
 from modelreg.governance.records import Evaluation
 from modelreg.governance.runner import EvaluationInput, digest_of
-from modelreg.governance.signatures import build_payload, load_signing_key, sign_payload
+from modelreg.governance.signatures import build_payload, load_signing_key, sign_payload, verify_presigned
 from modelreg.registry import Change, Registry
 from modelreg.store import artifacts
 from modelreg.store import governance as store
@@ -427,42 +434,25 @@ def approve(
     comment: str | None = None,
     decision: str = "approve",
     key_path: str | Path | None = None,
+    presigned: dict | None = None,
 ) -> dict:
-    if role not in ("validator", "approver"):
-        raise BadInput(f"--role must be validator or approver. Got {role!r} instead.")
-    if decision not in ("approve", "reject"):
-        raise BadInput(f"decision must be approve or reject. Got {decision!r} instead.")
-    key = _key(reg, key_path)
+    """Sign and record an approval (or rejection). ``presigned`` (``{"payload", "signature"}``) is a record the
+    signer made on their own machine from ``approval_draft`` (the registry service never holds private keys):
+    it is accepted only if its payload is exactly what the registry would sign now, its time is within
+    ``PRESIGNED_WINDOW`` of the registry's clock, and its signature verifies with the signer's registered key."""
+    _check_decision(role, decision)
+    key = None if presigned is not None else _key(reg, key_path)
     version = str(version)
     with reg.change(decision, model=name, version=version) as tx:
         user, target = tx.user, tx.target
         assert user is not None and target is not None
-        if role not in user.roles:
-            raise PermissionDenied(f"{reg.actor} does not hold the {role} role")
-        mv = target.version
-        if target.stage != Stage.VALIDATE.value:
-            raise InvalidTransition(f"approvals are given in validate; {name} {version} is in {target.stage}")
-        check_duties(tx.session, mv, target.id, reg.actor, role)
-        ev = records.latest_evaluation_row(tx.session, target.id, "validation")
-        if ev is None:
-            raise InvalidTransition(
-                f"{name} {version} has no validation evaluation to approve: a validator runs `modelreg validate` first"
+        now = _presigned_time(presigned) if presigned is not None else clock.now()
+        payload, ev = _approval_payload(reg, tx.session, target, user, role, decision, comment, now)
+        if presigned is not None and presigned.get("payload") != payload:
+            raise SignatureError(
+                "the signed approval does not match what the registry would record now (the version, its "
+                "evaluation or the request changed): fetch a new draft and sign again"
             )
-        now = clock.now()
-        payload = build_payload(
-            "approval" if decision == "approve" else "rejection",
-            decision=decision,
-            role=role,
-            model=name,
-            version=version,
-            model_artifact_digest=_artifact_digest(mv),
-            evaluation_id=ev.id,
-            evaluation_digest=ev.digest,
-            policy={"id": ev.policy_id, "version": ev.policy_version, "digest": ev.policy_digest},
-            signer=reg.actor,
-            comment=comment or "",
-            at=clock.isoformat(now),
-        )
         return _record_signed(
             tx,
             user,
@@ -482,7 +472,87 @@ def approve(
             },
             name=name,
             version=version,
+            presigned=presigned.get("signature") if presigned is not None else None,
         )
+
+
+PRESIGNED_WINDOW = timedelta(seconds=300)
+
+
+def approval_draft(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    role: str,
+    comment: str | None = None,
+    decision: str = "approve",
+) -> dict:
+    """The payload ``approve`` would sign now, for a signer who signs on their own machine: same checks, nothing
+    written."""
+    _check_decision(role, decision)
+    version = str(version)
+    with reg.reading(decision, model=name, version=version) as rd:
+        assert rd.target is not None
+        if rd.user is None:
+            raise PermissionDenied(reg.unknown_user_message())
+        payload, _ = _approval_payload(
+            reg, rd.session, rd.target, rd.user, role, decision, comment, clock.now()
+        )
+        return payload
+
+
+def _check_decision(role: str, decision: str) -> None:
+    if role not in ("validator", "approver"):
+        raise BadInput(f"--role must be validator or approver. Got {role!r} instead.")
+    if decision not in ("approve", "reject"):
+        raise BadInput(f"decision must be approve or reject. Got {decision!r} instead.")
+
+
+def _presigned_time(presigned: dict) -> datetime:
+    payload = presigned.get("payload")
+    if not isinstance(payload, dict) or not isinstance(presigned.get("signature"), dict):
+        raise BadInput("a signed record needs a payload object and a signature object")
+    try:
+        at = clock.parse(str(payload.get("at")))
+    except ValueError:
+        raise BadInput("the signed record's payload has no valid time (at)") from None
+    if abs(clock.now() - at) > PRESIGNED_WINDOW:
+        raise SignatureError(
+            f"the signed record was made at {clock.isoformat(at)}, more than {int(PRESIGNED_WINDOW.total_seconds())} s "
+            "from the registry's clock: fetch a new draft and sign again"
+        )
+    return at
+
+
+def _approval_payload(reg, session, target, user, role, decision, comment, now) -> tuple[dict, Any]:
+    if role not in user.roles:
+        raise PermissionDenied(f"{reg.actor} does not hold the {role} role")
+    mv = target.version
+    name, version = mv.model, mv.version
+    if target.stage != Stage.VALIDATE.value:
+        raise InvalidTransition(f"approvals are given in validate; {name} {version} is in {target.stage}")
+    check_duties(session, mv, target.id, reg.actor, role)
+    ev = records.latest_evaluation_row(session, target.id, "validation")
+    if ev is None:
+        raise InvalidTransition(
+            f"{name} {version} has no validation evaluation to approve: a validator runs `modelreg validate` first"
+        )
+    payload = build_payload(
+        "approval" if decision == "approve" else "rejection",
+        decision=decision,
+        role=role,
+        model=name,
+        version=version,
+        model_artifact_digest=_artifact_digest(mv),
+        evaluation_id=ev.id,
+        evaluation_digest=ev.digest,
+        policy={"id": ev.policy_id, "version": ev.policy_version, "digest": ev.policy_digest},
+        signer=reg.actor,
+        comment=comment or "",
+        at=clock.isoformat(now),
+    )
+    return payload, ev
 
 
 def check_duties(session, mv, version_id: int, actor: str, role: str) -> None:
@@ -661,11 +731,16 @@ def _record_signed(
     event_payload: dict,
     name: str,
     version: str,
+    presigned: dict | None = None,
 ) -> dict:
     """Sign the payload with the actor's key (checked against their registered key), store the record and its
-    audit event in the change's transaction."""
+    audit event in the change's transaction. A ``presigned`` signature (made by the signer elsewhere) is
+    verified against the registered key instead."""
     assert tx.target is not None
-    data, sig = sign_payload(payload, key, user.public_key_pem, tx.actor)
+    if presigned is not None:
+        data, sig = verify_presigned(payload, presigned, user.public_key_pem, tx.actor)
+    else:
+        data, sig = sign_payload(payload, key, user.public_key_pem, tx.actor)
     record_id = store.add_signed_record(
         tx.session,
         version_id=tx.target.id,

@@ -87,6 +87,26 @@ def sign_payload(
     return data, signing.sign(private_key, data)
 
 
+def verify_presigned(
+    payload: dict, signature: dict, registered_public_pem: str | None, user: str
+) -> tuple[bytes, signing.Signature]:
+    """A signature the signer made on their own machine over ``payload``: it must verify with their registered
+    key (the registry service holds no private keys)."""
+    if not registered_public_pem:
+        raise SignatureError(
+            f"user {user!r} has no registered public key: run `modelreg keys register FILE.pub` first"
+        )
+    data = canonical_json(payload)
+    try:
+        sig = signing.Signature.from_dict(signature)
+    except Exception:
+        raise BadInput("the signature object is malformed") from None
+    registered = signing.load_public_key(registered_public_pem.encode())
+    if sig.key_id != signing.key_id(registered) or not signing.verify(registered, data, sig):
+        raise SignatureError(f"the record's signature does not verify with the key registered for {user!r}")
+    return data, sig
+
+
 def verify_record(payload_bytes: bytes, signature: dict, public_pem: str | None) -> bool:
     if not public_pem:
         return False

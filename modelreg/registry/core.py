@@ -142,6 +142,9 @@ class RegistryCore:
         # database (the next command after a crash): applies pending MLflow projections from committed state.
         self.outbox_drainers: list[Callable[[Any], None]] = []
         self._outbox_checked = False
+        # Run inside every write transaction once its target is loaded (the service's If-Match check): a
+        # precondition read under the write lock cannot be overtaken by another writer before the commit.
+        self.change_checks: list[Callable[[Change], None]] = []
         self._schema_checked = False
         self._db_role: str | bool | None = False
         self._event_signer: EventSigner | None = None
@@ -346,6 +349,8 @@ class RegistryCore:
                 repo.find_version(session, model, str(version)) if model and version is not None else None
             )
             tx = Change(self, session, action, user, target)
+            for check in self.change_checks:
+                check(tx)
             yield tx
             if not tx.events:
                 raise RuntimeError(f"{action}: a state change must record its audit event (tx.event)")

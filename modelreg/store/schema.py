@@ -15,8 +15,15 @@ if TYPE_CHECKING:  # SQLAlchemy is imported by the functions that use it: `list`
     from sqlalchemy import Engine
 
 VERSION_TABLE = "modelreg_alembic_version"
-HEAD_REVISION = "0002_isolation"
-KNOWN_REVISIONS = ("0001", "0002_signed_events", "0002_gm_suites", "0002_operations", "0002_isolation")
+HEAD_REVISION = "0003_service"
+KNOWN_REVISIONS = (
+    "0001",
+    "0002_signed_events",
+    "0002_gm_suites",
+    "0002_operations",
+    "0002_isolation",
+    "0003_service",
+)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -293,5 +293,39 @@ class OutboxRow(Base):
     __table_args__ = (Index("ix_mlflow_outbox_pending", "applied_at"),)
 
 
+class ServiceNonceRow(Base):
+    """A request signature's nonce the service accepted (``modelreg.service``): unique per key, so a captured
+    request replayed within the signature window fails on the database's own constraint."""
+
+    __tablename__ = "service_nonces"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(100))
+    nonce: Mapped[str] = mapped_column(String(200))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("key_id", "nonce", name="uq_service_nonces_key_id_nonce"),
+        Index("ix_service_nonces_expires_at", "expires_at"),
+    )
+
+
+class SecurityEventRow(Base):
+    """An authentication failure or a refused action seen by the service: a security log, not the audit chain."""
+
+    __tablename__ = "security_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(50))  # authentication | authorization | precondition | ...
+    code: Mapped[str] = mapped_column(String(50))
+    client: Mapped[str | None] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    method: Mapped[str | None] = mapped_column(String(10))
+    path: Mapped[str | None] = mapped_column(String(1000))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_security_events_at", "at"),)
+
+
 # Monitoring thresholds per metric may need floats in findings' detail JSON only; Float kept importable.
 __all__ = [name for name in dir() if name.endswith("Row")] + ["Base", "Float"]
