@@ -289,6 +289,4 @@ def test_operations_on_a_governed_registry(governed, german, db_url, env_for, tm
     problems = {(d.table, d.key): d.problem for d in report.divergences}
     assert not report.ok
     assert problems[("tracked_findings", f"#{tracked[0].id}")].startswith("due_at is "), problems
-    assert problems[("tracked_findings", f"#{other}")].startswith("status is 'closed', the log recorded "), (
-        problems
-    )
+    assert problems[("tracked_findings", f"#{other}")].startswith("status is 'closed', the log recorded "), problems
