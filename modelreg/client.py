@@ -152,6 +152,13 @@ class Client:
             model_card=model_card,
         )
 
+    def log_and_register(self, model: Any, *, name: str, **kw: Any) -> ModelVersion:
+        """Log ``model`` to MLflow and register that version with modelreg in one call
+        (modelreg.integrations.mlflow.log_and_register)."""
+        from modelreg.integrations.mlflow.registration import log_and_register
+
+        return log_and_register(self.registry, model, name=name, **kw)
+
     def update_card(self, name: str, version: str, **fields: Any) -> ModelVersion:
         return self.registry.update_card(name, version, fields)
 
