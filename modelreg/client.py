@@ -152,6 +152,23 @@ class Client:
             model_card=model_card,
         )
 
+    def users(self) -> list[User]:
+        """The registry's users with their roles and key ids."""
+        return self.registry.users()
+
+    def policy(self, policy: str | None = None) -> Any:
+        """The policy pack in force (or ``policy``, an id or id@version): its controls say what a gate asks."""
+        from modelreg.governance.service import load_policy
+
+        return load_policy(self.registry, policy)
+
+    def log_and_register(self, model: Any, *, name: str, **kw: Any) -> ModelVersion:
+        """Log ``model`` to MLflow and register that version with modelreg in one call
+        (modelreg.integrations.mlflow.log_and_register)."""
+        from modelreg.integrations.mlflow.registration import log_and_register
+
+        return log_and_register(self.registry, model, name=name, **kw)
+
     def update_card(self, name: str, version: str, **fields: Any) -> ModelVersion:
         return self.registry.update_card(name, version, fields)
 

@@ -6,6 +6,16 @@ positive-class probability with ``l1_reg=False`` (its default would keep only 10
 is an explicit, seeded sample whose size is a parameter and whose digest is recorded: shap would otherwise
 subsample a numpy background to 100 rows without saying so.
 
+Pipelines (``sklearn.pipeline.Pipeline``) are explained on the transformed space and mapped back: the
+preprocessing steps transform the rows, the final estimator is explained there with its own exact explainer
+(tree or linear; kernel otherwise), and the SHAP values of the columns one input feature produced (the
+one-hot columns of a category, a scaled number) are summed into that feature. We chose this over explaining
+the whole pipeline in the input space because the latter forces KernelExplainer (approximate, slow, and it
+needs numeric masking of text categories), whereas a sum of exact SHAP values is itself an exact SHAP value
+of the input feature under the same game, so additivity holds unchanged in the mapped-back space and reason
+codes name the features the applicant supplied. LightGBM and XGBoost models fitted on pandas ``category``
+columns are explained directly (their categorical splits are native).
+
 Every explanation is checked for additivity in the explainer's own output space (log-odds for boosted
 trees and logistic regression, probability for forests and the kernel explainer): the largest
 ``|sum(SHAP) + expected value − model output|`` is reported as ``additivity_max_residual``.
@@ -67,7 +77,11 @@ _TREE_CLASSES = {
     "sklearn.ensemble._gb.GradientBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
 }
+# Libraries whose models split on pandas ``category`` columns natively: those columns are not refused.
+_CATEGORICAL_NATIVE = ("lightgbm.", "xgboost.")
 
 
 def _qualname(obj: Any) -> str:
@@ -102,6 +116,7 @@ class _Explainer:
         features: list[str],
         background: pd.DataFrame | None,
         p: Mapping[str, Any],
+        numpy_input: bool = False,
     ) -> None:
         with warnings.catch_warnings():
             # shap's import touches matplotlib colormap APIs that warn about their own future changes.
@@ -110,6 +125,9 @@ class _Explainer:
 
         self.model, self.family, self.features, self.p = model, family, features, p
         self.background = background
+        # A pipeline's final estimator fitted on the transformers' numpy output is given numpy (a frame
+        # with names it never saw makes scikit-learn warn on every call).
+        self.numpy_input = numpy_input
         if family == "tree":
             if p["tree_perturbation"] == "interventional":
                 assert background is not None
@@ -130,7 +148,12 @@ class _Explainer:
     def _proba(self, x: np.ndarray) -> np.ndarray:
         import pandas as pd
 
+        if self.numpy_input:
+            return predict_scores(self.model, x)
         return predict_scores(self.model, pd.DataFrame(x, columns=self.features))
+
+    def _input(self, X: pd.DataFrame) -> Any:
+        return X.to_numpy(float) if self.numpy_input else X
 
     def explain(self, X: pd.DataFrame) -> _Explanation:
         if self.family == "kernel":
@@ -143,7 +166,7 @@ class _Explainer:
             # shap warns on every LightGBM binary call that its return type changed in 0.45; we handle both.
             warnings.filterwarnings("ignore", message="LightGBM binary classifier", category=UserWarning)
             if self.family == "tree":
-                values = self.explainer.shap_values(X, check_additivity=False)
+                values = self.explainer.shap_values(self._input(X), check_additivity=False)
             else:
                 values = self.explainer.shap_values(X.to_numpy(float))
         expected = float(np.ravel(self.explainer.expected_value)[-1])
@@ -158,12 +181,15 @@ class _Explainer:
         """The model's own output in the space the explainer decomposes, computed by the model itself."""
         m = self.model
         name = _qualname(m)
+        X = self._input(X)
         if self.family == "linear":
             if hasattr(m, "decision_function"):
                 return np.asarray(m.decision_function(X), float).ravel(), "log-odds"
             return np.asarray(m.predict(X), float).ravel(), "raw"
         if name.startswith("lightgbm."):
             return np.asarray(m.predict(X, raw_score=True), float).ravel(), "log-odds"
+        if name.startswith("xgboost."):
+            return np.asarray(m.predict(X, output_margin=True), float).ravel(), "log-odds"
         if "GradientBoostingClassifier" in name:
             return np.asarray(m.decision_function(X), float).ravel(), "log-odds"
         if hasattr(m, "predict_proba"):
@@ -250,8 +276,9 @@ class ExplainabilityMonitor(Monitor):
                 )
             fitted = check_model(model)
             fitted = _unwrap(fitted)
+            plan = _plan(fitted, features)
             frame = load_frame(current)
-            X, n_bad = _clean(frame, features, "current")
+            X, n_bad = _clean(frame, features, "current", plan.accepts)
             ref_frame = None
             ref_result = None
             if isinstance(reference, MonitorResult):
@@ -262,7 +289,7 @@ class ExplainabilityMonitor(Monitor):
                 ref_result = reference
             elif reference is not None:
                 ref_frame = load_frame(reference)
-                ref_X, ref_bad = _clean(ref_frame, features, "reference")
+                ref_X, ref_bad = _clean(ref_frame, features, "reference", plan.accepts)
         except (DataInputError, ModelError) as exc:
             return invalid_result(self.kind, self.version, p, str(exc), seed=seed)
 
@@ -270,7 +297,7 @@ class ExplainabilityMonitor(Monitor):
         if ref_frame is not None:
             fps.append(fingerprint(ref_frame, "reference"))
         versions = library_versions(
-            "shap", "scikit-learn", "lightgbm", "matplotlib"
+            "shap", "scikit-learn", "lightgbm", "xgboost", "xgboost-cpu", "matplotlib"
         )  # cached in monitors.base
         notes: list[str] = []
         if n_bad:
@@ -292,7 +319,7 @@ class ExplainabilityMonitor(Monitor):
                 notes=tuple(notes),
             )
 
-        family = model_family(fitted) if p["explainer"] == "auto" else p["explainer"]
+        family = model_family(plan.model) if p["explainer"] == "auto" else p["explainer"]
         if family == "other":
             family = "kernel"
         sample = _sample(X, int(p["sample_size"]), rng)
@@ -308,13 +335,20 @@ class ExplainabilityMonitor(Monitor):
                 f"digest {bg_fp.digest[:16]}"
             )
         try:
-            explainer = _Explainer(fitted, family, features, background, p)
-            cur = explainer.explain(sample)
+            explainer = _Explainer(
+                plan.model,
+                family,
+                plan.columns or features,
+                None if background is None else plan.prepare(background),
+                p,
+                numpy_input=plan.transform is not None and not hasattr(plan.model, "feature_names_in_"),
+            )
+            cur = explainer.explain(plan.prepare(sample))
+            cur.values = plan.map_back(cur.values, len(features))
             ref_imp = None
             if ref_frame is not None and len(ref_X):
-                ref_imp = np.abs(explainer.explain(_sample(ref_X, int(p["sample_size"]), rng)).values).mean(
-                    axis=0
-                )
+                ref_cur = explainer.explain(plan.prepare(_sample(ref_X, int(p["sample_size"]), rng)))
+                ref_imp = np.abs(plan.map_back(ref_cur.values, len(features))).mean(axis=0)
         except Exception as exc:  # a model shap cannot handle is an input problem for this run, not a crash
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return invalid_result(
@@ -331,6 +365,11 @@ class ExplainabilityMonitor(Monitor):
         notes.append(
             f"explainer: {explainer_name} ({cur.output_space} output space), {len(sample)} row(s) explained"
         )
+        if plan.transform is not None:
+            notes.append(
+                f"pipeline: {type(plan.model).__name__} explained on {len(plan.columns or ())} transformed "
+                f"column(s); SHAP values summed back onto {len(features)} input feature(s)"
+            )
 
         importance = np.abs(cur.values).mean(axis=0)
         residual = np.abs(cur.values.sum(axis=1) + cur.expected - cur.model_output)
@@ -411,26 +450,156 @@ def _unwrap(model: Any) -> Any:
     return model
 
 
-def _clean(frame: pd.DataFrame, features: list[str], role: str) -> tuple[pd.DataFrame, int]:
-    """Numeric feature columns with rows holding NaN/inf dropped; strings are refused, never coerced."""
+def _clean(
+    frame: pd.DataFrame, features: list[str], role: str, accepts: str = "numeric"
+) -> tuple[pd.DataFrame, int]:
+    """Feature columns with rows holding NaN/inf (or a missing category) dropped. ``accepts`` says what a
+    non-numeric column may be: "numeric" refuses it (never coerced), "category" lets pandas ``category``
+    columns through (LightGBM/XGBoost split on them), "any" lets anything through (a pipeline encodes it)."""
     import pandas as pd
 
     check_columns(frame, features, role)
     X = frame[features]
+    numeric: list[str] = []
     for col in features:
         dtype = X[col].dtype
-        if pd.api.types.is_bool_dtype(dtype):
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            numeric.append(col)
             continue
-        if not pd.api.types.is_numeric_dtype(dtype):
-            non_null = X[col].dropna()
-            example = f", e.g. {non_null.iloc[0]!r}" if len(non_null) else ""
-            raise DataInputError(
-                f"{role} feature {col} must be numeric. Got dtype {dtype}{example} instead; encode it before explaining"
-            )
-    values = X.to_numpy(dtype=float, na_value=np.nan)
+        if accepts == "any" or (accepts == "category" and isinstance(dtype, pd.CategoricalDtype)):
+            continue
+        non_null = X[col].dropna()
+        example = f", e.g. {non_null.iloc[0]!r}" if len(non_null) else ""
+        raise DataInputError(
+            f"{role} feature {col} must be numeric. Got dtype {dtype}{example} instead; encode it before explaining"
+        )
+    values = X[numeric].to_numpy(dtype=float, na_value=np.nan)
     finite = np.isfinite(values).all(axis=1)
+    others = [c for c in features if c not in numeric]
+    if others:
+        finite &= ~X[others].isna().to_numpy().any(axis=1)
     n_bad = int((~finite).sum())
     return (X[finite] if n_bad else X), n_bad
+
+
+@dataclass
+class _Plan:
+    """What is explained: the model itself, or a pipeline's final estimator on the transformed space with
+    ``groups[j]`` the input feature that produced transformed column ``j``."""
+
+    model: Any
+    accepts: str
+    transform: Any = None  # the pipeline's preprocessing steps (a fitted scikit-learn transformer)
+    columns: list[str] | None = None  # transformed column names
+    groups: np.ndarray | None = None  # (transformed columns,) index into the input features
+
+    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
+        if self.transform is None:
+            return X
+        import pandas as pd
+
+        out = self.transform.transform(X)
+        if hasattr(out, "toarray"):  # a sparse one-hot output
+            out = out.toarray()
+        out = np.asarray(out, dtype=float)
+        if out.shape[1] != len(self.columns or ()):
+            raise ModelError(
+                f"the pipeline's preprocessing returned {out.shape[1]} columns. Expected {len(self.columns or ())}."
+            )
+        return pd.DataFrame(out, columns=self.columns, index=X.index)
+
+    def map_back(self, values: np.ndarray, n_features: int) -> np.ndarray:
+        """Sum each input feature's transformed columns: exact, so additivity carries over."""
+        if self.groups is None:
+            return values
+        onto = np.zeros((values.shape[1], n_features))
+        onto[np.arange(values.shape[1]), self.groups] = 1.0
+        return values @ onto
+
+
+def _plan(model: Any, features: list[str]) -> _Plan:
+    name = _qualname(model)
+    if name.startswith(_CATEGORICAL_NATIVE):
+        return _Plan(model, "category")
+    if name != "sklearn.pipeline.Pipeline" or len(model.steps) < 2:
+        return _Plan(model, "numeric")
+    pre, final = model[:-1], model[-1]
+    labels = _output_labels(pre, list(features))
+    if labels is None:
+        raise ModelError(
+            "the pipeline's preprocessing cannot be mapped back to its input features "
+            "(supported: ColumnTransformer, OneHotEncoder, one-to-one transformers, passthrough, drop)"
+        )
+    try:
+        columns = [str(c) for c in pre.get_feature_names_out(features)]
+    except Exception:  # a transformer without names: positional names keep the mapping
+        columns = [f"t{j}" for j in range(len(labels))]
+    if len(columns) != len(labels):
+        columns = [f"t{j}" for j in range(len(labels))]
+    index = {f: i for i, f in enumerate(features)}
+    return _Plan(final, "any", pre, columns, np.array([index[lab] for lab in labels], dtype=int))
+
+
+def _output_labels(t: Any, labels: list[str]) -> list[str] | None:
+    """For each output column of fitted transformer ``t`` given inputs labelled ``labels``, the input
+    feature it comes from; None if that cannot be told from the transformer's structure."""
+    if isinstance(t, str):
+        return list(labels) if t == "passthrough" else [] if t == "drop" else None
+    name = _qualname(t)
+    if name == "sklearn.pipeline.Pipeline":
+        for _, step in t.steps:
+            if step is None or step == "passthrough":
+                continue
+            out = _output_labels(step, labels)
+            if out is None:
+                return None
+            labels = out
+        return labels
+    if name == "sklearn.compose._column_transformer.ColumnTransformer":
+        n_out = max((s.stop for s in t.output_indices_.values()), default=0)
+        result: list[str | None] = [None] * n_out
+        for tname, trans, cols in t.transformers_:
+            sl = t.output_indices_.get(tname)
+            if sl is None or sl.stop == sl.start:
+                continue
+            picked = _pick(cols, labels, getattr(t, "feature_names_in_", None))
+            if picked is None:
+                return None
+            out = _output_labels(trans, picked)
+            if out is None or len(out) != sl.stop - sl.start:
+                return None
+            result[sl] = out
+        return None if any(r is None for r in result) else [str(r) for r in result]
+    if name == "sklearn.preprocessing._encoders.OneHotEncoder":
+        counts = t._compute_n_features_outs() if hasattr(t, "_compute_n_features_outs") else None
+        if counts is None or len(counts) != len(labels):
+            return None
+        return [lab for lab, n in zip(labels, counts, strict=True) for _ in range(int(n))]
+    try:
+        n_out = len(t.get_feature_names_out())
+    except Exception:
+        return None
+    if n_out == len(labels):  # scalers, ordinal encoders, imputers without indicators: one-to-one
+        return list(labels)
+    if len(set(labels)) == 1:
+        return [labels[0]] * n_out
+    return None
+
+
+def _pick(cols: Any, labels: list[str], names_in: Any) -> list[str] | None:
+    """The labels of the columns a ColumnTransformer entry selected (names, indices, a slice or a mask)."""
+    idx = np.arange(len(labels))
+    if isinstance(cols, slice):
+        return [labels[i] for i in idx[cols]]
+    seq = list(np.atleast_1d(np.asarray(cols, dtype=object))) if not isinstance(cols, str) else [cols]
+    if seq and all(isinstance(c, (bool, np.bool_)) for c in seq):
+        return [labels[i] for i in idx[np.asarray(seq, dtype=bool)]]
+    if all(isinstance(c, (int, np.integer)) for c in seq):
+        return [labels[int(c)] for c in seq]
+    names = list(names_in) if names_in is not None else None
+    if names is None or not all(isinstance(c, str) and c in names for c in seq):
+        return None
+    return [labels[names.index(c)] for c in seq]
 
 
 def _sample(X: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attest": ("modelreg.cli.governance_cmds:attest_cmd", "Sign an attestation control."),
     "waive": ("modelreg.cli.governance_cmds:waive_cmd", "Grant a time-limited waiver of a control."),
     "sync": ("modelreg.cli.mlflow_cmds:sync_cmd", "Check or repair MLflow aliases/tags from the registry."),
+    "card-lint": ("modelreg.cli.card_cmds:card_lint_cmd", "Check a model card file against the card schema."),
     "evidence": ("modelreg.cli.evidence_cmds:evidence_group", "Evidence packs: pack, verify, recompute."),
     "due": (
         "modelreg.cli.operations_cmds:due_cmd",

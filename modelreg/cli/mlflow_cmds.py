@@ -17,15 +17,26 @@ def sync_cmd(obj: CliContext, check_only: bool, as_json: bool) -> None:
 
     reg = obj.registry()
     found = mlflow_sync.check(reg) if check_only else mlflow_sync.repair(reg)
+    # Ungoverned models/versions are reported (by --check and by a repair alike) but never repaired and
+    # do not change the exit code: which MLflow models a bank governs is its own policy decision.
+    loose = mlflow_sync.ungoverned(reg)
     verb = "diverges" if check_only else "repaired"
+
+    def text(_: object) -> str:
+        lines = [f"{verb}: {mlflow_sync.describe(d)}" for d in found]
+        lines += [f"ungoverned: {mlflow_sync.describe(d)}" for d in loose]
+        if not found:
+            lines.insert(0, "MLflow agrees with the registry")
+        return "\n".join(lines)
+
     emit(
-        {"divergences": [d.to_dict() for d in found], "repaired": not check_only},
+        {
+            "divergences": [d.to_dict() for d in found],
+            "ungoverned": [d.to_dict() for d in loose],
+            "repaired": not check_only,
+        },
         as_json,
-        lambda _: (
-            "MLflow agrees with the registry"
-            if not found
-            else "\n".join(f"{verb}: {mlflow_sync.describe(d)}" for d in found)
-        ),
+        text,
     )
     if check_only and found:
         click.get_current_context().exit(1)

@@ -160,7 +160,7 @@ def test_linear_explainer_uses_the_full_explicit_background(tmp_path: Path):
     assert res.value("additivity_max_residual") < 1e-9
 
 
-def test_pipeline_uses_kernel_shap_on_every_feature():
+def test_pipeline_final_estimator_explained_exactly_and_kernel_on_every_feature():
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -173,13 +173,21 @@ def test_pipeline_uses_kernel_shap_on_every_feature():
     pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     assert model_family(pipe) == "other"
     spec = ColumnSpec(tuple(Feature(c) for c in cols))
+    # auto: the scaler is one-to-one, so the logistic regression is explained exactly on the scaled columns
+    exact = ExplainabilityMonitor().run(spec, current=X, model=pipe, params={"sample_size": 8})
+    meta = exact.metric("additivity_max_residual").counts
+    assert meta["explainer"] == "LinearExplainer" and meta["output_space"] == "log-odds"
+    assert exact.value("additivity_max_residual") < 1e-9
+    # forced kernel: with shap's default l1_reg only 10 of the 12 features could get a non-zero value
     res = ExplainabilityMonitor().run(
-        spec, current=X, model=pipe, params={"sample_size": 8, "background_size": 20, "kernel_nsamples": 600}
+        spec,
+        current=X,
+        model=pipe,
+        params={"sample_size": 8, "background_size": 20, "kernel_nsamples": 600, "explainer": "kernel"},
     )
     meta = res.metric("additivity_max_residual").counts
     assert meta["explainer"] == "KernelExplainer" and meta["output_space"] == "probability"
     assert meta["background_rows"] == 20
-    # with shap's default l1_reg only 10 of the 12 features could get a non-zero value
     assert all(res.value("mean_abs_shap", feature=c) > 0 for c in cols)
     assert res.value("additivity_max_residual") < 1e-6
     imp = [res.value("mean_abs_shap", feature=c) for c in cols]

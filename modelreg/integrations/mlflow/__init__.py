@@ -10,6 +10,7 @@ from modelreg.integrations.mlflow.gateway import (
     artifact_digest,
     sanitize_key,
 )
+from modelreg.integrations.mlflow.registration import log_and_register
 
 __all__ = [
     "DOWNLOAD_NOTE_FILE",
@@ -17,5 +18,6 @@ __all__ = [
     "MlflowGateway",
     "MlflowVersionInfo",
     "artifact_digest",
+    "log_and_register",
     "sanitize_key",
 ]

@@ -807,6 +807,19 @@ class MlflowGateway:
                     break
         return dict(sorted(result.items(), key=lambda kv: int(kv[0])))
 
+    def registered_model_names(self) -> list[str]:
+        """Every registered model's name in MLflow, for ``sync --check``'s ungoverned report."""
+        names: list[str] = []
+        with self._calling("listing registered models"):
+            token = None
+            while True:
+                page = self._client.search_registered_models(max_results=1000, page_token=token)
+                names.extend(str(m.name) for m in page)
+                token = page.token
+                if not token:
+                    break
+        return sorted(set(names))
+
     def ensure_experiment(self, name: str) -> str:
         """Id of experiment ``name``, created if needed (under ``artifact_root`` for local stores)."""
         name = _check_text(name, "MLflow experiment name")

@@ -23,7 +23,7 @@ STAGE_TAG = "modelreg.stage"
 @dataclass(frozen=True)
 class Divergence:
     model: str
-    kind: str  # alias | stage_tag
+    kind: str  # alias | stage_tag | ungoverned_model | ungoverned_version
     expected: str | None
     actual: str | None
     detail: str
@@ -141,6 +141,46 @@ def check(reg: Registry) -> list[Divergence]:
                         have,
                         f"version {v.version} tag {STAGE_TAG}={have!r}, registry says {want!r}",
                         v.version,
+                    )
+                )
+    return out
+
+
+UNGOVERNED_KINDS = ("ungoverned_model", "ungoverned_version")
+
+
+def ungoverned(reg: Registry) -> list[Divergence]:
+    """MLflow registered models modelreg has never heard of, and versions of governed models created in
+    MLflow alone (plain ``mlflow.register_model``). Reported, never repaired: bringing a version under
+    governance is a developer's ``modelreg register``, not something sync may decide."""
+    gw = _gateway(reg)
+    known: dict[str, set[str]] = {}
+    for v in reg.list():
+        known.setdefault(v.model, set()).add(str(v.version))
+    out: list[Divergence] = []
+    for name in gw.registered_model_names():
+        versions = list(gw.stage_tags(name))
+        if name not in known:
+            out.append(
+                Divergence(
+                    name,
+                    "ungoverned_model",
+                    None,
+                    ",".join(versions) or None,
+                    f"registered in MLflow ({len(versions)} version(s)) but unknown to modelreg",
+                )
+            )
+            continue
+        for ver in versions:
+            if ver not in known[name]:
+                out.append(
+                    Divergence(
+                        name,
+                        "ungoverned_version",
+                        None,
+                        ver,
+                        f"version {ver} exists in MLflow only (not registered with modelreg)",
+                        ver,
                     )
                 )
     return out

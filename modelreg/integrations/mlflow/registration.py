@@ -46,3 +46,52 @@ def register_from_mlflow(
         mlflow_info=info.to_dict(),
         model_card=model_card,
     )  # the stage tag is mirrored to MLflow by the registry's projection, inside the same transaction
+
+
+def log_and_register(
+    registry: Registry,
+    model: object,
+    *,
+    name: str,
+    owner: str,
+    risk_tier: str,
+    purpose: str,
+    flavor: str = "sklearn",
+    artifact_name: str = "model",
+    business_line: str | None = None,
+    model_card: dict | None = None,
+    **log_model_kwargs: object,
+) -> ModelVersion:
+    """The MLflow-native way to register: ``mlflow.<flavor>.log_model(model, registered_model_name=name)``
+    into the active run (or a new one) in this registry's MLflow stores, then that very version registered
+    with modelreg, so no version is ever left ungoverned (``sync --check`` would list it). The registration is
+    refused before MLflow is touched when the owner or tier is wrong. Other keyword arguments go to
+    ``log_model`` (``signature``, ``pip_requirements``, ``input_example``...)."""
+    import contextlib
+    import importlib
+
+    import mlflow
+
+    registry.preflight_register(name, owner=owner, risk_tier=risk_tier)
+    try:
+        flavor_module = importlib.import_module(f"mlflow.{flavor}")
+    except ImportError:
+        from modelreg.errors import BadInput
+
+        raise BadInput(f"MLflow has no model flavor {flavor!r} (mlflow.{flavor})") from None
+    with registry.settings.mlflow_scope():
+        active = mlflow.active_run()
+        with contextlib.nullcontext(active) if active is not None else mlflow.start_run():
+            info = flavor_module.log_model(
+                model, name=artifact_name, registered_model_name=name, **log_model_kwargs
+            )
+    return register_from_mlflow(
+        registry,
+        name,
+        str(info.registered_model_version),
+        owner=owner,
+        risk_tier=risk_tier,
+        purpose=purpose,
+        business_line=business_line,
+        model_card=model_card,
+    )
