@@ -1,0 +1,69 @@
+"""The service mounts the auditor's web view at /ui and logs auditors in with the same OIDC verifier the API
+uses: a token from the bank's issuer opens a session; a token the issuer did not sign, or a role the view
+does not serve, does not."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+
+def _cookies(response: httpx.Response) -> dict[str, str]:
+    # The view's cookies are Secure (the service runs behind TLS in production); this test talks plain HTTP
+    # on loopback, where httpx would not send them back, so it carries them itself.
+    return {c.name: c.value for c in response.cookies.jar}
+
+
+def _login(srv, token: str) -> tuple[httpx.Response, dict[str, str]]:
+    with httpx.Client(follow_redirects=False, timeout=30) as client:
+        form = client.get(f"{srv.url}/ui/login")
+        assert form.status_code == 200, form.text
+        jar = _cookies(form)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        done = client.post(
+            f"{srv.url}/ui/login",
+            data={"csrf": csrf, "token": token},
+            headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())},
+        )
+        return done, {**jar, **_cookies(done)}
+
+
+def test_an_auditor_logs_in_to_the_mounted_view_with_the_services_oidc_verifier(service, issuer):
+    with httpx.Client(follow_redirects=False, timeout=30) as client:
+        anonymous = client.get(f"{service.url}/ui/")
+        assert anonymous.status_code in (302, 303, 307) and "/ui/login" in anonymous.headers["location"]
+
+    done, jar = _login(service, issuer.token("aud"))
+    assert done.status_code in (302, 303), done.text
+    cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+    with httpx.Client(follow_redirects=False, timeout=30) as client:
+        page = client.get(f"{service.url}/ui/", headers={"Cookie": cookie})
+        assert page.status_code == 200, page.text
+        assert "credit_scoring" in page.text and "模型清单" in page.text or "Inventory" in page.text
+        version = client.get(f"{service.url}/ui/models/credit_scoring/versions/1", headers={"Cookie": cookie})
+        assert version.status_code in (200, 404)
+        # The auditor's session cannot write, neither through the view nor through the API with its cookie.
+        write = client.post(f"{service.url}/ui/models/credit_scoring/versions/1", headers={"Cookie": cookie})
+        assert write.status_code in (403, 405)
+        api = client.post(
+            f"{service.url}/api/v1/models/credit_scoring/versions/1/retire",
+            json={"reason": "x"},
+            headers={"Cookie": cookie},
+        )
+        assert api.status_code == 401  # a cookie is not an API credential
+
+
+def test_tokens_the_issuer_did_not_sign_or_roles_the_view_does_not_serve_open_no_session(service, issuer):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    issuer.add_key("rogue", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    issuer.published.discard("rogue")  # signed with a key the issuer never published
+    forged, _ = _login(service, issuer.token("aud", kid="rogue"))
+    assert forged.status_code in (400, 401, 403), forged.text
+    assert "session" not in " ".join(forged.headers.get_list("set-cookie")).lower() or forged.status_code != 303
+    done, jar = _login(service, issuer.token("dev"))
+    cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+    with httpx.Client(follow_redirects=False, timeout=30) as client:
+        page = client.get(f"{service.url}/ui/", headers={"Cookie": cookie})
+    assert page.status_code in (302, 303, 403), page.text
