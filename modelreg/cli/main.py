@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The model inventory (台账): csv, xlsx, html, json.",
     ),
     "report": ("modelreg.cli.operations_cmds:report_group", "The bilingual validation report (DOCX/PDF)."),
+    "challenger": (
+        "modelreg.cli.challenger_cmds:challenger_group",
+        "Champion/challenger: score both versions on monitoring data, compare AUCs (DeLong).",
+    ),
     "demo": (
         "modelreg.cli.demo_cmd:demo_cmd",
         "Run the whole lifecycle on German credit data (the main job).",

@@ -715,7 +715,8 @@ def _build_control(
 
     disabled = False
     reason_zh = reason_en = ""
-    if "disabled" in c:
+    # ``disabled: null`` (a bank's override) enables a control the base pack ships disabled.
+    if c.get("disabled") is not None:
         d = ck.mapping(c, "disabled", c["disabled"], f"{what}: disabled")
         if d is not None:
             ck.keys(d, f"{what}: disabled", ["reason_zh", "reason_en"], [])
