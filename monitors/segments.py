@@ -229,7 +229,7 @@ class SegmentMonitor(Monitor):
                 else {}
             )
         except DataInputError as exc:
-            return invalid_result(self.kind, self.version, p, str(exc), library_versions=versions)
+            return invalid_result(self.kind, self.version, p, str(exc))
         n_segments = sum(len(set(cur_counts[g]) | set(ref_counts.get(g, {}))) for g in cur_counts)
         if n_segments > p["max_segments"]:
             return invalid_result(
