@@ -74,8 +74,12 @@ def run_challenger(
     policy: str | None = None,
     encoding: str | None = None,
     progress: Callable[[str], None] | None = None,
+    models: dict[str, Any] | None = None,
 ) -> ChallengerRun:
-    """Score both versions on ``data``, compare their AUCs, store the comparison on both versions."""
+    """Score both versions on ``data``, compare their AUCs, store the comparison on both versions.
+    ``models`` (Python API): already-loaded model objects by version, used instead of the versions' MLflow
+    models (as ``EvaluationInput.model``)."""
+    models = {str(k): v for k, v in (models or {}).items()}
     from modelreg.governance import runner
     from modelreg.governance.service import (
         _declared_from_card,
@@ -112,20 +116,23 @@ def run_challenger(
     model_notes: dict[str, str | None] = {}
     for role, state, column in (("champion", champ, CHAMPION_SCORE), ("challenger", chall, CHALLENGER_SCORE)):
         mv = state.version
-        if not mv.model_uri:
+        given = models.get(mv.version)
+        if given is None and not mv.model_uri:
             raise BadInput(
                 f"{name} {mv.version} ({role}) has no MLflow model to score: register it from MLflow"
             )
         inp = EvaluationInput(
             data=frame,
             target=target,
-            model_uri=mv.model_uri,
+            model_uri=None if given is not None else mv.model_uri,
+            model=given,
             positive_label=positive_label,
             encoding=encoding,
         )
         _declared_from_card(inp, mv.model_card)
         _declared_schema(inp, mv, bases[role])
-        inp.execution_grant = execution_grant(reg, pack, state.id, mv.version)
+        if given is None:
+            inp.execution_grant = execution_grant(reg, pack, state.id, mv.version)
         say(f"scoring {name} {mv.version} ({role}) on {len(frame):,} rows")
         with reg.settings.mlflow_scope():
             spec_r, current, _ref, _model, note = runner.build(inp, notes)

@@ -47,26 +47,40 @@ def test_per_segment_metrics_equal_the_monitors_on_the_segment_alone(data, resul
         r, c = ref[ref.channel == ch], cur[cur.channel == ch]
         drift = DriftMonitor().run(SPEC, reference=r, current=c, params={"evidently_report": False})
         for name in ("psi", "ks_pvalue"):
-            assert result.value(f"drift.{name}", feature="x1", group=f"channel={ch}") == drift.value(name, feature="x1")
+            assert result.value(f"drift.{name}", feature="x1", group=f"channel={ch}") == drift.value(
+                name, feature="x1"
+            )
         assert result.value("drift.max_psi", group=f"channel={ch}") == drift.value("max_psi")
         perf = PerformanceMonitor().run(SPEC, current=c)
-        assert result.value("performance.auc", group=f"channel={ch}") == pytest.approx(perf.value("auc"), abs=1e-15)
+        assert result.value("performance.auc", group=f"channel={ch}") == pytest.approx(
+            perf.value("auc"), abs=1e-15
+        )
         rows = result.metric("rows", group=f"channel={ch}")
         assert rows.value == len(c) and rows.counts["reference_rows"] == len(r)
         rate = c[c.sex == "F"].score.ge(0.5).mean()
-        assert result.value("fairness.selection_rate", feature="sex", group=f"channel={ch}|F") == pytest.approx(rate)
+        assert result.value(
+            "fairness.selection_rate", feature="sex", group=f"channel={ch}|F"
+        ) == pytest.approx(rate)
 
 
 def test_small_segment_is_insufficient_data_never_a_number(data, result):
     tiny = result.metric("drift.max_psi", group="channel=tiny")
-    assert tiny.value is None and tiny.status.value == "insufficient_data" and "min_segment_size 100" in tiny.reason
+    assert (
+        tiny.value is None
+        and tiny.status.value == "insufficient_data"
+        and "min_segment_size 100" in tiny.reason
+    )
     assert result.metric("performance.auc", group="channel=tiny").value is None
     assert result.value("rows", group="channel=tiny") == (data[1].channel == "tiny").sum()
     assert result.value("segments_insufficient") == 1
 
 
 def test_adjusted_pvalues_cover_every_segment_feature_test(result):
-    raw = [m for m in result.metrics if m.name in ("drift.ks_pvalue", "drift.chi2_pvalue") and m.value is not None]
+    raw = [
+        m
+        for m in result.metrics
+        if m.name in ("drift.ks_pvalue", "drift.chi2_pvalue") and m.value is not None
+    ]
     adj = {(m.feature, m.group): m for m in result.metrics if m.name.endswith("_adjusted")}
     want = adjust_pvalues([m.value for m in raw], "bh")
     assert len(adj) == len(raw) == 6  # 3 judged segments x 2 features
@@ -89,7 +103,9 @@ def test_the_drifted_channel_is_flagged_while_the_portfolio_is_not(data, result)
 
 def test_holm_is_selectable_and_stated(data):
     ref, cur = data
-    r = SegmentMonitor().run(SPEC, current=cur, reference=ref, params={"segments": ["channel"], "p_adjust": "holm"})
+    r = SegmentMonitor().run(
+        SPEC, current=cur, reference=ref, params={"segments": ["channel"], "p_adjust": "holm"}
+    )
     raw = [m for m in r.metrics if m.name in ("drift.ks_pvalue", "drift.chi2_pvalue") and m.value is not None]
     got = [r.metric(f"{m.name}_adjusted", feature=m.feature, group=m.group) for m in raw]
     np.testing.assert_allclose([g.value for g in got], adjust_pvalues([m.value for m in raw], "holm"))
@@ -99,12 +115,17 @@ def test_holm_is_selectable_and_stated(data):
 def test_cross_segments(data):
     ref, cur = data
     r = SegmentMonitor().run(
-        SPEC, current=cur, reference=ref, params={"segments": ["channel", "sex"], "cross": True, "kinds": ["performance"]}
+        SPEC,
+        current=cur,
+        reference=ref,
+        params={"segments": ["channel", "sex"], "cross": True, "kinds": ["performance"]},
     )
     sub = cur[(cur.channel == "web") & (cur.sex == "F")]
     from sklearn.metrics import roc_auc_score
 
-    assert r.value("performance.auc", group="channel=web&sex=F") == pytest.approx(roc_auc_score(sub.y, sub.score))
+    assert r.value("performance.auc", group="channel=web&sex=F") == pytest.approx(
+        roc_auc_score(sub.y, sub.score)
+    )
     assert r.value("rows", group="sex=M") == (cur.sex == "M").sum()
 
 
@@ -113,7 +134,9 @@ def test_unknown_segment_column_and_bad_parameters(data):
     r = SegmentMonitor().run(SPEC, current=cur, reference=ref, params={"segments": ["region"]})
     assert r.status.value == "invalid_input" and "region" in r.reason
     with pytest.raises(ParameterError, match="p_adjust must be one of"):
-        SegmentMonitor().run(SPEC, current=cur, reference=ref, params={"segments": ["channel"], "p_adjust": "bonf"})
+        SegmentMonitor().run(
+            SPEC, current=cur, reference=ref, params={"segments": ["channel"], "p_adjust": "bonf"}
+        )
     with pytest.raises(ParameterError, match="segments must be a non-empty list"):
         SegmentMonitor().run(SPEC, current=cur, reference=ref, params={})
 
@@ -135,8 +158,11 @@ def test_duckdb_filters_segments_in_the_engine_with_the_same_numbers(data, resul
     ref.to_parquet(tmp_path / "ref.parquet")
     cur.to_parquet(tmp_path / "cur.parquet")
     r = SegmentMonitor().run(
-        SPEC, current=str(tmp_path / "cur.parquet"), reference=str(tmp_path / "ref.parquet"),
-        params={"segments": ["channel"]}, engine="duckdb",
+        SPEC,
+        current=str(tmp_path / "cur.parquet"),
+        reference=str(tmp_path / "ref.parquet"),
+        params={"segments": ["channel"]},
+        engine="duckdb",
     )
     assert any("segments filtered on the engine" in n for n in r.notes)
     _same(result, r)
@@ -149,9 +175,20 @@ def test_spark_filters_segments_in_the_engine_with_the_same_numbers(data, result
     spark = local_session("modelreg-segments", cores=2, shuffle_partitions=2)
     ref, cur = data
     r = SegmentMonitor().run(
-        SPEC, current=spark.createDataFrame(cur), reference=spark.createDataFrame(ref),
-        params={"segments": ["channel"], "kinds": ["drift", "fairness"]}, engine="spark", spark=spark,
+        SPEC,
+        current=spark.createDataFrame(cur),
+        reference=spark.createDataFrame(ref),
+        params={"segments": ["channel"], "kinds": ["drift", "fairness"]},
+        engine="spark",
+        spark=spark,
     )
     keep = {"drift", "fairness", "rows", "segments"}
-    pruned = type(result)(**{**result.__dict__, "metrics": tuple(m for m in result.metrics if m.name.split(".")[0] in keep or m.name.startswith("segments"))})
+    pruned = type(result)(
+        **{
+            **result.__dict__,
+            "metrics": tuple(
+                m for m in result.metrics if m.name.split(".")[0] in keep or m.name.startswith("segments")
+            ),
+        }
+    )
     _same(pruned, r)

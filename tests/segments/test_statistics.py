@@ -144,7 +144,9 @@ def test_challenger_monitor_per_segment_with_insufficient_data():
     web = r.metric("auc_difference_ci_low", group="channel=web")
     assert web.value > 0  # the challenger is better on web, significantly
     tiny = r.metric("auc_difference", group="channel=tiny")
-    assert tiny.value is None and tiny.status.value == "insufficient_data" and "min_segment_size" in tiny.reason
+    assert (
+        tiny.value is None and tiny.status.value == "insufficient_data" and "min_segment_size" in tiny.reason
+    )
     assert r.metric("rows", group="channel=tiny").value == (frame.channel == "tiny").sum()
 
 
@@ -157,10 +159,15 @@ def test_score_band_psi_and_csi_against_numpy_by_hand():
         ]
     )
     ref = pd.DataFrame({"score": [0.05] * 50 + [0.2] * 30 + [0.5] * 20, "income": np.arange(100.0)})
-    cur = pd.DataFrame({"score": [0.05] * 30 + [0.2] * 30 + [0.5] * 38 + [1.0, np.nan], "income": np.arange(100.0) + 30})
+    cur = pd.DataFrame(
+        {"score": [0.05] * 30 + [0.2] * 30 + [0.5] * 38 + [1.0, np.nan], "income": np.arange(100.0) + 30}
+    )
     spec = ColumnSpec((Feature("income"),), score="score")
     r = StabilityMonitor().run(
-        spec, current=cur, reference=ref, params={"score_bands": [b.__dict__ for b in bands], "feature_bins": {"income": [25, 50, 75]}}
+        spec,
+        current=cur,
+        reference=ref,
+        params={"score_bands": [b.__dict__ for b in bands], "feature_bins": {"income": [25, 50, 75]}},
     )
     p = np.array([50, 30, 20]) / 100
     q = np.array([30, 30, 39]) / 99  # 1.0 is in C (closed on the right); NaN is ungraded
@@ -171,7 +178,9 @@ def test_score_band_psi_and_csi_against_numpy_by_hand():
     rc = np.array([26, 25, 25, 24, 0]) / 100
     cc = np.array([0, 21, 25, 54, 0]) / 100
     rc, cc = np.maximum(rc, 1e-4), np.maximum(cc, 1e-4)
-    assert r.value("csi", feature="income") == pytest.approx(float(np.sum((cc - rc) * np.log(cc / rc))), abs=1e-12)
+    assert r.value("csi", feature="income") == pytest.approx(
+        float(np.sum((cc - rc) * np.log(cc / rc))), abs=1e-12
+    )
     assert r.value("max_csi") == r.value("csi", feature="income")
     assert r.metric("migration_stay_share").status.value == "insufficient_data"  # no id column
     assert stability_index([1, 1], [1, 1]) == 0.0
@@ -183,10 +192,16 @@ def test_grade_migration_matrix_matches_a_pandas_crosstab():
     ref = pd.DataFrame({"id": ids, "score": rng.uniform(size=500)})
     cur = pd.DataFrame({"id": ids[50:], "score": np.clip(ref.score[50:] + rng.normal(0, 0.1, 450), 0, 1)})
     cur = pd.concat([cur, pd.DataFrame({"id": [9999], "score": [0.5]})])  # an id the reference never had
-    raw = [{"grade": g, "lower": lo, "upper": hi} for g, lo, hi in (("A", 0, 0.3), ("B", 0.3, 0.7), ("C", 0.7, 1.0))]
+    raw = [
+        {"grade": g, "lower": lo, "upper": hi}
+        for g, lo, hi in (("A", 0, 0.3), ("B", 0.3, 0.7), ("C", 0.7, 1.0))
+    ]
     bands = parse_bands(raw)
     r = StabilityMonitor().run(
-        ColumnSpec((), score="score"), current=cur, reference=ref, params={"score_bands": raw, "id_column": "id"}
+        ColumnSpec((), score="score"),
+        current=cur,
+        reference=ref,
+        params={"score_bands": raw, "id_column": "id"},
     )
     joined = ref.merge(cur, on="id", suffixes=("_r", "_c"))
     gr = assign_grades(joined.score_r.to_numpy(), bands)
@@ -205,7 +220,10 @@ def test_grade_migration_matrix_matches_a_pandas_crosstab():
         ([{"grade": "A", "lower": 0, "upper": 0.5}], "at least 2 bands"),
         ([{"grade": "A", "lower": 0, "upper": 0.5}, {"grade": "B", "lower": 0.6, "upper": 1}], "contiguous"),
         ([{"grade": "A", "lower": 0, "upper": 0.5}, {"grade": "A", "lower": 0.5, "upper": 1}], "distinct"),
-        ([{"grade": "A", "lower": 0.5, "upper": 0.5}, {"grade": "B", "lower": 0.5, "upper": 1}], "lower < upper"),
+        (
+            [{"grade": "A", "lower": 0.5, "upper": 0.5}, {"grade": "B", "lower": 0.5, "upper": 1}],
+            "lower < upper",
+        ),
         ([{"grade": "A", "lower": 0}, {"grade": "B", "lower": 0.5, "upper": 1}], "keys grade, lower, upper"),
     ],
 )
