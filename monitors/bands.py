@@ -216,6 +216,12 @@ class StabilityMonitor(Monitor):
             lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 0.01,
         ),
         ParamSpec(
+            "seed",
+            0,
+            "an integer in [0, 2**32 - 1]",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+        ),
+        ParamSpec(
             "min_rows",
             30,
             "an integer >= 1",
@@ -244,6 +250,9 @@ class StabilityMonitor(Monitor):
             ref, cur = load_frame(reference), load_frame(current)
         except DataInputError as exc:
             return invalid_result(self.kind, self.version, out_p, str(exc))
+        from monitors.base import fingerprint
+
+        fps = (fingerprint(ref, "reference"), fingerprint(cur, "current"))
         for role, frame in (("reference", ref), ("current", cur)):
             if len(frame) < p["min_rows"]:
                 return MonitorResult(
@@ -253,6 +262,8 @@ class StabilityMonitor(Monitor):
                     metrics=(),
                     status=MetricStatus.INSUFFICIENT_DATA,
                     reason=f"{role} data has {len(frame)} rows, fewer than min_rows {p['min_rows']}",
+                    fingerprints=fps,
+                    seed=p["seed"],
                     library_versions=library_versions(),
                 )
         metrics: list[Metric] = []
@@ -283,6 +294,17 @@ class StabilityMonitor(Monitor):
                 artifacts_dir, "stability_bins.csv", text, "reference/current counts per grade and bin"
             )
             artifacts = [art] if art is not None else []
+        status, reason = MetricStatus.OK, None
+        undefined = [
+            m for m in metrics if m.name in ("score_band_psi", "max_csi") and m.status is not MetricStatus.OK
+        ]
+        if bands is None:
+            undefined = [m for m in undefined if m.name != "score_band_psi"]
+        if undefined:
+            status, reason = (
+                MetricStatus.INSUFFICIENT_DATA,
+                "; ".join(f"{m.name}: {m.reason}" for m in undefined),
+            )
         notes = []
         if bands is not None and p["id_column"] is None:
             notes.append("no id_column: grade migration is distribution-level only (grade shares)")
@@ -291,7 +313,11 @@ class StabilityMonitor(Monitor):
             monitor_version=self.version,
             params=out_p,
             metrics=tuple(metrics),
+            status=status,
+            reason=reason,
             artifacts=tuple(artifacts),
+            fingerprints=fps,
+            seed=p["seed"],
             library_versions=library_versions(),
             notes=tuple(notes),
         )

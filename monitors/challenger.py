@@ -157,9 +157,23 @@ class ChallengerMonitor(Monitor):
     )
     needs = frozenset()
     params = (
-        ParamSpec("champion_score", None, "the champion's score column", lambda v: isinstance(v, str) and v),
         ParamSpec(
-            "challenger_score", None, "the challenger's score column", lambda v: isinstance(v, str) and v
+            "champion_score",
+            None,
+            "the champion's score column",
+            lambda v: v is None or (isinstance(v, str) and v),
+        ),
+        ParamSpec(
+            "challenger_score",
+            None,
+            "the challenger's score column",
+            lambda v: v is None or (isinstance(v, str) and v),
+        ),
+        ParamSpec(
+            "seed",
+            0,
+            "an integer in [0, 2**32 - 1]",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
         ),
         ParamSpec(
             "segments",
@@ -202,6 +216,9 @@ class ChallengerMonitor(Monitor):
             b_all = numeric_values(frame[p["challenger_score"]], p["challenger_score"])
         except DataInputError as exc:
             return invalid_result(self.kind, self.version, p, str(exc))
+        from monitors.base import fingerprint
+
+        fps = (fingerprint(frame, "current"),)
         usable = ~y_na & np.isfinite(a_all) & np.isfinite(b_all)
         notes = []
         if (~usable).any():
@@ -221,6 +238,10 @@ class ChallengerMonitor(Monitor):
         overall = next(m for m in metrics if m.name == "auc_difference" and m.group is None)
         if overall.status is not MetricStatus.OK:
             status, reason = overall.status, overall.reason
+        artifacts = []
+        if artifacts_dir is not None:
+            art = _write_table(Path(artifacts_dir), metrics)
+            artifacts = [art] if art is not None else []
         return MonitorResult(
             kind=self.kind,
             monitor_version=self.version,
@@ -228,6 +249,9 @@ class ChallengerMonitor(Monitor):
             metrics=tuple(metrics),
             status=status,
             reason=reason,
+            artifacts=tuple(artifacts),
+            fingerprints=fps,
+            seed=p["seed"],
             library_versions=library_versions(),
             notes=tuple(notes),
         )
@@ -264,6 +288,27 @@ class ChallengerMonitor(Monitor):
             Metric("auc_difference_ci_low", c.ci_low, group=label, counts=stats),
             Metric("auc_difference_pvalue", c.pvalue, group=label, counts=stats),
         ]
+
+
+def _write_table(folder: Path, metrics: list[Metric]) -> Any:
+    import pandas as pd
+
+    from monitors.base import write_artifact
+
+    rows = [
+        {
+            "segment": m.group,
+            "metric": m.name,
+            "value": m.value,
+            "ci_low": m.ci_low,
+            "ci_high": m.ci_high,
+            "status": m.status.value,
+            "reason": m.reason,
+        }
+        for m in metrics
+    ]
+    text = pd.DataFrame(rows).to_csv(index=False, lineterminator="\n").encode()
+    return write_artifact(folder, "challenger.csv", text, "AUC comparison per segment")
 
 
 __all__ = ["AucComparison", "ChallengerMonitor", "DeLong", "compare_auc", "delong", "midrank"]

@@ -149,7 +149,11 @@ def _valid_segments(v: Any) -> bool:
 
 
 def _valid_kinds(v: Any) -> bool:
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and set(v) <= set(INNER_KINDS))
+    return v is None or (
+        isinstance(v, (list, tuple))
+        and len(v) > 0
+        and all(isinstance(k, str) and k in INNER_KINDS for k in v)
+    )
 
 
 def _is_int_ge(lo: int):
@@ -168,12 +172,25 @@ class SegmentMonitor(Monitor):
     metrics = _inner_metrics()
     needs = frozenset({"reference"})  # scores come with the data (the runner adds the model's)
     params = (
-        ParamSpec("segments", None, "a non-empty list of distinct column names", _valid_segments),
+        ParamSpec(
+            "segments",
+            None,
+            "a non-empty list of distinct column names",
+            lambda v: v is None or _valid_segments(v),
+        ),
+        ParamSpec(
+            "seed",
+            0,
+            "an integer in [0, 2**32 - 1]",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+        ),
         ParamSpec("cross", False, "a boolean", lambda v: isinstance(v, bool)),
         ParamSpec("kinds", None, f"None or a non-empty subset of {list(INNER_KINDS)}", _valid_kinds),
         ParamSpec("min_segment_size", 100, "an integer >= 1", _is_int_ge(1)),
         ParamSpec("max_segments", 200, "an integer >= 1", _is_int_ge(1)),
-        ParamSpec("p_adjust", "bh", f"one of {sorted(P_ADJUST)}", lambda v: v in P_ADJUST),
+        ParamSpec(
+            "p_adjust", "bh", f"one of {sorted(P_ADJUST)}", lambda v: isinstance(v, str) and v in P_ADJUST
+        ),
         ParamSpec("alpha", 0.05, "a float in (0, 1)", _is_open_unit),
         ParamSpec(
             "psi_threshold",
@@ -222,6 +239,9 @@ class SegmentMonitor(Monitor):
             groupings.append(cols)
         versions = library_versions(*engine_libraries(engine))
         try:
+            fps = [_fingerprint(engine, current, "current", options)]
+            if reference is not None:
+                fps.insert(0, _fingerprint(engine, reference, "reference", options))
             cur_counts = {tuple(g): segment_counts(engine, current, g, **options) for g in groupings}
             ref_counts = (
                 {tuple(g): segment_counts(engine, reference, g, **options) for g in groupings}
@@ -229,7 +249,7 @@ class SegmentMonitor(Monitor):
                 else {}
             )
         except DataInputError as exc:
-            return invalid_result(self.kind, self.version, p, str(exc))
+            return invalid_result(self.kind, self.version, p, str(exc), seed=p["seed"])
         n_segments = sum(len(set(cur_counts[g]) | set(ref_counts.get(g, {}))) for g in cur_counts)
         if n_segments > p["max_segments"]:
             return invalid_result(
@@ -255,6 +275,7 @@ class SegmentMonitor(Monitor):
             notes.append(f"reduction engine: {engine} (segments filtered on the engine)")
         insufficient = 0
         segment_info: list[tuple[str, bool]] = []
+        inner_problems: dict[MetricStatus, list[str]] = {}
         for g, counts in cur_counts.items():
             keys = list(dict.fromkeys([*counts, *ref_counts.get(g, {})]))
             keys.sort(key=lambda k: tuple((v is None, str(v)) for v in k))
@@ -292,6 +313,8 @@ class SegmentMonitor(Monitor):
                         k, spec, where, current, reference, perf_frame, inner_params[k], engine, options
                     )
                     metrics += _relabel(k, result, label)
+                    if result.status is not MetricStatus.OK:
+                        inner_problems.setdefault(result.status, []).append(f"{label} {k}: {result.reason}")
                     notes += [f"{label} {k}: {n}" for n in result.notes if "reduction engine" not in n][:3]
         if "drift" in kinds:
             metrics = _adjust_drift(metrics, p, segment_info)
@@ -324,7 +347,14 @@ class SegmentMonitor(Monitor):
                     Metric.undefined("segments_drifted", "no segment has enough rows to judge drift")
                 )
         status, reason = MetricStatus.OK, None
-        if insufficient == len(segment_info):
+        # A segment's inner monitor that could not compute makes the whole result say so (never a silent ok).
+        for worst in (MetricStatus.INVALID_INPUT, MetricStatus.INSUFFICIENT_DATA):
+            if worst in inner_problems:
+                status, reason = worst, "; ".join(inner_problems[worst][:5])
+                break
+        if not segment_info:
+            status, reason = MetricStatus.INSUFFICIENT_DATA, "the data has no rows, hence no segment"
+        elif insufficient == len(segment_info):
             status, reason = (
                 MetricStatus.INSUFFICIENT_DATA,
                 (f"every segment has fewer than min_segment_size {p['min_segment_size']} rows"),
@@ -340,7 +370,8 @@ class SegmentMonitor(Monitor):
             status=status,
             reason=reason,
             artifacts=tuple(artifacts),
-            seed=None,
+            fingerprints=tuple(fps),
+            seed=p["seed"],
             library_versions=versions,
             notes=tuple(notes),
         )
@@ -421,6 +452,16 @@ class SegmentMonitor(Monitor):
         if kind == "drift":
             kw["reference"] = reference
         return monitor.run(spec, **kw)
+
+
+def _fingerprint(engine: str, data: Any, role: str, options: Mapping[str, Any]) -> Any:
+    from monitors.engines.backend import open_backend
+
+    backend = open_backend(engine, data, **{k: v for k, v in options.items() if k != "where"})
+    try:
+        return backend.fingerprint(role)
+    finally:
+        backend.close()
 
 
 def _relabel(kind: str, result: MonitorResult, label: str) -> list[Metric]:

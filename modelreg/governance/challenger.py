@@ -91,11 +91,12 @@ def run_challenger(
 
     say = progress or (lambda _m: None)
     champion, challenger = str(champion), str(challenger)
-    if champion == challenger:
-        raise BadInput(
-            f"--champion and --challenger must be different versions. Got {champion} twice instead."
-        )
+    # Deny first: the permission check comes before anything about the input is said.
     with reg.reading(ACTION, model=name, version=champion) as rd:
+        if champion == challenger:
+            raise BadInput(
+                f"--champion and --challenger must be different versions. Got {champion} twice instead."
+            )
         champ = _version_in(rd, name, champion, Stage.DEPLOY, "--champion", "the deployed champion")
         chall = _version_in(rd, name, challenger, Stage.VALIDATE, "--challenger", "a challenger in validate")
         bases = {}

@@ -137,7 +137,7 @@ def test_unknown_segment_column_and_bad_parameters(data):
         SegmentMonitor().run(
             SPEC, current=cur, reference=ref, params={"segments": ["channel"], "p_adjust": "bonf"}
         )
-    with pytest.raises(ParameterError, match="segments must be a non-empty list"):
+    with pytest.raises(ParameterError, match="segments must name at least one segment column"):
         SegmentMonitor().run(SPEC, current=cur, reference=ref, params={})
 
 
