@@ -244,6 +244,8 @@ class Client:
             kw["model_uri"] = self.registry.show(name, version).model_uri
         if "sensitive" in kw:
             kw["sensitive"] = tuple(kw["sensitive"])
+        if "segments" in kw:
+            kw["segments"] = tuple(kw["segments"])
         return run_evaluation(
             self.registry, name, version, EvaluationInput(data=data, **kw), purpose=purpose, policy=policy
         )

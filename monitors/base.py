@@ -660,6 +660,9 @@ _BUILTIN = {
     "performance": "monitors.performance:PerformanceMonitor",
     "robustness": "monitors.robustness:RobustnessMonitor",
     "data_quality": "monitors.data_quality:DataQualityMonitor",
+    "segments": "monitors.segments:SegmentMonitor",
+    "stability": "monitors.bands:StabilityMonitor",
+    "challenger": "monitors.challenger:ChallengerMonitor",
 }
 
 

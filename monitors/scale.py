@@ -67,6 +67,7 @@ AUTO_DUCKDB_BYTES = 1 << 30
 _ENGINE_PLANS: Mapping[str, str] = {
     "drift": "reduce",
     "fairness": "reduce",
+    "segments": "reduce",
     "performance": "columns",
     "explainability": "sample_own",
     "robustness": "sample",

@@ -18,6 +18,23 @@ _POSITIVE_HELP = (
 )
 
 
+_segment_options = [
+    click.option(
+        "--segment",
+        "segments",
+        multiple=True,
+        help="Segment column (repeatable), e.g. channel: drift, performance and fairness also per segment, "
+        "with counts, a minimum segment size and Benjamini-Hochberg adjusted drift p-values.",
+    ),
+    click.option(
+        "--cross-segments",
+        is_flag=True,
+        default=False,
+        help="With several --segment columns, also every combination of their values.",
+    ),
+]
+
+
 def _data_options(fn: Callable) -> Callable:
     options = [
         click.option(
@@ -45,6 +62,7 @@ def _data_options(fn: Callable) -> Callable:
             "--sensitive", multiple=True, help="Sensitive attribute column (repeatable), e.g. sex, age_group."
         ),
         click.option("--policy", help="Policy pack id or file (default: $MODELREG_POLICY)."),
+        *_segment_options,
         encoding_option,
     ]
     for option in reversed(options):
@@ -139,6 +157,15 @@ def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **opti
 @click.option("--model", "model_uri", help="MLflow model URI (default: the version's own).")
 @click.option("--sensitive", multiple=True)
 @click.option("--policy")
+@click.option(
+    "--reference-period",
+    "period_reference",
+    type=click.Path(exists=True),
+    help="Reference period data (CSV/Parquet) for per-segment drift and score-band stability; drift keeps "
+    "the profile stored at validation.",
+)
+@_segment_options[0]
+@_segment_options[1]
 @encoding_option
 @json_option
 @pass_ctx

@@ -69,6 +69,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "modelreg.cli.serve_cmd:serve_cmd",
         "Serve the registry over HTTP (REST API, OIDC / signed requests; needs modelreg[service]).",
     ),
+    "challenger": (
+        "modelreg.cli.challenger_cmds:challenger_group",
+        "Champion/challenger: score both versions on monitoring data, compare AUCs (DeLong).",
+    ),
     "demo": (
         "modelreg.cli.demo_cmd:demo_cmd",
         "Run the whole lifecycle on German credit data (the main job).",

@@ -1311,6 +1311,59 @@ def _metric_badge(finding: Any, metric: dict, policy: Any) -> str:
     return badge("computed" if status in (None, "ok") else status)
 
 
+#: Monitors whose results are read by group (a segment, a grade): the columns shown per group.
+GROUP_TABLES: dict[str, tuple[str, ...]] = {
+    "segments": (
+        "rows",
+        "drift.max_psi",
+        "drift.segment_flagged_psi",
+        "drift.segment_drifted",
+        "performance.auc",
+        "fairness.demographic_parity_ratio",
+    ),
+    "challenger": (
+        "rows",
+        "auc_champion",
+        "auc_challenger",
+        "auc_difference",
+        "auc_difference_pvalue",
+    ),
+    "stability": ("grade_share_reference", "grade_share_current"),
+}
+
+
+def group_table(kind: str, res: dict) -> str:
+    """Per segment (or grade) table of a segments, challenger or stability result; undefined cells say why
+    (insufficient data) instead of showing a number. Empty for other kinds."""
+    columns = GROUP_TABLES.get(kind)
+    if not columns:
+        return ""
+    by_group: dict[str, dict[str, dict]] = {}
+    for mm in res.get("metrics", []):
+        g = mm.get("group")
+        if g is None or "|" in str(g) or mm.get("feature") is not None or mm.get("name") not in columns:
+            continue
+        by_group.setdefault(str(g), {})[mm["name"]] = mm
+
+    def cell(mm: dict | None) -> str:
+        if mm is None:
+            return "–"
+        if mm.get("status") not in (None, "ok"):
+            return badge(mm.get("status")) + f" <span class='note'>{esc(mm.get('reason'))}</span>"
+        text = esc(num(mm.get("value")))
+        if mm.get("ci_low") is not None:
+            text += f" <span class='note'>[{num(mm.get('ci_low'))}, {num(mm.get('ci_high'))}]</span>"
+        return text
+
+    if not by_group:
+        return ""
+    head = bi("分组", "Segment") if kind != "stability" else bi("等级", "Grade")
+    return table(
+        [head, *[esc(c) for c in columns]],
+        [[esc(g), *[cell(metrics.get(c)) for c in columns]] for g, metrics in by_group.items()],
+    )
+
+
 def index_html(ctx: Any, files: dict[str, bytes]) -> str:
     c = ctx.collected
     v = c.version
@@ -1638,6 +1691,7 @@ def index_html(ctx: Any, files: dict[str, bytes]) -> str:
                     ],
                 )
             )
+            parts.append(group_table(kind, res))
             arts = [a for a in c.artifacts if a.evaluation_id == ev.id and a.monitor == kind]
             for a in arts:
                 p = ctx.paths.artifact(a.evaluation_id, a.monitor, a.name)

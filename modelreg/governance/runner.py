@@ -43,6 +43,17 @@ class EvaluationInput:
     # Set by the registry when the policy and a validator's attestation allow an executable model format
     # (it then runs in the isolated worker); None refuses such formats.
     execution_grant: Any = None
+    # Segment columns (--segment, repeatable): drift, performance and fairness also run per segment (the
+    # ``segments`` monitor); ``cross_segments`` adds the crossed segments. See monitors.segments.
+    segments: tuple[str, ...] = ()
+    cross_segments: bool = False
+    # The model card's score_bands (monitors.bands) and decision id column: the ``stability`` monitor runs
+    # score-band PSI, CSI and grade migration when reference data is given.
+    score_bands: list | None = None
+    id_column: str | None = None
+    # The reference period for the segments and stability monitors only (``monitor --reference-period``);
+    # without it they use ``reference``. Drift keeps its stored profile either way.
+    period_reference: Any = None
 
 
 @dataclass
@@ -364,6 +375,10 @@ def run(
     for g in gates:
         for kind, params in pack.monitors_for(g, tier).items():
             wanted.setdefault(kind, {}).update(params)
+    _drop_standalone(wanted)
+    period = _period_reference(inp, spec, model, reference)
+    _check_segments(inp, current.columns, None if period is None else period.columns)
+    _declared_runs(inp, wanted, has_reference=period is not None)
     folder = Path(tempfile.mkdtemp(prefix="modelreg-eval-"))
     results: dict[str, Any] = {}
     for kind, params in wanted.items():
@@ -371,7 +386,11 @@ def run(
         cls = monitor_class(kind)
         own_profile = profile if kind == "drift" else (profiles or {}).get(kind)  # each kind's own profile
         extra, missing = handed_inputs(
-            cls, reference=reference, model=model, profile=own_profile, baselines=baselines
+            cls,
+            reference=period if kind in PERIOD_KINDS else reference,
+            model=model,
+            profile=own_profile,
+            baselines=baselines,
         )
         if missing is not None:
             results[kind] = MonitorResult(
@@ -393,6 +412,8 @@ def run(
     seen: set[str] = set()
     for g in gates:
         for o in evaluate_results(pack, g, tier, results):
+            if o.monitor in STANDALONE_KINDS:
+                continue  # graded by its own command (modelreg challenger run), in its own evaluation
             if o.control_id not in seen:
                 seen.add(o.control_id)
                 outcomes.append(o)
@@ -436,6 +457,90 @@ def run(
         reference_profile=profile_bytes,
         profiles=other_profiles,
     )
+
+
+#: Monitors that only their own command runs (``modelreg challenger run`` scores two versions): a validation
+#: or monitoring run neither runs them nor grades their controls.
+STANDALONE_KINDS = ("challenger",)
+
+
+def _drop_standalone(wanted: dict[str, dict]) -> None:
+    for kind in STANDALONE_KINDS:
+        wanted.pop(kind, None)
+
+
+#: Monitors that compare with a reference *period* (``EvaluationInput.period_reference``, else ``reference``).
+PERIOD_KINDS = ("segments", "stability")
+
+
+def _period_reference(inp: EvaluationInput, spec: Any, model: Any, reference: Any) -> Any:
+    """The reference period's rows for the segments and stability monitors, scored by the model like the
+    current data when the score comes from it."""
+    if inp.period_reference is None:
+        return reference
+    from monitors.base import ModelError, predict_scores
+
+    frame = _load(inp.period_reference, "--reference-period", inp.encoding)
+    if spec.score == SCORE_COLUMN and model is not None:
+        missing = [f for f in spec.feature_names if f not in frame.columns]
+        if missing:
+            raise BadInput(
+                f"--reference-period lacks feature column(s) the model needs: {', '.join(missing)}"
+            )
+        frame = frame.copy()
+        try:
+            frame[SCORE_COLUMN] = predict_scores(model, frame[spec.feature_names])
+        except ModelError as exc:
+            raise BadInput(f"on --reference-period: {exc}") from None
+    return frame
+
+
+def current_fp_columns(fp: Any) -> list[str]:
+    return [str(c[0]) for c in fp.columns]
+
+
+def _check_segments(inp: EvaluationInput, current_columns: Any, reference_columns: Any) -> None:
+    """An unknown --segment column is bad input (exit 2), named with the columns that exist."""
+    cols = [str(c) for c in current_columns]
+    for seg in inp.segments:
+        if seg not in cols:
+            raise BadInput(
+                f"--segment {seg} is not a column of --data (it has {', '.join(cols[:15])}{'…' if len(cols) > 15 else ''})"
+            )
+        if reference_columns is not None and seg not in [str(c) for c in reference_columns]:
+            raise BadInput(f"--segment {seg} is not a column of --reference")
+    if len(set(inp.segments)) != len(inp.segments):
+        raise BadInput(f"--segment names a column twice: {list(inp.segments)}")
+
+
+def _declared_runs(
+    inp: EvaluationInput, wanted: dict[str, dict], *, has_reference: bool, bands: bool = True
+) -> None:
+    """Monitors the caller's inputs ask for beyond the policy's controls: ``segments`` with --segment,
+    ``stability`` when the model card declares score bands and reference data is given. Their results are
+    stored and shown with the evaluation; a policy control on them (disabled in the shipped pack) grades
+    them once a bank enables it."""
+    if inp.segments:
+        params = wanted.setdefault("segments", {})
+        params["segments"] = list(inp.segments)
+        params["cross"] = bool(inp.cross_segments)
+        if not has_reference and inp.target is None and not inp.sensitive and "kinds" not in params:
+            raise BadInput(
+                "--segment needs something to compute per segment: --reference (drift), --target "
+                "(performance) or --sensitive (fairness)"
+            )
+        if not has_reference and "kinds" not in params:
+            # Drift per segment needs the reference rows of each segment, not a whole-data profile.
+            params["kinds"] = [
+                k for k, on in (("performance", inp.target), ("fairness", inp.sensitive)) if on
+            ]
+    elif "segments" in wanted:
+        wanted["segments"].setdefault("segments", None)  # the monitor says: name the segment columns
+    if inp.score_bands is not None and ((bands and has_reference) or "stability" in wanted):
+        params = wanted.setdefault("stability", {})
+        params.setdefault("score_bands", inp.score_bands)
+        if inp.id_column:
+            params.setdefault("id_column", inp.id_column)
 
 
 def _engine(inp: EvaluationInput) -> str:
@@ -503,6 +608,13 @@ def _run_scaled(
     for g in gates:
         for kind, params in pack.monitors_for(g, tier).items():
             wanted.setdefault(kind, {}).update(params)
+    _drop_standalone(wanted)
+    if inp.segments:
+        _check_segments(inp, current_fp_columns(current_fp), None)
+    # Score bands read the rows in pandas: on an engine they run only when a control asks for them.
+    _declared_runs(
+        inp, wanted, has_reference=(inp.period_reference or inp.reference) is not None, bands=False
+    )
     folder = Path(tempfile.mkdtemp(prefix="modelreg-eval-"))
     results: dict[str, Any] = {}
     for kind, params in wanted.items():
@@ -512,7 +624,7 @@ def _run_scaled(
         own_profile = profile if kind == "drift" else (profiles or {}).get(kind)
         extra, _ = handed_inputs(
             monitor_class(kind),
-            reference=inp.reference,
+            reference=(inp.period_reference or inp.reference) if kind in PERIOD_KINDS else inp.reference,
             model=model,
             profile=own_profile,
             baselines=baselines,
@@ -548,6 +660,8 @@ def _run_scaled(
     outcomes, seen = [], set()
     for g in gates:
         for o in evaluate_results(pack, g, tier, results):
+            if o.monitor in STANDALONE_KINDS:
+                continue  # graded by its own command (modelreg challenger run), in its own evaluation
             if o.control_id not in seen:
                 seen.add(o.control_id)
                 outcomes.append(o)

@@ -149,6 +149,12 @@ def _declared_from_card(inp: EvaluationInput, card: dict) -> None:
             raise BadInput(
                 "model card field monotone_constraints must map feature names to -1 or 1"
             ) from None
+    if inp.score_bands is None and card.get("score_bands") is not None:
+        from modelreg.registry.versions import checked_score_bands
+
+        inp.score_bands = checked_score_bands(card["score_bands"])
+    if inp.id_column is None and isinstance(card.get("decision_id_column"), str):
+        inp.id_column = card["decision_id_column"]
     if not inp.scenarios and isinstance(card.get("stress_scenarios"), list):
         inp.scenarios = list(card["stress_scenarios"])
     if not inp.feature_labels and isinstance(card.get("feature_labels"), dict):

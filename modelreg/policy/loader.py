@@ -719,7 +719,8 @@ def _build_control(
 
     disabled = False
     reason_zh = reason_en = ""
-    if "disabled" in c:
+    # ``disabled: null`` (a bank's override) enables a control the base pack ships disabled.
+    if c.get("disabled") is not None:
         d = ck.mapping(c, "disabled", c["disabled"], f"{what}: disabled")
         if d is not None:
             ck.keys(d, f"{what}: disabled", ["reason_zh", "reason_en"], [])
@@ -1425,7 +1426,7 @@ def _override_controls(merged: LMap, ov: LMap, ck: _Checker) -> None:
         ck.keys(b, what, [], _OVERRIDE_CONTROL_KEYS)
         check = target.get("check")
         for key, value in b.items():
-            if key == "disabled" and value is False:
+            if key == "disabled" and value in (False, None):
                 # A control the shipped pack keeps off (an opt-in such as CHK-ROB-04.exec) is switched on here.
                 target.pop("disabled", None)
                 continue

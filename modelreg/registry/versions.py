@@ -48,6 +48,7 @@ class VersionsMixin(RegistryCore):
         business_line = clean(business_line, "--business-line", required=False, limit=200)
         risk_tier = _tier(risk_tier)
         info = dict(mlflow_info or {})
+        _lint_card(dict(model_card or {}))
         with self.change("register", model=name) as tx:
             if repo.get_user(tx.session, owner) is None:
                 raise NotFound(
@@ -125,6 +126,7 @@ class VersionsMixin(RegistryCore):
     def update_card(self, name: str, version: str, fields: dict[str, Any]) -> ModelVersion:
         if not isinstance(fields, dict) or not fields:
             raise BadInput("model card fields must be a non-empty mapping")
+        _lint_card(fields)
         with self.change("update_card", model=name, version=version) as tx:
             assert tx.target is not None
             if tx.target.stage != Stage.DEVELOP.value:
@@ -209,3 +211,20 @@ class VersionsMixin(RegistryCore):
         with self.reading(model=name, version=version) as rd:
             assert rd.target is not None
             return repo.datasets(rd.session, rd.target)
+
+
+def checked_score_bands(raw: Any) -> list[dict]:
+    """The model card's ``score_bands`` (see monitors.bands), checked; BadInput names the broken rule."""
+    from monitors.bands import parse_bands
+    from monitors.base import ParameterError
+
+    try:
+        return [b.__dict__.copy() for b in parse_bands(raw, "model card field score_bands")]
+    except ParameterError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _lint_card(card: dict[str, Any]) -> None:
+    """Card fields a monitor reads are checked when they are written: ``score_bands`` (monitors.bands)."""
+    if card.get("score_bands") is not None:
+        checked_score_bands(card["score_bands"])

@@ -13,8 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from monitors.base import ColumnKind, ColumnSpec, DataFingerprint, ParameterError, load_frame
+from monitors.base import (
+    ColumnKind,
+    ColumnSpec,
+    DataFingerprint,
+    DataInputError,
+    ParameterError,
+    load_frame,
+)
 from monitors.engines.pandas import FairnessReduction, FeatureStats, PandasBackend
+from monitors.engines.sql import is_missing_value
 
 ENGINES = ("pandas", "duckdb", "spark")
 
@@ -62,9 +70,13 @@ def parse_data_ref(data: Any) -> Any:
 
 def open_backend(engine: str, data: Any, **options: Any) -> Any:
     """A reduction backend over ``data`` (raises ``DataInputError`` for unreadable data). ``options``:
-    ``connection=``/``threads=``/``memory_limit=`` (DuckDB, e.g. "1GB"), ``spark=`` (a SparkSession)."""
+    ``connection=``/``threads=``/``memory_limit=`` (DuckDB, e.g. "1GB"), ``spark=`` (a SparkSession),
+    ``where=`` (a mapping column → value, None meaning missing: only the rows of that segment, filtered
+    where the data lives, see :mod:`monitors.segments`)."""
+    where = options.get("where")
     if engine == "pandas":
-        return PandasBackend(load_frame(data))
+        frame = load_frame(data)
+        return PandasBackend(frame if not where else frame[segment_mask(frame, where)])
     data = parse_data_ref(data)
     if engine == "duckdb":
         from monitors.engines.duckdb import DuckDBBackend
@@ -74,12 +86,27 @@ def open_backend(engine: str, data: Any, **options: Any) -> Any:
             connection=options.get("connection"),
             threads=options.get("threads"),
             memory_limit=options.get("memory_limit"),
+            where=where,
         )
     if engine == "spark":
         from monitors.engines.spark import SparkBackend
 
-        return SparkBackend(data, spark=options.get("spark"))
+        return SparkBackend(data, spark=options.get("spark"), where=where)
     raise ParameterError(f"engine must be one of {list(ENGINES)}. Got {engine!r} instead.")
+
+
+def segment_mask(frame: Any, where: Mapping[str, Any]) -> Any:
+    """Boolean row mask of a pandas frame for ``where`` (column → value; None or NaN: missing)."""
+    import pandas as pd
+
+    missing = [c for c in where if c not in frame.columns]
+    if missing:
+        raise DataInputError(f"data is missing segment column(s) {missing}")
+    mask = pd.Series(True, index=frame.index)
+    for col, value in where.items():
+        series = frame[col]
+        mask &= series.isna() if is_missing_value(value) else (series == value)
+    return mask.to_numpy()
 
 
 def engine_libraries(engine: str) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from monitors.base import DataFingerprint, DataInputError
-from monitors.engines.sql import SqlReductions, double_literal, sql_literal
+from monitors.engines.sql import SqlReductions, double_literal, segment_condition, sql_literal
 
 _INF = "CAST('inf' AS DOUBLE)"
 _NEG_INF = "CAST('-inf' AS DOUBLE)"
@@ -350,6 +350,7 @@ class DuckDBBackend(SqlBackend):
         connection: Any = None,
         threads: int | None = None,
         memory_limit: str | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> None:
         duckdb = import_duckdb()
         self._owns = connection is None
@@ -375,6 +376,16 @@ class DuckDBBackend(SqlBackend):
         except duckdb.Error as exc:
             raise DataInputError(f"cannot read {self.description}: {_first_line(exc)}") from exc
         self._raw_types = {str(r[0]): str(r[1]) for r in described}
+        if where:
+            # One segment's rows, filtered in DuckDB. The row id the seeded samples hash is carried as a
+            # column, since a subquery has no rowid/filename of its own; it is not part of the schema.
+            missing = [c for c in where if c not in self._raw_types]
+            if missing:
+                raise DataInputError(f"{self.description} is missing segment column(s) {missing}")
+            cond = segment_condition(self.q, where, sql_literal)
+            self._table_from = f"(SELECT *, {self._rid} AS __modelreg_rid FROM {self._table_from} WHERE {cond}) AS __modelreg_seg"
+            self._rid = "__modelreg_rid"
+            self.description += f" where {cond}"
         self._schema = {name: _kind_of(t) for name, t in self._raw_types.items()}
         self._duckdb = duckdb
 

@@ -95,7 +95,7 @@ class SparkBackend(SqlBackend):
 
     engine = "spark"
 
-    def __init__(self, data: Any, *, spark: Any = None) -> None:
+    def __init__(self, data: Any, *, spark: Any = None, where: Mapping[str, Any] | None = None) -> None:
         import_pyspark()
         from pyspark.errors import PySparkException
         from pyspark.sql import DataFrame, SparkSession
@@ -124,6 +124,18 @@ class SparkBackend(SqlBackend):
                     df, self.description = spark.read.parquet(*map(str, files)), f"Parquet {data}"
             except self._errors as exc:
                 raise DataInputError(f"cannot read {data}: {_first_line(exc)}") from exc
+        if where:
+            # One segment's rows, filtered by Spark (Column expressions: no literal quoting to get wrong).
+            from pyspark.sql import functions as F
+
+            from monitors.engines.sql import is_missing_value
+
+            missing = [c for c in where if c not in df.columns]
+            if missing:
+                raise DataInputError(f"{self.description} is missing segment column(s) {missing}")
+            for col, value in where.items():
+                df = df.filter(F.col(col).isNull() if is_missing_value(value) else F.col(col) == F.lit(value))
+            self.description += f" where {dict(where)}"
         self._df = df
         self._spark = df.sparkSession
         self._view = f"__modelreg_src_{next(_views)}"

@@ -56,6 +56,18 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def segment_condition(q: Any, where: Mapping[str, Any], literal: Any) -> str:
+    """SQL condition of ``where`` with the dialect's quoting ``q`` and literal rule."""
+    parts = []
+    for col, value in where.items():
+        parts.append(f"{q(col)} IS NULL" if is_missing_value(value) else f"{q(col)} = {literal(value)}")
+    return " AND ".join(parts) or "TRUE"
+
+
+def is_missing_value(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 # -- numeric reductions from order statistics and counts ----------------------------------------
 
 

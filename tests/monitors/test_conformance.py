@@ -110,6 +110,31 @@ CASES: dict[str, Case] = {
         column="credit_amount",
         invalid_params={"plausibility_factor": 0.0},
     ),
+    "segments": Case(
+        spec=_fairness_spec,
+        inputs=lambda g: {"reference": g.reference},
+        column="credit_amount",
+        invalid_params={"p_adjust": "bonferroni"},
+        params={"segments": ["sex"], "min_segment_size": 20, "kinds": ["drift", "performance"]},
+    ),
+    "stability": Case(
+        inputs=lambda g: {"reference": g.reference},
+        column="score",
+        invalid_params={"epsilon": 0.5},
+        params={
+            "score_bands": [
+                {"grade": "A", "lower": 0.0, "upper": 0.3},
+                {"grade": "B", "lower": 0.3, "upper": 0.6},
+                {"grade": "C", "lower": 0.6, "upper": 1.0},
+            ]
+        },
+    ),
+    "challenger": Case(
+        spec=_fairness_spec,
+        column="score",
+        invalid_params={"min_segment_size": 0},
+        params={"champion_score": "score", "challenger_score": "duration"},
+    ),
 }
 
 MESSAGE = r"must be .+\. Got .+ instead\."
