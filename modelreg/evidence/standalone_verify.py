@@ -152,6 +152,13 @@ class MlflowError(ModelregError):
     code = "mlflow_error"
 
 
+class AuthenticationFailed(ModelregError):
+    """The service could not establish who is calling (no, a forged, an expired or a replayed credential)."""
+
+    code = "authentication_failed"
+    exit_status = 1
+
+
 # -------------------- modelreg/clock.py ---------------------------------------------------------------
 
 _now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731

@@ -30,6 +30,17 @@ def _names(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) and x for x in v)
 
 
+def _bands(v: Any) -> bool:
+    from monitors.bands import parse_bands
+    from monitors.base import ParameterError
+
+    try:
+        parse_bands(v, "score_bands")
+    except ParameterError:
+        return False
+    return True
+
+
 def _threshold(v: Any) -> bool:
     if isinstance(v, str):  # `card --set decision_threshold=0.5` stores text
         try:
@@ -104,6 +115,18 @@ FIELDS: dict[str, CardField] = {
         "mapping feature → [label_zh, label_en]",
         "explainability reason codes, evidence pack",
         _labels,
+    ),
+    "score_bands": CardField(
+        "score_bands",
+        "list of {grade, lower, upper} (best grade first, contiguous)",
+        "stability monitor (score-band PSI, grade migration), CHK-DRIFT-02.score_bands",
+        _bands,
+    ),
+    "decision_id_column": CardField(
+        "decision_id_column",
+        "text (a column name)",
+        "stability monitor (grade migration per account)",
+        _text,
     ),
 }
 

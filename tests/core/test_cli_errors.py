@@ -288,6 +288,8 @@ READ_ONLY = {
     ("finding", "show"),
     ("inventory",),  # writes a local file, never the registry
     ("report", "validation"),  # writes a local file, never the registry
+    ("card-lint",),  # reads a local file
+    ("serve",),  # refuses --as outright (the service establishes identities: tests/service)
 }
 
 

@@ -69,7 +69,8 @@ def test_vendor_view_disables_with_reasons_and_keeps_outcome_analysis():
     view = pack.for_vendor()
     assert view.for_vendor() is view and view.digest != pack.digest
     disabled = {c.id: c for c in view.controls if c.disabled}
-    assert set(disabled) == set(pack.vendor_models.not_applicable)
+    shipped_off = {c.id for c in pack.controls if c.disabled}  # opt-ins such as CHK-ROB-04.exec
+    assert set(disabled) == set(pack.vendor_models.not_applicable) | shipped_off
     assert disabled["CHK-XAI-03"].disabled_reason_en.endswith("needs the model internals (SHAP)")
     assert all(not view.control(c).disabled for c in pack.vendor_models.outcome_analysis)
     assert {c.id for c in view.controls_for("deploy", "high", kind="attestation")} >= {

@@ -46,6 +46,11 @@ def sign_in(driver, site, roles=("auditor",)):
     assert urlsplit(driver.current_url).path == "/ui/login"  # no session: redirected
     driver.find_element(By.ID, "token").send_keys(site.issuer.token("aud", list(roles)))
     driver.find_element(By.ID, "login").click()
+    # click() returns before the POST's navigation ends; a driver.get() racing it would load the login form
+    # again (a fresh CSRF cookie) and the pending POST would then fail its CSRF check.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 60).until(lambda d: urlsplit(d.current_url).path == "/ui/inventory")
 
 
 def inventory_rows(driver) -> set[tuple[str, str]]:
