@@ -53,6 +53,18 @@ def sign_in(driver, site, roles=("auditor",)):
     WebDriverWait(driver, 60).until(lambda d: urlsplit(d.current_url).path == "/ui/inventory")
 
 
+def click_through(driver, element) -> None:
+    """Click a link or submit button and wait until the next page replaced this one: click() returns before
+    the navigation ends, and reading elements meanwhile finds the old page's (stale) ones."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 60).until(EC.staleness_of(old))
+
+
 def inventory_rows(driver) -> set[tuple[str, str]]:
     from selenium.webdriver.common.by import By
 
@@ -85,13 +97,13 @@ def test_auditor_session_in_chromium(site, browser, tmp_path):
 
     # filters are GET forms: choosing a tier and submitting changes the rows
     Select(d.find_element(By.ID, "f-tier")).select_by_value("low")
-    d.find_element(By.ID, "apply").click()
+    click_through(d, d.find_element(By.ID, "apply"))
     assert "tier=low" in d.current_url
     assert inventory_rows(d) == {("fraud_rules", "1")}
     Select(d.find_element(By.ID, "f-tier")).select_by_value("")
     Select(d.find_element(By.ID, "f-stage")).select_by_value("develop")
     Select(d.find_element(By.ID, "f-owner")).select_by_value("dev")
-    d.find_element(By.ID, "apply").click()
+    click_through(d, d.find_element(By.ID, "apply"))
     assert inventory_rows(d) == {("collections_pd", "3")}
     d.get(site.url + "/inventory")
 
@@ -116,10 +128,10 @@ def test_auditor_session_in_chromium(site, browser, tmp_path):
 
     # the audit log: follow the first event's proof link; the verifier says yes
     d.get(site.url + "/audit")
-    d.find_element(By.CSS_SELECTOR, "tr.event a").click()
+    click_through(d, d.find_element(By.CSS_SELECTOR, "tr.event a"))
     assert "/ui/audit/proof/" in d.current_url
     assert d.find_element(By.ID, "verdict").text == "已验证：是 / Verified: yes"
-    d.find_element(By.LINK_TEXT, "检查点验证 Checkpoint").click()
+    click_through(d, d.find_element(By.LINK_TEXT, "检查点验证 Checkpoint"))
     assert d.find_element(By.ID, "verdict").text.startswith("一致：是 / Consistent: yes")
 
     # the evidence pack, downloaded by the browser, verifies offline
@@ -146,6 +158,17 @@ document.body.appendChild(f); f.submit();
 """
 
 
+def forge(driver, action: str, fields: dict) -> None:
+    """Submit a hand-made form and wait for its response page (form.submit() returns before it loads)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script(FORGE, action, fields)
+    WebDriverWait(driver, 60).until(EC.staleness_of(old))
+
+
 def test_forged_forms_from_an_auditor_session_are_refused(site, browser):
     from selenium.webdriver.common.by import By
 
@@ -162,18 +185,18 @@ def test_forged_forms_from_an_auditor_session_are_refused(site, browser):
         "/ui/submit",
         "/ui/evidence/credit_scoring/1",
     ):
-        d.execute_script(FORGE, action, {"csrf": real_csrf, "action": "submit", "reason": "forged"})
+        forge(d, action, {"csrf": real_csrf, "action": "submit", "reason": "forged"})
         body = d.find_element(By.TAG_NAME, "body").text
         assert "405" in d.title and "只读视图不接受此请求" in body, action
         d.back()
-    d.execute_script(FORGE, "/ui/logout", {"csrf": "forged"})
+    forge(d, "/ui/logout", {"csrf": "forged"})
     assert "403" in d.title and "CSRF" in d.find_element(By.TAG_NAME, "body").text
     d.get(site.url + "/inventory")  # the session survived the forged logout
     assert urlsplit(d.current_url).path == "/ui/inventory"
     assert len(site.registry.audit_leaf_hashes()) == before
     assert site.registry.show("collections_pd", "3").stage == stage
     # the real logout form ends the session
-    d.find_element(By.CSS_SELECTOR, "header form button").click()
+    click_through(d, d.find_element(By.CSS_SELECTOR, "header form button"))
     assert urlsplit(d.current_url).path == "/ui/login"
     d.get(site.url + "/audit")
     assert urlsplit(d.current_url).path == "/ui/login"
