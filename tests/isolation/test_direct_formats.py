@@ -18,8 +18,6 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.integration.mlflow_fixtures import fluent_mlflow
 
-pytest.importorskip("onnxruntime", reason="the formats extra is part of `.[all]`")
-
 
 def _data(n: int = 200, seed: int = 5) -> tuple[pd.DataFrame, pd.Series]:
     rng = np.random.default_rng(seed)
