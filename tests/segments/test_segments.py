@@ -154,6 +154,7 @@ def _same(a, b):
 
 def test_duckdb_filters_segments_in_the_engine_with_the_same_numbers(data, result, tmp_path):
     import duckdb  # noqa: F401  (part of `.[all]`: a missing engine fails, it is not skipped)
+
     ref, cur = data
     ref.to_parquet(tmp_path / "ref.parquet")
     cur.to_parquet(tmp_path / "cur.parquet")
