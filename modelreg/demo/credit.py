@@ -346,6 +346,20 @@ def drifted_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 
     return month
 
 
+def unlabelled_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 3) -> pd.DataFrame:
+    """SIMULATED scoring data of the first month after go-live: scored applications, no outcomes yet.
+
+    A salary-account partner channel sends applicants who all hold a checking account with little or
+    moderate balance (codes 1 and 2): the applicants without a checking account, the model's safest group
+    and its best separator, are missing, so the model has less to rank them by. No ``default`` column:
+    their outcomes mature months later, and the estimate from the scores (CHK-PERF-04.estimated, CBPE)
+    is all the bank has; it warns."""
+    rng = np.random.default_rng(seed)
+    pool = holdout[holdout["checking"].isin([1, 2])]
+    month = pool.iloc[rng.integers(0, len(pool), size=rows)].reset_index(drop=True)
+    return month.drop(columns=[TARGET])
+
+
 def fairness_by_sex(model: Any, frame: pd.DataFrame, *, threshold: float = 0.5) -> dict:
     """Group rates and disparities by sex, computed with fairlearn (an independent check of what the
     registry's fairness monitor reports): the data scientist's comparison in notebook 02."""
