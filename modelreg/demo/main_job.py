@@ -547,7 +547,7 @@ class Demo:
         month.to_csv(path, index=False)
         self.say(
             f"   month without outcomes: {len(month)} scored applications from a salary-account partner "
-            f"(every applicant has a little or moderate checking account), no {credit.TARGET} column yet"
+            f"(most applicants hold a moderate checking account, their salary account), no {credit.TARGET} column yet"
         )
         ev = self.as_(OPERATOR).monitor(
             self.model,
@@ -589,7 +589,7 @@ class Demo:
             "estimate_warns_without_outcomes",
             f"a month without outcomes: {ESTIMATE_CONTROL} (AUC estimated from the scores, CBPE) warns and v{clean} stays deployed",
             bool(est and est.status == "warn" and not ev.suspended and not mv.suspended),
-            f"finding {est.status if est else 'missing'}: {est.reason if est else ''}",
+            f"finding {est.status if est else 'missing'}: {est.detail.get('reason', '') if est else ''}",
         )
 
     def _operations(self) -> None:
