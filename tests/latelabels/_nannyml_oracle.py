@@ -43,7 +43,5 @@ for _, r in res.iterrows():
         }
     )
 nc = bool(needs_calibration(ref["y"].to_numpy(), ref["score"].to_numpy(), IsotonicCalibrator()))
-json.dump(
-    {"chunks": rows, "seconds": seconds, "needs_calibration": nc, "version": nml.__version__},
-    open(out, "w"),
-)
+with open(out, "w") as fh:
+    json.dump({"chunks": rows, "seconds": seconds, "needs_calibration": nc, "version": nml.__version__}, fh)
