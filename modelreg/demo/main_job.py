@@ -567,6 +567,7 @@ class Demo:
             "status": ev.status,
             "suspended": ev.suspended,
             "estimate": est.status if est else None,
+            "failed": sorted(f.control_id for f in ev.findings if f.status in ("fail", "error")),
             **{
                 k: values.get(k)
                 for k in (
