@@ -173,9 +173,12 @@ def cbpe_auc(scores: np.ndarray, probabilities: np.ndarray | None = None) -> flo
     """Exact CBPE AUC: the expected ROC over distinct values of ``scores`` with positive weight
     ``probabilities`` (the scores themselves by default)."""
     s = np.asarray(scores, dtype=float)
-    p = s if probabilities is None else np.asarray(probabilities, dtype=float)
-    order = np.argsort(s, kind="mergesort")
-    s, p = s[order], p[order]
+    if probabilities is None:
+        s = np.sort(s)  # the order within a tie does not matter: a tie group is summed
+        p = s
+    else:
+        order = np.argsort(s)
+        s, p = s[order], np.asarray(probabilities, dtype=float)[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     pos = np.add.reduceat(p, starts) if len(s) else np.array([])
     cnt = np.diff(np.r_[starts, len(s)])
@@ -265,16 +268,17 @@ def reduce_pandas(
     _check_probabilities(s_k, col)
     grid = p["score_bins"]
     b = _bins_of(s_k, grid)
-    idx, inv = np.unique(b, return_inverse=True)
-    rows = np.bincount(inv, minlength=len(idx)).astype(np.int64)
-    p_sum = np.bincount(inv, weights=s_k, minlength=len(idx))
+    rows_all = np.bincount(b, minlength=grid)
+    idx = np.flatnonzero(rows_all)
+    rows = rows_all[idx].astype(np.int64)
+    p_sum = np.bincount(b, weights=s_k, minlength=grid)[idx]
     y_sum = None
     realised, n_lab, n_pos = None, 0, 0
     if y is not None:
         lab = labelled[keep]
         y_k = y[keep]
         n_lab, n_pos = int(lab.sum()), int(y_k[lab].sum())
-        y_sum = np.bincount(inv, weights=np.where(lab, y_k, 0.0), minlength=len(idx))
+        y_sum = np.bincount(b, weights=np.where(lab, y_k, 0.0), minlength=grid)[idx]
         if n_lab:
             realised = cbpe_auc(s_k[lab], y_k[lab])
     hi = s_k >= p["threshold"]
