@@ -38,6 +38,7 @@ from modelreg.settings import Settings
 from modelreg.store import service_rows
 
 API = "/api/v1"
+UPLOADS = f"{API}/uploads"
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -65,10 +66,20 @@ class GuardMiddleware:
     """Plain ASGI (no body buffering of its own): refuses bodies over the limit with 413 (by Content-Length
     up front, or while streaming) and adds the security headers to every response."""
 
-    def __init__(self, app, max_body: int, on_refusal: Callable[[dict, str, str], None]) -> None:
+    def __init__(
+        self,
+        app,
+        max_body: int,
+        on_refusal: Callable[[dict, str, str], None],
+        max_upload: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_upload = max_upload or max_body
         self.on_refusal = on_refusal
+
+    def limit(self, scope) -> int:
+        return self.max_upload if scope["path"] == UPLOADS else self.max_body
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -90,8 +101,9 @@ class GuardMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        max_body = self.limit(scope)
         length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and (not length.isdigit() or int(length) > max_body):
             await self._too_large(scope, send_with_headers)
             return
         seen = 0
@@ -106,7 +118,7 @@ class GuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body and not started:
+                if seen > max_body and not started:
                     refused = True
                     await self._too_large(scope, send_with_headers)
                     return {"type": "http.disconnect"}
@@ -119,7 +131,7 @@ class GuardMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
     async def _too_large(self, scope, send) -> None:
-        message = f"the request body is larger than {self.max_body} bytes"
+        message = f"the request body is larger than {self.limit(scope)} bytes"
         await run_in_threadpool(self.on_refusal, scope, "payload_too_large", message)
         response = JSONResponse(body("payload_too_large", message), status_code=413)
         await response(scope, None, send)  # type: ignore[arg-type]
@@ -234,7 +246,12 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(GuardMiddleware, max_body=config.max_body_bytes, on_refusal=on_size_refusal)
+    app.add_middleware(
+        GuardMiddleware,
+        max_body=config.max_body_bytes,
+        max_upload=config.max_upload_bytes,
+        on_refusal=on_size_refusal,
+    )
     app.state.registry = base
     app.state.oidc = oidc
 
@@ -567,6 +584,20 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
                 f"{', '.join(sorted(ident.roles)) or 'no roles'} here"
             )
 
+    from modelreg.service import operations
+
+    operations.add_routes(
+        app,
+        operations.Helpers(
+            base=base,
+            identity=identity,
+            requires=requires,
+            as_user=as_user,
+            with_if_match=with_if_match,
+            moved=moved,
+            require_role=_require,
+        ),
+    )
     _mount_web(app, base, oidc)
     return app
 

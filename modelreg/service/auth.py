@@ -60,6 +60,9 @@ class AuthConfig:
     signatures: bool = True
     window_seconds: int = 300
     max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = (
+        256 * 1_048_576
+    )  # data files (POST /api/v1/uploads) for attach-data and evaluations
     failure_limit: int = 20  # authentication failures per client address ...
     failure_period: float = 60.0  # ... in this many seconds, then 429 until the window slides
 
