@@ -153,6 +153,19 @@ class KeyBody(BaseModel):
     public_key_pem: str = Field(min_length=1, max_length=20_000)
 
 
+def _pem(value: str | None) -> str | None:
+    """A public key PEM checked at the boundary: a bad one is bad input, not an internal error."""
+    if value is None:
+        return None
+    from modelreg import signing
+
+    try:
+        signing.load_public_key(value.encode())
+    except Exception:
+        raise BadInput("public_key_pem must be an Ed25519 or SM2 public key in PEM form") from None
+    return value
+
+
 def _presigned(payload: dict | None, signature: dict | None) -> dict:
     if not isinstance(payload, dict) or not isinstance(signature, dict):
         raise BadInput("a signed record needs a payload object and a signature object")
@@ -177,14 +190,17 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         return files[0]
 
     # -- data -------------------------------------------------------------------------------------------
-    @app.post(f"{API}/uploads", tags=["data"], status_code=201)
-    async def upload(request: Request, name: str = Query(...), ident: Identity = Depends(h.identity)) -> dict:
-        """A CSV or Parquet file as the raw body; answers the id attach-data and the evaluations name it by."""
+    async def may_upload(ident: Identity = Depends(h.identity)) -> Identity:
         if not any(allowed(a, ident.roles) for a in DATA_ACTIONS):
             raise PermissionDenied(
                 f"uploading data needs a role that may {', '.join(DATA_ACTIONS)}; {ident.user!r} may use "
                 f"{', '.join(sorted(ident.roles)) or 'no roles'} here"
             )
+        return ident
+
+    @app.post(f"{API}/uploads", tags=["data"], status_code=201)
+    async def upload(request: Request, name: str = Query(...), ident: Identity = Depends(may_upload)) -> dict:
+        """A CSV or Parquet file as the raw body; answers the id attach-data and the evaluations name it by."""
         if not SAFE_NAME.match(name) or not name.lower().endswith(UPLOAD_SUFFIXES):
             raise BadInput(MSG_UPLOAD_NAME.format(suffixes="/".join(UPLOAD_SUFFIXES), got=name))
         raw = await request.body()
@@ -431,7 +447,8 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         return {**summary.to_dict(), "path": None, "download": f"{API}/evidence/{token}"}
 
     @app.get(f"{API}/evidence/{{token}}", tags=["audit"])
-    def evidence_download(token: str, ident: Identity = Depends(h.requires("evidence.pack"))):
+    def evidence_download(token: str, ident: Identity = Depends(h.identity)):
+        """Only the user who built the pack (who held evidence.pack then) downloads it; others see 404."""
         meta = packs / f"{token}.json"
         missing = NotFound(f"no evidence pack {token!r} built by {ident.user!r} on this service")
         if not PACK_TOKEN.match(token) or not meta.is_file():
@@ -457,7 +474,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
     @app.post(f"{API}/users", tags=["users"], status_code=201)
     def add_user(req: UserBody, ident: Identity = Depends(h.requires("user.add"))) -> dict:
         reg = h.as_user(ident)
-        return reg.add_user(req.name, req.roles, public_key_pem=req.public_key_pem).to_dict()
+        return reg.add_user(req.name, req.roles, public_key_pem=_pem(req.public_key_pem)).to_dict()
 
     @app.put(f"{API}/users/{{name}}/roles", tags=["users"])
     def set_roles(name: str, req: RolesBody, ident: Identity = Depends(h.requires("user.roles"))) -> dict:
@@ -467,4 +484,5 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
     def register_key(name: str, req: KeyBody, ident: Identity = Depends(h.requires("keys.register"))) -> dict:
         """Your own public key (or another user's, as admin); the registry checks who may."""
         reg = h.as_user(ident)
-        return reg.register_key(req.public_key_pem, user=None if name == ident.user else name).to_dict()
+        pem = _pem(req.public_key_pem)
+        return reg.register_key(pem, user=None if name == ident.user else name).to_dict()
