@@ -412,7 +412,7 @@ class RemoteRegistry:
             "feature_labels": {k: list(v) for k, v in (inp.feature_labels or {}).items()},
             "policy": policy,
             "encoding": inp.encoding,
-            "engine": None if inp.engine in (None, "pandas") and purpose == "monitoring" else inp.engine,
+            "engine": inp.engine,
         }
         d = self._post(f"{self._vpath(name, version)}/{action}", body, if_match_of=(name, version))
         return evaluation_from(d)
