@@ -32,7 +32,7 @@ from modelreg.domain.roles import PERMISSIONS, allowed
 from modelreg.errors import AuthenticationFailed, ModelregError, PermissionDenied
 from modelreg.registry import Registry
 from modelreg.service import httpsig
-from modelreg.service.auth import AuthConfig, FailureLimiter, Identity, OidcVerifier, check_window
+from modelreg.service.auth import AuthConfig, Identity, OidcVerifier, SecurityLogLimiter, check_window
 from modelreg.service.errors import ServiceError, body, status_of
 from modelreg.settings import Settings
 from modelreg.store import service_rows
@@ -197,7 +197,12 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
     base = open_registry(settings, actor=None)
     base.ensure_schema()  # a missing or old schema stops the start, not the first request
     engine = base.engine
-    limiter = FailureLimiter(config.failure_limit, config.failure_period)
+    # Failures are counted in the security log (shared by every worker and process), not in this process.
+    limiter = SecurityLogLimiter(
+        lambda client, since: service_rows.recent_failures(engine, client, since),
+        config.failure_limit,
+        config.failure_period,
+    )
 
     def registered_roles(name: str) -> frozenset[str] | None:
         user = service_rows.user_named(engine, name)
@@ -320,7 +325,7 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
 
     async def identity(request: Request) -> Identity:
         client = _client(request)
-        wait = limiter.retry_after(client)
+        wait = await run_in_threadpool(limiter.retry_after, client)
         if wait is not None:
             exc = ServiceError(
                 "rate_limited", f"too many failed authentications from {client}; retry in {wait} s"
@@ -598,11 +603,24 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
             require_role=_require,
         ),
     )
-    _mount_web(app, base, oidc)
+
+    def web_event(kind: str, code: str, client: str, path: str, detail: str) -> None:
+        record(kind, code, client=client, subject=None, method="POST", path=path, detail=detail)
+
+    web_limiter = SecurityLogLimiter(
+        lambda client, since: service_rows.recent_failures(engine, client, since), 10, 300.0
+    )
+    _mount_web(app, base, oidc, web_limiter, web_event)
     return app
 
 
-def _mount_web(app: FastAPI, base: Registry, oidc: OidcVerifier | None) -> None:
+def _mount_web(
+    app: FastAPI,
+    base: Registry,
+    oidc: OidcVerifier | None,
+    failures: SecurityLogLimiter,
+    on_event: Callable[[str, str, str, str, str], None],
+) -> None:
     """The auditor's web view (``modelreg.web``), when that package is installed, at ``/ui``."""
     from importlib.util import find_spec
 
@@ -615,4 +633,9 @@ def _mount_web(app: FastAPI, base: Registry, oidc: OidcVerifier | None) -> None:
             raise AuthenticationFailed("no OIDC issuer is configured for this service")
         return oidc(token)
 
-    app.mount("/ui", web.create_web_app(open_registry=base.as_user, verify_token=verify_token))
+    app.mount(
+        "/ui",
+        web.create_web_app(
+            open_registry=base.as_user, verify_token=verify_token, failures=failures, on_event=on_event
+        ),
+    )

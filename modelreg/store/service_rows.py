@@ -60,6 +60,20 @@ def record_security_event(
         session.commit()
 
 
+def recent_failures(engine: Engine, client: str, since: datetime) -> tuple[int, datetime | None]:
+    """Authentication failures from ``client`` in the security log since ``since``: how many, and the oldest.
+    Every worker and process of the service writes the same log, so a limit read from it is shared."""
+    with Session(engine) as session:
+        count, oldest = session.execute(
+            select(func.count(SecurityEventRow.id), func.min(SecurityEventRow.at)).where(
+                SecurityEventRow.at >= since,
+                SecurityEventRow.kind == "authentication",
+                SecurityEventRow.client == client[:100],
+            )
+        ).one()
+    return int(count or 0), (clock.to_utc(oldest) if oldest is not None else None)
+
+
 def security_events(engine: Engine, limit: int = 1000) -> list[dict]:
     with Session(engine) as session:
         rows = session.execute(select(SecurityEventRow).order_by(SecurityEventRow.id).limit(limit)).scalars()
