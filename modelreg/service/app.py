@@ -610,8 +610,41 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
     web_limiter = SecurityLogLimiter(
         lambda client, since: service_rows.recent_failures(engine, client, since), 10, 300.0
     )
-    _mount_web(app, base, oidc, web_limiter, web_event)
+    _mount_web(app, base, oidc, web_limiter, web_event, DbSessionStore(engine))
     return app
+
+
+class DbSessionStore:
+    """The web view's sessions in the registry's database (``web_sessions``): the same interface as
+    ``modelreg.web.app.SessionStore``, shared by every worker and process of the service."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def create(self, subject: str, roles: frozenset[str], expires: datetime):
+        import secrets
+
+        from modelreg.web.app import WebSession
+
+        sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        service_rows.add_web_session(
+            self.engine, sid, subject=subject, roles=sorted(roles), csrf=csrf, expires_at=expires
+        )
+        return sid, WebSession(subject, frozenset(roles), expires, csrf)
+
+    def get(self, sid: str | None):
+        from modelreg.web.app import WebSession
+
+        if not sid or len(sid) > 200:
+            return None
+        row = service_rows.web_session(self.engine, sid)
+        if row is None:
+            return None
+        return WebSession(row["subject"], frozenset(row["roles"]), row["expires_at"], row["csrf"])
+
+    def drop(self, sid: str | None) -> None:
+        if sid and len(sid) <= 200:
+            service_rows.drop_web_session(self.engine, sid)
 
 
 def _mount_web(
@@ -620,6 +653,7 @@ def _mount_web(
     oidc: OidcVerifier | None,
     failures: SecurityLogLimiter,
     on_event: Callable[[str, str, str, str, str], None],
+    sessions: DbSessionStore,
 ) -> None:
     """The auditor's web view (``modelreg.web``), when that package is installed, at ``/ui``."""
     from importlib.util import find_spec
@@ -636,6 +670,10 @@ def _mount_web(
     app.mount(
         "/ui",
         web.create_web_app(
-            open_registry=base.as_user, verify_token=verify_token, failures=failures, on_event=on_event
+            open_registry=base.as_user,
+            verify_token=verify_token,
+            failures=failures,
+            on_event=on_event,
+            sessions=sessions,
         ),
     )

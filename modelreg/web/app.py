@@ -156,13 +156,16 @@ def create_web_app(
     secure_cookies: bool = True,
     failures: Any = None,
     on_event: Callable[[str, str, str, str, str], None] | None = None,
+    sessions: Any = None,
 ) -> Any:
     """The read-only web view as an ASGI app (mount it at ``/ui``). ``open_registry(actor)`` gives a registry
     acting as that user; ``verify_token(jwt)`` returns (subject, roles) or raises a modelreg error.
     ``failures`` (``blocked(address)``, ``failed(address)``) limits failed logins, per process by default; the
     registry service passes one counted in its security log. ``on_event(kind, code, address, path, detail)``
-    hears every refused login (the service writes it to the security log)."""
-    sessions = SessionStore()
+    hears every refused login (the service writes it to the security log). ``sessions`` (``create``, ``get``,
+    ``drop`` as ``SessionStore``) keeps sign-ins, in process memory by default; the service keeps them in its
+    database, so every worker knows them and a logout ends them everywhere."""
+    sessions = sessions if sessions is not None else SessionStore()
     failures = failures if failures is not None else FailureLimiter()
 
     def log(request: Request, kind: str, code: str, detail: str) -> None:
