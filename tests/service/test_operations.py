@@ -282,3 +282,73 @@ def test_the_cli_over_modelreg_url_prints_what_the_local_cli_prints_for_the_new_
     for over_http in (True, False):
         code, out, err = run("dev", "user", "add", "eve", "--role", "auditor", over_http=over_http)
         assert (code, out) == (1, "") and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+@sqlite_only
+def test_precheck_evidence_pack_and_findings_commands_over_modelreg_url(
+    service, env_for, db_url, capsys, monkeypatch, tmp_path
+):
+    """The evaluation runs on the service with the uploaded data; the pack built there downloads, verifies
+    offline, and the commands print the lines the local commands print (ids, paths and digests aside)."""
+    import re
+
+    import numpy as np
+    import pandas as pd
+
+    from modelreg.cli.main import main
+
+    env = env_for(db_url)
+
+    def run(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        if over_http:
+            monkeypatch.setenv("MODELREG_URL", service.url)
+        else:
+            monkeypatch.delenv("MODELREG_URL", raising=False)
+        code = main(["--as", user, *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "sex": rng.choice(["f", "m"], 400)})
+    frame["default"] = (rng.random(400) < 0.3).astype(int)
+    frame["score"] = np.clip(0.3 + 0.2 * frame["default"] + rng.normal(0, 0.1, 400), 0, 1)
+    data = tmp_path / "holdout.csv"
+    frame.to_csv(data, index=False)
+    args = ["--data", str(data), "--target", "default", "--score", "score", "--sensitive", "sex"]
+
+    def normal(text: str, version: str) -> str:
+        text = text.replace(f"credit_scoring {version}", "credit_scoring V")
+        return re.sub(r"#\d+", "#N", text)
+
+    local = run("dev", "precheck", "credit_scoring", "1", *args, over_http=False)
+    over_http = run("dev", "precheck", "credit_scoring", "2", *args, over_http=True)
+    assert over_http[0] == local[0] and normal(over_http[1], "2") == normal(local[1], "1")
+    assert over_http[1].strip() and over_http[2] == local[2]
+    (ev,) = service.registry.registry.audit_log("credit_scoring", "2")[-1:]
+    assert (ev.event, ev.actor) == ("evaluation.recorded", "dev")
+
+    out = tmp_path / "pack.zip"
+    code, text, err = run("aud", "evidence", "pack", "credit_scoring", "2", "-o", str(out), over_http=True)
+    assert code == 0, err
+    assert text.startswith(f"wrote {out}: ") and "audit tree size" in text
+    from modelreg import signing
+
+    trusted = tmp_path / "evidence.pub"
+    trusted.write_bytes(
+        signing.public_key_to_pem(signing.ensure_key(service.settings.evidence_key_path).public_key())
+    )
+    code, text, err = run(
+        "aud", "evidence", "verify", str(out), "--trusted-key", str(trusted), over_http=False
+    )
+    assert code == 0 and text.startswith("OK"), text + err
+    # another user cannot fetch that pack, even knowing its address
+    from modelreg.errors import NotFound
+
+    token = sorted((service.settings.home / "service" / "evidence").glob("*.zip"))[0].stem
+    with pytest.raises(NotFound):
+        remote(service, "val").request("GET", f"/api/v1/evidence/{token}")
+    # the finding commands over HTTP print what they print locally
+    for user, *cmd in [("aud", "finding", "list", "--status", "all"), ("aud", "finding", "list", "--json")]:
+        assert run(user, *cmd, over_http=True) == run(user, *cmd, over_http=False), cmd
