@@ -2,7 +2,7 @@
 
 * data: ``POST /uploads`` takes a CSV or Parquet file as the raw request body (its own size limit,
   ``AuthConfig.max_upload_bytes``), stores it content-addressed under ``<home>/service/uploads`` and answers
-  its id (``sha256:<hex>``); ``attach-data``, ``precheck``, ``validate`` and ``monitor`` name uploads by that
+  its id (``sha256:<hex>/<name>``); ``attach-data``, ``precheck``, ``validate`` and ``monitor`` name uploads by that
   id, never by a path on the server, and run the same ``attach_file`` / ``run_evaluation`` as the CLI.
 * signed records (attestations, waivers, finding acceptances): ``.../draft`` answers the payload the registry
   would record now; the signer signs it on their own machine and POSTs payload and signature, which the
@@ -35,7 +35,7 @@ from modelreg.service.auth import Identity
 
 API = "/api/v1"
 VERSION = f"{API}/models/{{model}}/versions/{{version}}"
-UPLOAD_ID = re.compile(r"^sha256:([0-9a-f]{64})$")
+UPLOAD_ID = re.compile(r"^sha256:([0-9a-f]{64})/([A-Za-z0-9][A-Za-z0-9._-]{0,120})$")
 UPLOAD_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 PACK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
@@ -45,7 +45,7 @@ PURPOSE_OF = {"precheck": "precheck", "validate": "validation", "monitor": "moni
 
 MSG_UPLOAD_NAME = "name must be a plain file name ending in {suffixes} (letters, digits, '.', '_', '-'). Got {got!r} instead."
 MSG_UPLOAD_ID = (
-    "{field} must be the id of an uploaded file (sha256:<64 hex digits>, from POST /api/v1/uploads). "
+    "{field} must be the id of an uploaded file (sha256:<64 hex digits>/<name>, from POST /api/v1/uploads). "
     "Got {got!r} instead."
 )
 MSG_MODEL_URI = "model_uri must be an MLflow models:/ or runs:/ URI over the service. Got {got!r} instead."
@@ -183,11 +183,10 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         m = UPLOAD_ID.match(str(value))
         if m is None:
             raise BadInput(MSG_UPLOAD_ID.format(field=field, got=value))
-        folder = uploads / m.group(1)
-        files = sorted(folder.iterdir()) if folder.is_dir() else []
-        if not files:
+        path = uploads / m.group(1) / m.group(2)
+        if not path.is_file():
             raise NotFound(f"{field}: no uploaded file {value} on this service (upload it first)")
-        return files[0]
+        return path
 
     # -- data -------------------------------------------------------------------------------------------
     async def may_upload(ident: Identity = Depends(h.identity)) -> Identity:
@@ -213,7 +212,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
             with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as fh:
                 fh.write(raw)
             Path(fh.name).replace(folder / name)
-        return {"upload": f"sha256:{digest}", "name": name, "bytes": len(raw), "sha256": digest}
+        return {"upload": f"sha256:{digest}/{name}", "name": name, "bytes": len(raw), "sha256": digest}
 
     @app.post(f"{VERSION}/data", tags=["data"], status_code=201)
     def attach_data(

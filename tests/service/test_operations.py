@@ -60,7 +60,7 @@ def test_uploads_have_their_own_size_limit_and_refuse_the_unentitled(service_reg
         r = _signed(srv, "dev", "POST", "/api/v1/uploads?name=train.csv", raw=csv)
         assert r.status_code == 201, r.text
         got = r.json()
-        assert got["bytes"] == len(csv) and got["upload"].startswith("sha256:")
+        assert got["bytes"] == len(csv) and got["upload"] == f"sha256:{got['sha256']}/train.csv"
         stored = service_registry.settings.home / "service" / "uploads" / got["sha256"] / "train.csv"
         assert stored.read_bytes() == csv
         # over the upload limit: 413 before the body is read, in the security log
@@ -97,6 +97,12 @@ def test_attach_data_over_http_fingerprints_the_uploaded_copy(service, tmp_path)
     local = service.registry.registry.datasets("credit_scoring", "1")
     assert [(d.role, d.name, d.rows, d.digest) for d in local] == [("holdout", "holdout.csv", 3, ds.digest)]
     assert service.registry.audit_log("credit_scoring", "1")[-1].actor == "dev"
+    # the same bytes under another name: the upload id names the file, so the data set keeps its own name
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(data.read_bytes())
+    remote(service, "dev").attach_file("credit_scoring", "1", role="training", path=copy)
+    names = [(d.role, d.name) for d in service.registry.registry.datasets("credit_scoring", "1")]
+    assert sorted(names) == [("holdout", "holdout.csv"), ("training", "copy.csv")]
     # an id that is not an upload's is bad input, naming what is expected; a path on the server is never read
     path = "/api/v1/models/credit_scoring/versions/1/data"
     msg = _one_line_error(
@@ -106,9 +112,9 @@ def test_attach_data_over_http_fingerprints_the_uploaded_copy(service, tmp_path)
         400,
         "bad_input",
     )
-    assert "sha256:<64 hex digits>" in msg
+    assert "sha256:<64 hex digits>/<name>" in msg
     _one_line_error(
-        _signed(service, "dev", "POST", path, {"role": "holdout", "upload": "sha256:" + "0" * 64}),
+        _signed(service, "dev", "POST", path, {"role": "holdout", "upload": "sha256:" + "0" * 64 + "/x.csv"}),
         404,
         "not_found",
     )
