@@ -271,15 +271,47 @@ def reject_cmd(obj: CliContext, name, version, role, comment, key_path, as_json)
 
 
 @click.command("attest")
-@click.argument("name")
-@click.argument("version")
-@click.option("--control", "control_id", required=True, help="Attestation control id, e.g. CHK-HI-01.")
+@click.argument("name", required=False)
+@click.argument("version", required=False)
+@click.option("--control", "control_id", help="Attestation control id, e.g. CHK-HI-01.")
 @click.option("--comment")
+@click.option(
+    "--batch",
+    "batch",
+    type=click.Path(dir_okay=False),
+    help="A YAML or JSON file of entries (model, version, control, comment): each is signed like a single "
+    "attestation, all are recorded in one transaction or none (instead of NAME VERSION --control).",
+)
 @click.option("--key", "key_path", type=click.Path(dir_okay=False))
 @json_option
 @pass_ctx
-def attest_cmd(obj: CliContext, name, version, control_id, comment, key_path, as_json) -> None:
-    """Sign an attestation control's statement (zh/en) for NAME VERSION."""
+def attest_cmd(obj: CliContext, name, version, control_id, comment, batch, key_path, as_json) -> None:
+    """Sign an attestation control's statement (zh/en) for NAME VERSION, or every entry of --batch FILE."""
+    from modelreg.errors import BadInput
+
+    if batch is not None:
+        if name or version or control_id or comment:
+            raise BadInput(
+                "--batch takes the entries from its file: give no NAME VERSION, --control or --comment"
+            )
+        from modelreg.governance.service import attest_batch
+
+        done = attest_batch(obj.registry(), batch, key_path=key_path)
+        emit(
+            {"attestations": done},
+            as_json,
+            lambda r: (
+                "\n".join(
+                    f"attested {a['payload']['control_id']} for {a['payload']['model']} {a['payload']['version']}: "
+                    f"record #{a['record_id']} signed with {a['signature']['key_id']} ({a['signature']['algorithm']})"
+                    for a in r["attestations"]
+                )
+                + f"\n{len(done)} attestation(s) recorded from {batch}"
+            ),
+        )
+        return
+    if not (name and version and control_id):
+        raise BadInput("attest needs NAME VERSION --control ID, or --batch FILE")
     from modelreg.governance.service import attest
 
     _sign_output(

@@ -16,6 +16,7 @@ from modelreg.domain.stages import EVALUATION_PURPOSES, Stage
 from modelreg.errors import (
     BadInput,
     InvalidTransition,
+    ModelregError,
     NotFound,
     PermissionDenied,
     SegregationOfDuties,
@@ -26,7 +27,7 @@ from modelreg.governance.records import Evaluation
 from modelreg.governance.runner import EvaluationInput, digest_of
 from modelreg.governance.signatures import build_payload, load_signing_key, sign_payload, verify_presigned
 from modelreg.registry import Change, Registry
-from modelreg.store import artifacts
+from modelreg.store import artifacts, repo
 from modelreg.store import governance as store
 
 # purpose: (gate, action permission, stage the version must be in), from the transition table
@@ -579,6 +580,69 @@ def check_duties(session, mv, version_id: int, actor: str, role: str) -> None:
             raise SegregationOfDuties(f"{actor} validated {mv.model} {mv.version} and cannot also approve it")
 
 
+def _attestation_control(pack, control_id: str):
+    """The attestation control ``control_id`` of ``pack``, switched on; else the one-line reason why not."""
+    control = pack.control(control_id)
+    if control.attestation is None:
+        raise BadInput(
+            f"control {control_id} is not an attestation (it is a {control.kind}); only attestations are signed with `attest`"
+        )
+    if control.disabled:
+        raise BadInput(
+            f"control {control_id} is switched off in policy pack {pack.id}@{pack.version}: {control.disabled_reason_en}"
+        )
+    return control
+
+
+def _attest_in(tx: Change, pack, control, key, target, *, comment: str | None) -> dict:
+    """Sign and record one attestation of ``target`` in the change ``tx``, with its audit event."""
+    user = tx.user
+    assert user is not None
+    mv = target.version
+    name, version, control_id = mv.model, mv.version, control.id
+    if control.attestation.role not in user.roles:
+        raise PermissionDenied(
+            f"{control_id} must be attested by a {control.attestation.role}; {tx.actor} has {', '.join(user.roles)}"
+        )
+    if target.stage == Stage.RETIRE.value:
+        raise InvalidTransition(f"{name} {version} is retired")
+    if control.attestation.role in ("validator", "approver") and tx.actor in mv.developers:
+        raise SegregationOfDuties(
+            f"{tx.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}"
+        )
+    now = clock.now()
+    payload = build_payload(
+        "attestation",
+        control_id=control_id,
+        statement_zh=control.attestation.statement_zh,
+        statement_en=control.attestation.statement_en,
+        role=control.attestation.role,
+        model=name,
+        version=version,
+        model_artifact_digest=_artifact_digest(mv),
+        policy={"id": pack.id, "version": pack.version},
+        signer=tx.actor,
+        comment=comment or "",
+        at=clock.isoformat(now),
+    )
+    return _record_signed(
+        tx,
+        user,
+        key,
+        payload,
+        kind="attestation",
+        role=control.attestation.role,
+        control_id=control_id,
+        until=None,
+        at=now,
+        event="attestation.signed",
+        event_payload={"control_id": control_id},
+        name=name,
+        version=version,
+        target=target,
+    )
+
+
 def attest(
     reg: Registry,
     name: str,
@@ -590,61 +654,53 @@ def attest(
     policy: str | None = None,
 ) -> dict:
     pack = load_policy(reg, policy)
-    control = pack.control(control_id)
-    if control.attestation is None:
-        raise BadInput(
-            f"control {control_id} is not an attestation (it is a {control.kind}); only attestations are signed with `attest`"
-        )
-    if control.disabled:
-        raise BadInput(
-            f"control {control_id} is switched off in policy pack {pack.id}@{pack.version}: {control.disabled_reason_en}"
-        )
+    control = _attestation_control(pack, control_id)
     key = _key(reg, key_path)
     version = str(version)
     with reg.change("attest", model=name, version=version) as tx:
-        user, target = tx.user, tx.target
-        assert user is not None and target is not None
-        if control.attestation.role not in user.roles:
-            raise PermissionDenied(
-                f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}"
-            )
-        mv = target.version
-        if target.stage == Stage.RETIRE.value:
-            raise InvalidTransition(f"{name} {version} is retired")
-        if control.attestation.role in ("validator", "approver") and reg.actor in mv.developers:
-            raise SegregationOfDuties(
-                f"{reg.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}"
-            )
-        now = clock.now()
-        payload = build_payload(
-            "attestation",
-            control_id=control_id,
-            statement_zh=control.attestation.statement_zh,
-            statement_en=control.attestation.statement_en,
-            role=control.attestation.role,
-            model=name,
-            version=version,
-            model_artifact_digest=_artifact_digest(mv),
-            policy={"id": pack.id, "version": pack.version},
-            signer=reg.actor,
-            comment=comment or "",
-            at=clock.isoformat(now),
-        )
-        return _record_signed(
-            tx,
-            user,
-            key,
-            payload,
-            kind="attestation",
-            role=control.attestation.role,
-            control_id=control_id,
-            until=None,
-            at=now,
-            event="attestation.signed",
-            event_payload={"control_id": control_id},
-            name=name,
-            version=version,
-        )
+        assert tx.user is not None and tx.target is not None
+        return _attest_in(tx, pack, control, key, tx.target, comment=comment)
+
+
+def attest_batch(
+    reg: Registry,
+    source: str | Path | list,
+    *,
+    key_path: str | Path | None = None,
+    policy: str | None = None,
+) -> list[dict]:
+    """Sign and record many attestations in ONE unit of work: all of them or none.
+
+    ``source`` is a YAML or JSON file (``modelreg.governance.batch`` describes the format) or a list of entry
+    mappings (``model``, ``version``, ``control``, optional ``comment``). Each entry is signed on its own with
+    the actor's key, exactly as ``attest`` signs it, and gets its own ``attestation.signed`` event, so every
+    record verifies alone in an evidence pack. An entry that cannot be recorded (unknown control, control
+    switched off, a role the actor lacks, an unknown or retired version, a developer attesting as validator)
+    refuses the whole batch with a ``BadInput`` naming the entry (and its line in the file): nothing is
+    written."""
+    from modelreg.governance.batch import entry_error, read_entries
+
+    entries = read_entries(source)
+    pack = load_policy(reg, policy)
+    controls = []
+    for entry in entries:
+        try:
+            controls.append(_attestation_control(pack, entry.control_id))
+        except ModelregError as exc:
+            raise entry_error(entry, exc) from None
+    key = _key(reg, key_path)
+    done: list[dict] = []
+    with reg.change("attest") as tx:
+        assert tx.user is not None
+        for entry, control in zip(entries, controls, strict=True):
+            try:
+                tx.require_proven(entry.model, entry.version)
+                target = repo.find_version(tx.session, entry.model, entry.version)
+                record = _attest_in(tx, pack, control, key, target, comment=entry.comment)
+            except ModelregError as exc:
+                raise entry_error(entry, exc) from None
+            done.append({"entry": entry.index, **record})
+    return done
 
 
 def waive(
@@ -738,18 +794,20 @@ def _record_signed(
     name: str,
     version: str,
     presigned: dict | None = None,
+    target=None,
 ) -> dict:
     """Sign the payload with the actor's key (checked against their registered key), store the record and its
     audit event in the change's transaction. A ``presigned`` signature (made by the signer elsewhere) is
-    verified against the registered key instead."""
-    assert tx.target is not None
+    verified against the registered key instead. ``target``: the version (default: the change's target)."""
+    target = target if target is not None else tx.target
+    assert target is not None
     if presigned is not None:
         data, sig = verify_presigned(payload, presigned, user.public_key_pem, tx.actor)
     else:
         data, sig = sign_payload(payload, key, user.public_key_pem, tx.actor)
     record_id = store.add_signed_record(
         tx.session,
-        version_id=tx.target.id,
+        version_id=target.id,
         kind=kind,
         role=role,
         control_id=control_id,
