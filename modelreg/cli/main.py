@@ -209,7 +209,12 @@ def _report_error(exc: BaseException, *, debug: bool, as_json: bool) -> int:
         payload: dict = {"code": code, "message": message, "exit": status}
         if isinstance(exc, ModelregError) and exc.details:
             payload["details"] = exc.details
-        click.echo(json.dumps({"error": payload}, ensure_ascii=False, sort_keys=True, default=str), err=True)
+        # ``ok: false`` as in the reports of commands whose answer is "no" (audit verify, policy lint), so a
+        # script reads one key whichever way a command said no; ``details.unmet`` lists a gate's every requirement.
+        click.echo(
+            json.dumps({"ok": False, "error": payload}, ensure_ascii=False, sort_keys=True, default=str),
+            err=True,
+        )
     elif isinstance(exc, click.ClickException):
         exc.show()  # click's own usage line, hint and "Error: ..." (what click users expect)
     elif code in ("aborted", "interrupted"):

@@ -220,3 +220,43 @@ def test_cli_batch_records_all_or_names_the_bad_entry(governed, german, tmp_path
     assert all(a["signature"]["algorithm"] == "ed25519" for a in out)
     assert _counts(client) == (before[0] + len(controls), before[1] + len(controls))
     assert client.gate_check(NAME, "1", "submit") == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_refused_deploy_and_a_refused_batch_under_json(governed, german, tmp_path, db_url, env_for):
+    """Issue 18.2: under --json a refusal is one JSON object (stderr; stdout stays empty): ok false, the stable
+    code, the message, the exit status and, for a gate, every unmet requirement with its control id."""
+    from tests.governance.conftest import prepare_for_validation
+
+    client = governed
+    prepare_for_validation(
+        client, german
+    )  # in validate: no validation run, no approvals, no attestations yet
+    env = env_for(db_url)
+    events = len(client.audit_log())
+
+    done = _cli(env, "--as", "app1", "deploy", NAME, "1", "--json")
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    out = json.loads(line)
+    assert out["ok"] is False
+    error = out["error"]
+    assert error["code"] == "gate_refused" and error["exit"] == 1
+    unmet = error["details"]["unmet"]
+    assert error["message"] == f"deploy {NAME} 1 refused: {len(unmet)} requirement(s) unmet"
+    ids = {u["control_id"] for u in unmet}
+    assert {"CHK-LC-02.approvals", "CHK-HI-01"} <= ids
+    assert all(u["requirement"] and u["message_en"] and u["message_zh"] for u in unmet)
+    assert any(u["clause_ids"] for u in unmet)
+    assert len(client.audit_log()) == events
+    assert client.registry.show(NAME, "1").stage.value == "validate"
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_yaml([{"model": NAME, "version": "7", "control": "CHK-HI-01"}]), encoding="utf-8")
+    done = _cli(env, "--as", "app1", "attest", "--batch", str(bad), "--json")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    out = json.loads(line)
+    assert out["ok"] is False and out["error"]["code"] == "bad_input" and out["error"]["exit"] == 2
+    assert out["error"]["details"] == {"entry": 1, "line": 2, "reason": "not_found"}
+    assert len(client.audit_log()) == events
