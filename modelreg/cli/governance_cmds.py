@@ -18,6 +18,15 @@ _POSITIVE_HELP = (
 )
 
 
+_html_option = click.option(
+    "--html-report/--no-html-report",
+    "html_report",
+    default=True,
+    show_default=True,
+    help="Write the drift monitor's Evidently HTML report (for people; no metric comes from it). It is cached "
+    "under <home>/cache/evidently per digest of its inputs, so a rerun on the same data reuses it.",
+)
+
 _segment_options = [
     click.option(
         "--segment",
@@ -63,6 +72,7 @@ def _data_options(fn: Callable) -> Callable:
         ),
         click.option("--policy", help="Policy pack id or file (default: $MODELREG_POLICY)."),
         *_segment_options,
+        _html_option,
         encoding_option,
     ]
     for option in reversed(options):
@@ -166,6 +176,7 @@ def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **opti
 )
 @_segment_options[0]
 @_segment_options[1]
+@_html_option
 @encoding_option
 @json_option
 @pass_ctx

@@ -94,6 +94,8 @@ def run_evaluation(
     tier = mv.risk_tier
     from modelreg.governance import runner
 
+    if inp.report_cache is None and inp.html_report:
+        inp.report_cache = reg.settings.report_cache
     if inp.model_uri and inp.execution_grant is None:
         inp.execution_grant = execution_grant(reg, pack, version_id, version)
 
