@@ -139,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # MLflow 3.17 defaults pickle loading to true: never in a command. Set for the command only, so a
         # process that calls main() (a notebook, the tests) gets its own setting back afterwards.
+        # Against an MLflow server, MLflow writes "🏃 View run … at: http://…" to stdout when a run ends:
+        # under --json stdout holds the one JSON document and nothing else.
+        quiet_urls = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if as_json else {}
         with (
-            environ_overrides({"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}),
+            environ_overrides({"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false", **quiet_urls}),
             _mlflow_configured(),
             _quiet_under_json(as_json),
         ):
