@@ -176,6 +176,19 @@ def test_a_batch_attestation_verifies_on_its_own_like_a_single_one(governed, ger
         tampered = bytes(rec.payload_bytes).replace(b"same words", b"other words")
         assert not signing.verify(public, tampered, signing.Signature.from_dict(rec.signature))
 
+    # and in an evidence pack, verified offline, each record of the batch is checked on its own
+    from modelreg.evidence import build_pack
+    from modelreg.evidence.verify import verify_pack
+
+    out = tmp_path / "pack.zip"
+    build_pack(client.registry.as_user("aud"), NAME, "1", out)
+    key = client.settings.evidence_key_path
+    result = verify_pack(out, trusted_keys=[key.with_name(key.name + ".pub")])
+    assert result.ok, result.problems
+    dev_key = single["signature"]["key_id"]
+    for record_id in (single["record_id"], done[0]["record_id"]):
+        assert result.signer_key_ids[f"signed/{record_id}-attestation.json"] == dev_key
+
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
