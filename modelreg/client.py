@@ -301,6 +301,15 @@ class Client:
 
         return attest(self.registry, name, version, control_id=control, comment=comment, key_path=key_path)
 
+    def attest_batch(
+        self, source: str | Path | list[dict], *, key_path: str | Path | None = None
+    ) -> list[dict]:
+        """Sign many attestations (a YAML/JSON file, or a list of ``{model, version, control, comment}``), each
+        on its own like ``attest``, recorded in one transaction: all of them or none."""
+        from modelreg.governance.service import attest_batch
+
+        return attest_batch(self.registry, source, key_path=key_path)
+
     def waive(
         self,
         name: str,

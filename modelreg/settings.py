@@ -128,6 +128,11 @@ class Settings:
     def artifact_store(self) -> Path:
         return self.home / "artifacts"
 
+    @property
+    def report_cache(self) -> Path:
+        """Where the drift monitor keeps Evidently HTML reports per digest of their inputs (safe to delete)."""
+        return self.home / "cache" / "evidently"
+
     def with_overrides(self, **kw) -> Settings:
         return replace(self, **kw)
 

@@ -253,12 +253,14 @@ class DriftMonitor(Monitor):
         params: Mapping[str, Any] | None = None,
         artifacts_dir: str | Path | None = None,
         engine: str = "pandas",
+        report_cache: str | Path | None = None,
         **options: Any,
     ) -> MonitorResult:
         """Drift of ``current`` against ``reference`` data or a stored ``profile``, reduced on ``engine``
         (``monitors.engines.backend.open_backend``: a DataFrame or CSV/Parquet file on pandas; Parquet
         files, folders, globs or ``duckdb:PATH::TABLE`` on DuckDB; a Spark DataFrame or ``spark:TABLE``
-        on Spark; ``options`` go to the backend)."""
+        on Spark; ``options`` go to the backend). ``report_cache``: a folder where the Evidently HTML report
+        is kept per digest of its inputs and reused (it is the slow part: seconds on a few hundred rows)."""
         from monitors.engines.backend import ENGINES, engine_libraries, open_backend
 
         p = self.validate_params(params)
@@ -410,7 +412,16 @@ class DriftMonitor(Monitor):
                     notes.append(f"no Evidently report on the {engine} engine: it needs rows in pandas")
                 html_p = {**p, "evidently_report": False}
             artifacts = self._write_artifacts(
-                Path(artifacts_dir), spec, metrics, table_rows, bin_rows, html_p, ref_frame, cur_frame, notes
+                Path(artifacts_dir),
+                spec,
+                metrics,
+                table_rows,
+                bin_rows,
+                html_p,
+                ref_frame,
+                cur_frame,
+                notes,
+                report_cache=report_cache,
             )
         return MonitorResult(
             kind=self.kind,
@@ -437,6 +448,8 @@ class DriftMonitor(Monitor):
         ref_frame: pd.DataFrame | None,
         cur_frame: pd.DataFrame,
         notes: list[str],
+        *,
+        report_cache: str | Path | None = None,
     ) -> list:
         import pandas as pd
 
@@ -456,7 +469,7 @@ class DriftMonitor(Monitor):
             if ref_frame is None:
                 notes.append("no Evidently report: the reference came from a profile, not raw data")
             else:
-                html = _evidently_html(spec, ref_frame, cur_frame, p, notes)
+                html = _evidently_html(spec, ref_frame, cur_frame, p, notes, cache_dir=report_cache)
                 if html is not None:
                     out.append(
                         write_artifact(
@@ -837,11 +850,27 @@ def _table_row(name: str, kind: str, fm: list[Metric]) -> dict[str, Any]:
 # -- Evidently HTML report on a bounded sample ---------------------------------------------------------
 
 
+#: The inputs of the HTML report that the cache key covers (with the samples' bytes): bump when the way the
+#: report is drawn changes, so no cache written by older code is reused.
+HTML_CACHE_FORMAT = "modelreg.drift.evidently-html/v1"
+HTML_CACHE_MAX_ENTRIES = 16  # a report is a few MB (Evidently inlines its scripts)
+HTML_CACHE_NOTE = "Evidently report reused from the report cache"
+
+
 def _evidently_html(
-    spec: ColumnSpec, ref: pd.DataFrame, cur: pd.DataFrame, p: Mapping[str, Any], notes: list[str]
+    spec: ColumnSpec,
+    ref: pd.DataFrame,
+    cur: pd.DataFrame,
+    p: Mapping[str, Any],
+    notes: list[str],
+    *,
+    cache_dir: str | Path | None = None,
 ) -> bytes | None:
     """Evidently's own drift report on at most ``html_sample_rows`` seeded rows per side (for people to look
-    at; the metrics of this monitor never come from it)."""
+    at; the metrics of this monitor never come from it). With ``cache_dir`` the report is kept there under
+    the digest of its inputs (both samples' bytes, their columns and kinds, the Evidently and monitor
+    versions, the parameters) and reused by a later run on the same inputs, with the notes it was made with
+    and a note saying it was reused."""
     import pandas as pd
 
     k = p["html_sample_rows"]
@@ -856,6 +885,17 @@ def _evidently_html(
         return frame.iloc[idx].reset_index(drop=True)
 
     ref_s, cur_s = sample(ref), sample(cur)
+    key = _html_cache_key(spec, ref_s, cur_s, p) if cache_dir is not None else None
+    if key is not None:
+        hit = _html_cache_get(Path(cache_dir), key)  # type: ignore[arg-type]
+        if hit is not None:
+            html_bytes, made_with = hit
+            notes.extend(made_with)
+            notes.append(
+                f"{HTML_CACHE_NOTE} (key {key[:16]}…): same samples, columns, Evidently version and parameters"
+            )
+            return html_bytes
+    own: list[str] = []
     try:
         from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
@@ -877,7 +917,7 @@ def _evidently_html(
                     col = frame[c].astype(object)
                     frame[c] = col.where(col.isna() | col.isin(top), OTHER)
         if pooled:
-            notes.append(
+            own.append(
                 f"Evidently report: levels outside the reference sample's top {p['max_categories']} pooled as {OTHER!r} in {pooled[:10]}"
             )
         definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
@@ -890,15 +930,98 @@ def _evidently_html(
             # save_html silently ignores a file object in 0.7.23: take the string.
             html = snapshot.get_html_str(as_iframe=False)
     except Exception as exc:  # Evidently failing must not lose the metrics, only its picture
+        notes.extend(own)
         notes.append(
             f"Evidently report not written: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )
         return None
-    notes.append(
+    own.append(
         f"Evidently report on a seeded sample (seed {p['seed']}) of {len(ref_s)} reference and {len(cur_s)} current rows; "
         "its verdicts use its own tests and drop NaN/inf"
     )
-    return html.encode("utf-8")
+    notes.extend(own)
+    out = html.encode("utf-8")
+    if key is not None:
+        problem = _html_cache_put(Path(cache_dir), key, out, own)  # type: ignore[arg-type]
+        if problem:
+            notes.append(f"Evidently report not cached: {problem}")
+    return out
+
+
+def _html_cache_key(spec: ColumnSpec, ref_s: pd.DataFrame, cur_s: pd.DataFrame, p: Mapping[str, Any]) -> str:
+    """SHA-256 over the report's inputs, each part length-prefixed: the recipe (format, versions, columns,
+    their kinds and dtypes, parameters) and the bytes of both samples as CSV."""
+    import hashlib
+
+    def frame_bytes(frame: pd.DataFrame) -> bytes:
+        return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+    recipe = {
+        "format": HTML_CACHE_FORMAT,
+        "monitor_version": DriftMonitor.version,
+        "evidently": library_versions("evidently").get("evidently"),
+        "columns": {
+            side: [[c, str(f[c].dtype), spec_kind(spec, c)] for c in f.columns]
+            for side, f in (("reference", ref_s), ("current", cur_s))
+        },
+        "params": dict(p),
+    }
+    h = hashlib.sha256()
+    for part in (
+        json.dumps(recipe, sort_keys=True, default=str).encode("utf-8"),
+        frame_bytes(ref_s),
+        frame_bytes(cur_s),
+    ):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def _html_cache_get(folder: Path, key: str) -> tuple[bytes, list[str]] | None:
+    """The cached report and the notes it was made with, if the entry is complete and its bytes match the
+    digest recorded beside them (a truncated or edited file is a miss, and is made again)."""
+    import hashlib
+
+    try:
+        meta = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        data = (folder / f"{key}.html").read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(data).hexdigest():
+        return None
+    made_with = meta.get("notes")
+    if not isinstance(made_with, list) or not all(isinstance(n, str) for n in made_with):
+        return None
+    return data, made_with
+
+
+def _html_cache_put(folder: Path, key: str, data: bytes, made_with: list[str]) -> str | None:
+    """Store one entry (the HTML first, then its sidecar, each written whole with a rename, so a reader sees a
+    complete entry or none) and keep at most ``HTML_CACHE_MAX_ENTRIES``. A cache that cannot be written
+    costs the next run its speed, never this run its report: the reason is returned as a note."""
+    import hashlib
+    import os
+    import tempfile
+
+    meta = {"format": HTML_CACHE_FORMAT, "sha256": hashlib.sha256(data).hexdigest(), "notes": made_with}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, payload in ((f"{key}.html", data), (f"{key}.json", json.dumps(meta).encode("utf-8"))):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(payload)
+                os.replace(tmp, folder / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        entries = sorted(folder.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in entries[HTML_CACHE_MAX_ENTRIES:]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".html").unlink(missing_ok=True)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return None
 
 
 def spec_kind(spec: ColumnSpec, column: str) -> str:

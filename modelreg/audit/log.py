@@ -264,6 +264,21 @@ def list_events(
     return [decode(*row) for row in session.execute(q)]
 
 
+def latest_event(session: Session, name: str) -> AuditEvent | None:
+    """The newest event called ``name`` (read from its canonical bytes, which the Merkle log covers)."""
+    q = (
+        select(AuditEventRow.canonical, AuditEventRow.leaf_hash, AuditEventRow.root_hash)
+        .where(AuditEventRow.event == name)
+        .order_by(AuditEventRow.seq.desc())
+        .limit(1)
+    )
+    row = session.execute(q).first()
+    if row is None:
+        return None
+    ev = decode(*row)
+    return ev if ev.event == name else None
+
+
 def state(session: Session) -> tuple[int, bytes]:
     row = session.get(AuditStateRow, 1)
     if row is None:

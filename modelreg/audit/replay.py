@@ -485,7 +485,13 @@ class _Replay:
                 if event == "finding.closed" and p.get("kind") == "accepted":
                     # a finding closed by a signed acceptance: the event proves the acceptance's signed record
                     signed.expect(int(p["record_id"]), (mv, event, p, d.get("actor")), seq)
-        elif event in ("registry.initialized", "audit.checkpoint", "audit.signing_key", "mlflow.synced"):
+        elif event in (
+            "registry.initialized",
+            "audit.checkpoint",
+            "audit.signing_key",
+            "mlflow.synced",
+            "mlflow.ungoverned_checked",
+        ):
             pass  # no table state of their own (checkpoints are verified by the Merkle log itself)
         else:
             self.skipped[event] = self.skipped.get(event, 0) + 1

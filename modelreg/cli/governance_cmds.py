@@ -18,6 +18,15 @@ _POSITIVE_HELP = (
 )
 
 
+_html_option = click.option(
+    "--html-report/--no-html-report",
+    "html_report",
+    default=True,
+    show_default=True,
+    help="Write the drift monitor's Evidently HTML report (for people; no metric comes from it). It is cached "
+    "under <home>/cache/evidently per digest of its inputs, so a rerun on the same data reuses it.",
+)
+
 _segment_options = [
     click.option(
         "--segment",
@@ -63,6 +72,7 @@ def _data_options(fn: Callable) -> Callable:
         ),
         click.option("--policy", help="Policy pack id or file (default: $MODELREG_POLICY)."),
         *_segment_options,
+        _html_option,
         encoding_option,
     ]
     for option in reversed(options):
@@ -166,6 +176,7 @@ def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **opti
 )
 @_segment_options[0]
 @_segment_options[1]
+@_html_option
 @encoding_option
 @json_option
 @pass_ctx
@@ -271,15 +282,47 @@ def reject_cmd(obj: CliContext, name, version, role, comment, key_path, as_json)
 
 
 @click.command("attest")
-@click.argument("name")
-@click.argument("version")
-@click.option("--control", "control_id", required=True, help="Attestation control id, e.g. CHK-HI-01.")
+@click.argument("name", required=False)
+@click.argument("version", required=False)
+@click.option("--control", "control_id", help="Attestation control id, e.g. CHK-HI-01.")
 @click.option("--comment")
+@click.option(
+    "--batch",
+    "batch",
+    type=click.Path(dir_okay=False),
+    help="A YAML or JSON file of entries (model, version, control, comment): each is signed like a single "
+    "attestation, all are recorded in one transaction or none (instead of NAME VERSION --control).",
+)
 @click.option("--key", "key_path", type=click.Path(dir_okay=False))
 @json_option
 @pass_ctx
-def attest_cmd(obj: CliContext, name, version, control_id, comment, key_path, as_json) -> None:
-    """Sign an attestation control's statement (zh/en) for NAME VERSION."""
+def attest_cmd(obj: CliContext, name, version, control_id, comment, batch, key_path, as_json) -> None:
+    """Sign an attestation control's statement (zh/en) for NAME VERSION, or every entry of --batch FILE."""
+    from modelreg.errors import BadInput
+
+    if batch is not None:
+        if name or version or control_id or comment:
+            raise BadInput(
+                "--batch takes the entries from its file: give no NAME VERSION, --control or --comment"
+            )
+        from modelreg.governance.service import attest_batch
+
+        done = attest_batch(obj.registry(), batch, key_path=key_path)
+        emit(
+            {"attestations": done},
+            as_json,
+            lambda r: (
+                "\n".join(
+                    f"attested {a['payload']['control_id']} for {a['payload']['model']} {a['payload']['version']}: "
+                    f"record #{a['record_id']} signed with {a['signature']['key_id']} ({a['signature']['algorithm']})"
+                    for a in r["attestations"]
+                )
+                + f"\n{len(done)} attestation(s) recorded from {batch}"
+            ),
+        )
+        return
+    if not (name and version and control_id):
+        raise BadInput("attest needs NAME VERSION --control ID, or --batch FILE")
     from modelreg.governance.service import attest
 
     _sign_output(

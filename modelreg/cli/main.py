@@ -139,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # MLflow 3.17 defaults pickle loading to true: never in a command. Set for the command only, so a
         # process that calls main() (a notebook, the tests) gets its own setting back afterwards.
+        # Against an MLflow server, MLflow writes "🏃 View run … at: http://…" to stdout when a run ends:
+        # under --json stdout holds the one JSON document and nothing else.
+        quiet_urls = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if as_json else {}
         with (
-            environ_overrides({"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}),
+            environ_overrides({"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false", **quiet_urls}),
             _mlflow_configured(),
             _quiet_under_json(as_json),
         ):
@@ -209,7 +212,12 @@ def _report_error(exc: BaseException, *, debug: bool, as_json: bool) -> int:
         payload: dict = {"code": code, "message": message, "exit": status}
         if isinstance(exc, ModelregError) and exc.details:
             payload["details"] = exc.details
-        click.echo(json.dumps({"error": payload}, ensure_ascii=False, sort_keys=True, default=str), err=True)
+        # ``ok: false`` as in the reports of commands whose answer is "no" (audit verify, policy lint), so a
+        # script reads one key whichever way a command said no; ``details.unmet`` lists a gate's every requirement.
+        click.echo(
+            json.dumps({"ok": False, "error": payload}, ensure_ascii=False, sort_keys=True, default=str),
+            err=True,
+        )
     elif isinstance(exc, click.ClickException):
         exc.show()  # click's own usage line, hint and "Error: ..." (what click users expect)
     elif code in ("aborted", "interrupted"):

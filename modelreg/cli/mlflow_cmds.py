@@ -20,6 +20,9 @@ def sync_cmd(obj: CliContext, check_only: bool, as_json: bool) -> None:
     # Ungoverned models/versions are reported (by --check and by a repair alike) but never repaired and
     # do not change the exit code: which MLflow models a bank governs is its own policy decision.
     loose = mlflow_sync.ungoverned(reg)
+    # What was found outside governance is recorded (an audit event the policy's optional control reads),
+    # by an operator or admin; for anyone else the report says it was not recorded, and why.
+    record = mlflow_sync.record_ungoverned(reg, loose)
     verb = "diverges" if check_only else "repaired"
 
     def text(_: object) -> str:
@@ -27,6 +30,10 @@ def sync_cmd(obj: CliContext, check_only: bool, as_json: bool) -> None:
         lines += [f"ungoverned: {mlflow_sync.describe(d)}" for d in loose]
         if not found:
             lines.insert(0, "MLflow agrees with the registry")
+        if record["recorded"]:
+            lines.append(f"recorded: {len(loose)} ungoverned item(s), audit event #{record['seq']}")
+        else:
+            lines.append(f"not recorded in the registry: {record['reason']}")
         return "\n".join(lines)
 
     emit(
@@ -34,6 +41,7 @@ def sync_cmd(obj: CliContext, check_only: bool, as_json: bool) -> None:
             "divergences": [d.to_dict() for d in found],
             "ungoverned": [d.to_dict() for d in loose],
             "repaired": not check_only,
+            "record": record,
         },
         as_json,
         text,

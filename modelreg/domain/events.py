@@ -22,6 +22,10 @@ EVENTS: dict[str, tuple[str, str]] = {
     "attestation.signed": ("signed attestation of a control", "签署声明"),
     "waiver.granted": ("time-limited waiver of a control", "授予豁免"),
     "mlflow.synced": ("MLflow aliases/tags repaired from the registry", "同步 MLflow 别名/标签"),
+    "mlflow.ungoverned_checked": (
+        "`sync` / `sync --check` result recorded: the MLflow models and versions not under governance",
+        "记录 MLflow 中未纳入治理的模型与版本核对结果",
+    ),
     "audit.checkpoint": ("signed checkpoint of the audit log issued", "签发审计检查点"),
     "audit.signing_key": (
         "event signing key introduced or rotated (endorsed by the previous key)",
@@ -37,3 +41,7 @@ EVENTS: dict[str, tuple[str, str]] = {
         "配置数据库最小权限角色",
     ),
 }
+
+#: The reconciliation of MLflow against the registry, recorded by ``sync`` (``--check`` too); the optional
+#: policy requirement ``mlflow_ungoverned_checked`` reads the latest one.
+UNGOVERNED_CHECKED = "mlflow.ungoverned_checked"

@@ -48,6 +48,8 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     "attest": frozenset(r.value for r in Role if r is not Role.AUDITOR),
     "waive": frozenset({Role.APPROVER.value}),
     "sync": frozenset({Role.ADMIN.value, Role.OPERATOR.value}),
+    # recording what `sync --check` found (a read for anyone) is a write: the scheduler's or an admin's
+    "sync.record_check": frozenset({Role.ADMIN.value, Role.OPERATOR.value}),
     # model risk operations: findings tracked until remediated (acceptance also needs the policy's role)
     "finding.assign": frozenset({Role.VALIDATOR.value, Role.APPROVER.value, Role.ADMIN.value}),
     "finding.propose": frozenset({Role.DEVELOPER.value, Role.VALIDATOR.value, Role.APPROVER.value}),

@@ -173,6 +173,69 @@ def _req_audit(ctx, control, params) -> list[Unmet]:
     )
 
 
+DEFAULT_UNGOVERNED_MAX_AGE_DAYS = 31  # the catalog's CHK-LC-01: inventory reconciled monthly
+
+
+def _req_mlflow_ungoverned(ctx, control, params) -> list[Unmet]:
+    """The gate cannot reach MLflow; ``sync`` / ``sync --check`` record what they found there
+    (``mlflow.ungoverned_checked``). Unmet when no such record is recent enough, or when the latest lists a
+    version of this model that exists in MLflow only."""
+    from datetime import timedelta
+
+    from modelreg import clock
+    from modelreg.audit import log as audit_log
+    from modelreg.domain.events import UNGOVERNED_CHECKED
+
+    try:
+        max_age = float(params.get("max_age_days", DEFAULT_UNGOVERNED_MAX_AGE_DAYS))
+    except (TypeError, ValueError):
+        max_age = -1.0
+    if not max_age > 0:
+        return [
+            _u(
+                control,
+                f"max_age_days must be a positive number. Got {params.get('max_age_days')!r}",
+                "参数错误",
+            )
+        ]
+    ev = audit_log.latest_event(ctx.session, UNGOVERNED_CHECKED)
+    how = "an operator runs `modelreg sync --check` (it records what it finds)"
+    if ev is None:
+        return [
+            _u(
+                control,
+                f"no reconciliation of MLflow against the registry is recorded: {how}",
+                "尚无 MLflow 与登记库的核对记录：请运维人员运行 modelreg sync --check",
+            )
+        ]
+    age = clock.now() - ev.at
+    if age > timedelta(days=max_age):
+        return [
+            _u(
+                control,
+                f"the latest reconciliation of MLflow (#{ev.seq}, {clock.isoformat(ev.at)}) is {age.days} day(s) old, "
+                f"more than {max_age:g}: {how}",
+                f"最近一次 MLflow 核对已超过 {max_age:g} 天：请重新运行 modelreg sync --check",
+            )
+        ]
+    name = ctx.version.model
+    loose = sorted(
+        {str(v.get("version")) for v in ev.payload.get("ungoverned_versions", []) if v.get("model") == name},
+        key=lambda v: (len(v), v),
+    )
+    if not loose:
+        return []
+    return [
+        _u(
+            control,
+            f"MLflow holds version(s) {', '.join(loose)} of {name} that are not registered with modelreg "
+            f"(reconciliation #{ev.seq}, {clock.isoformat(ev.at)}): register them (`modelreg register {name} "
+            "VERSION`) or delete them in MLflow, then run `modelreg sync --check` again",
+            f"MLflow 中存在未纳入治理的 {name} 版本 {', '.join(loose)}：请登记或在 MLflow 中删除后重新核对",
+        )
+    ]
+
+
 def _req_approvals(ctx, control, params) -> list[Unmet]:
     if ctx.gate != "deploy":
         return []
@@ -193,6 +256,7 @@ PREDICATES: dict[str, Callable] = {
     "pip_requirements_recorded": _req_pip,
     "retirement_reason_recorded": _req_retire_reason,
     "audit_log_verifies": _req_audit,
+    "mlflow_ungoverned_checked": _req_mlflow_ungoverned,
 }
 
 

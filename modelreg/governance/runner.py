@@ -54,6 +54,12 @@ class EvaluationInput:
     # The reference period for the segments and stability monitors only (``monitor --reference-period``);
     # without it they use ``reference``. Drift keeps its stored profile either way.
     period_reference: Any = None
+    # False (``--no-html-report``): the drift monitor writes no Evidently HTML report (its ``evidently_report``
+    # parameter, recorded with the evaluation's parameters). The metrics never come from that report.
+    html_report: bool = True
+    # Where the drift monitor keeps Evidently reports per digest of their inputs (set by the registry from
+    # its settings); None: no cache.
+    report_cache: Path | None = None
 
 
 @dataclass
@@ -315,6 +321,20 @@ def handed_inputs(
     return extra, None
 
 
+def _html_switch(inp: EvaluationInput, wanted: dict[str, dict]) -> None:
+    """``--no-html-report`` switches the drift monitor's Evidently report off for this run."""
+    if not inp.html_report and "drift" in wanted:
+        wanted["drift"]["evidently_report"] = False
+
+
+def _report_cache(cls, inp: EvaluationInput, extra: dict) -> None:
+    """Hand the report cache to a monitor whose run() names it (the drift monitor's Evidently report)."""
+    import inspect
+
+    if inp.report_cache is not None and "report_cache" in inspect.signature(cls.run).parameters:
+        extra["report_cache"] = inp.report_cache
+
+
 def _call(kind: str, spec, current, params: dict, folder: Path, extra: dict) -> Any:
     from monitors.base import MetricStatus, MonitorResult, ParameterError, get_monitor
 
@@ -376,6 +396,7 @@ def run(
         for kind, params in pack.monitors_for(g, tier).items():
             wanted.setdefault(kind, {}).update(params)
     _drop_standalone(wanted)
+    _html_switch(inp, wanted)
     estimate_note = _labels_rule(inp, wanted)
     if estimate_note:
         notes.append(estimate_note)
@@ -407,6 +428,7 @@ def run(
             continue
         if inp.scenarios and "scenarios" not in params and any(p.name == "scenarios" for p in cls.params):
             params["scenarios"] = inp.scenarios
+        _report_cache(cls, inp, extra)
         say(f"running {kind} monitor on {len(current):,} rows")
         sub = folder / kind
         sub.mkdir(parents=True, exist_ok=True)
@@ -661,6 +683,7 @@ def _run_scaled(
         for kind, params in pack.monitors_for(g, tier).items():
             wanted.setdefault(kind, {}).update(params)
     _drop_standalone(wanted)
+    _html_switch(inp, wanted)
     estimate_note = _labels_rule(inp, wanted)
     if inp.segments:
         _check_segments(inp, current_fp_columns(current_fp), None)

@@ -16,6 +16,7 @@ from modelreg.domain.stages import EVALUATION_PURPOSES, Stage
 from modelreg.errors import (
     BadInput,
     InvalidTransition,
+    ModelregError,
     NotFound,
     PermissionDenied,
     SegregationOfDuties,
@@ -26,7 +27,7 @@ from modelreg.governance.records import Evaluation
 from modelreg.governance.runner import EvaluationInput, digest_of
 from modelreg.governance.signatures import build_payload, load_signing_key, sign_payload, verify_presigned
 from modelreg.registry import Change, Registry
-from modelreg.store import artifacts
+from modelreg.store import artifacts, repo
 from modelreg.store import governance as store
 
 # purpose: (gate, action permission, stage the version must be in), from the transition table
@@ -95,6 +96,8 @@ def run_evaluation(
     tier = mv.risk_tier
     from modelreg.governance import runner
 
+    if inp.report_cache is None and inp.html_report:
+        inp.report_cache = reg.settings.report_cache
     if inp.model_uri and inp.execution_grant is None:
         inp.execution_grant = execution_grant(reg, pack, version_id, version)
 
@@ -587,8 +590,8 @@ def check_duties(session, mv, version_id: int, actor: str, role: str) -> None:
             raise SegregationOfDuties(f"{actor} validated {mv.model} {mv.version} and cannot also approve it")
 
 
-def _attestation_control(reg: Registry, control_id: str, policy: str | None):
-    pack = load_policy(reg, policy)
+def _attestation_control(pack, control_id: str):
+    """The attestation control ``control_id`` of ``pack``, switched on; else the one-line reason why not."""
     control = pack.control(control_id)
     if control.attestation is None:
         raise BadInput(
@@ -598,22 +601,23 @@ def _attestation_control(reg: Registry, control_id: str, policy: str | None):
         raise BadInput(
             f"control {control_id} is switched off in policy pack {pack.id}@{pack.version}: {control.disabled_reason_en}"
         )
-    return pack, control
+    return control
 
 
-def _attestation_payload(reg, user, target, pack, control, comment, now) -> dict:
+def _attestation_payload(actor: str, user, target, pack, control, comment, now) -> dict:
+    """What ``actor`` would sign for ``control`` on ``target`` at ``now``, after the role and duty checks."""
     control_id = control.id
-    name, version = target.version.model, target.version.version
+    mv = target.version
+    name, version = mv.model, mv.version
     if control.attestation.role not in user.roles:
         raise PermissionDenied(
-            f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}"
+            f"{control_id} must be attested by a {control.attestation.role}; {actor} has {', '.join(user.roles)}"
         )
-    mv = target.version
     if target.stage == Stage.RETIRE.value:
         raise InvalidTransition(f"{name} {version} is retired")
-    if control.attestation.role in ("validator", "approver") and reg.actor in mv.developers:
+    if control.attestation.role in ("validator", "approver") and actor in mv.developers:
         raise SegregationOfDuties(
-            f"{reg.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}"
+            f"{actor} developed {name} and cannot attest {control_id} as {control.attestation.role}"
         )
     return build_payload(
         "attestation",
@@ -625,9 +629,39 @@ def _attestation_payload(reg, user, target, pack, control, comment, now) -> dict
         version=version,
         model_artifact_digest=_artifact_digest(mv),
         policy={"id": pack.id, "version": pack.version},
-        signer=reg.actor,
+        signer=actor,
         comment=comment or "",
         at=clock.isoformat(now),
+    )
+
+
+def _attest_in(
+    tx: Change, pack, control, key, target, *, comment: str | None, presigned: dict | None = None
+) -> dict:
+    """Sign (or check the ``presigned`` signature of) and record one attestation of ``target`` in the change
+    ``tx``, with its audit event."""
+    user = tx.user
+    assert user is not None
+    now = _presigned_time(presigned) if presigned is not None else clock.now()
+    payload = _attestation_payload(tx.actor, user, target, pack, control, comment, now)
+    _same_as_draft(presigned, payload)
+    mv = target.version
+    return _record_signed(
+        tx,
+        user,
+        key,
+        payload,
+        kind="attestation",
+        role=control.attestation.role,
+        control_id=control.id,
+        until=None,
+        at=now,
+        event="attestation.signed",
+        event_payload={"control_id": control.id},
+        name=mv.model,
+        version=mv.version,
+        presigned=presigned.get("signature") if presigned is not None else None,
+        target=target,
     )
 
 
@@ -646,31 +680,60 @@ def attest(
     ``attestation_draft`` (checked like a presigned approval)."""
     if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
         return reg.attest(name, version, control_id=control_id, comment=comment, key_path=key_path)
-    pack, control = _attestation_control(reg, control_id, policy)
+    pack = load_policy(reg, policy)
+    control = _attestation_control(pack, control_id)
     key = None if presigned is not None else _key(reg, key_path)
     version = str(version)
     with reg.change("attest", model=name, version=version) as tx:
-        user, target = tx.user, tx.target
-        assert user is not None and target is not None
-        now = _presigned_time(presigned) if presigned is not None else clock.now()
-        payload = _attestation_payload(reg, user, target, pack, control, comment, now)
-        _same_as_draft(presigned, payload)
-        return _record_signed(
-            tx,
-            user,
-            key,
-            payload,
-            kind="attestation",
-            role=control.attestation.role,
-            control_id=control_id,
-            until=None,
-            at=now,
-            event="attestation.signed",
-            event_payload={"control_id": control_id},
-            name=name,
-            version=version,
-            presigned=presigned.get("signature") if presigned is not None else None,
+        assert tx.user is not None and tx.target is not None
+        return _attest_in(tx, pack, control, key, tx.target, comment=comment, presigned=presigned)
+
+
+def attest_batch(
+    reg: Registry,
+    source: str | Path | list,
+    *,
+    key_path: str | Path | None = None,
+    policy: str | None = None,
+) -> list[dict]:
+    """Sign and record many attestations in ONE unit of work: all of them or none.
+
+    ``source`` is a YAML or JSON file (``modelreg.governance.batch`` describes the format) or a list of entry
+    mappings (``model``, ``version``, ``control``, optional ``comment``). Each entry is signed on its own with
+    the actor's key, exactly as ``attest`` signs it, and gets its own ``attestation.signed`` event, so every
+    record verifies alone in an evidence pack. An entry that cannot be recorded (unknown control, control
+    switched off, a role the actor lacks, an unknown or retired version, a developer attesting as validator)
+    refuses the whole batch with a ``BadInput`` naming the entry (and its line in the file): nothing is
+    written."""
+    from modelreg.governance.batch import entry_error, read_entries
+
+    if getattr(reg, "remote", False):
+        # One unit of work is the batch's promise; over HTTP each attestation is its own request.
+        raise BadInput(
+            "attest --batch records in one transaction of the registry database; over MODELREG_URL sign each "
+            "attestation with `attest --control`"
         )
+    entries = read_entries(source)
+    pack = load_policy(reg, policy)
+    controls = []
+    for entry in entries:
+        try:
+            controls.append(_attestation_control(pack, entry.control_id))
+        except ModelregError as exc:
+            raise entry_error(entry, exc) from None
+    key = _key(reg, key_path)
+    done: list[dict] = []
+    with reg.change("attest") as tx:
+        assert tx.user is not None
+        for entry, control in zip(entries, controls, strict=True):
+            try:
+                tx.require_proven(entry.model, entry.version)
+                target = repo.find_version(tx.session, entry.model, entry.version)
+                record = _attest_in(tx, pack, control, key, target, comment=entry.comment)
+            except ModelregError as exc:
+                raise entry_error(entry, exc) from None
+            done.append({"entry": entry.index, **record})
+    return done
 
 
 def attestation_draft(
@@ -683,12 +746,13 @@ def attestation_draft(
     policy: str | None = None,
 ) -> dict:
     """The payload ``attest`` would sign now, for a signer who signs on their own machine; nothing written."""
-    pack, control = _attestation_control(reg, control_id, policy)
+    pack = load_policy(reg, policy)
+    control = _attestation_control(pack, control_id)
     with reg.reading("attest", model=name, version=str(version)) as rd:
         assert rd.target is not None
         if rd.user is None:
             raise PermissionDenied(reg.unknown_user_message())
-        return _attestation_payload(reg, rd.user, rd.target, pack, control, comment, clock.now())
+        return _attestation_payload(reg.actor, rd.user, rd.target, pack, control, comment, clock.now())
 
 
 def _same_as_draft(presigned: dict | None, payload: dict) -> None:
@@ -829,18 +893,20 @@ def _record_signed(
     name: str,
     version: str,
     presigned: dict | None = None,
+    target=None,
 ) -> dict:
     """Sign the payload with the actor's key (checked against their registered key), store the record and its
     audit event in the change's transaction. A ``presigned`` signature (made by the signer elsewhere) is
-    verified against the registered key instead."""
-    assert tx.target is not None
+    verified against the registered key instead. ``target``: the version (default: the change's target)."""
+    target = target if target is not None else tx.target
+    assert target is not None
     if presigned is not None:
         data, sig = verify_presigned(payload, presigned, user.public_key_pem, tx.actor)
     else:
         data, sig = sign_payload(payload, key, user.public_key_pem, tx.actor)
     record_id = store.add_signed_record(
         tx.session,
-        version_id=tx.target.id,
+        version_id=target.id,
         kind=kind,
         role=role,
         control_id=control_id,

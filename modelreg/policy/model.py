@@ -97,6 +97,7 @@ REQUIREMENT_IDS: tuple[str, ...] = (
     "pip_requirements_recorded",
     "retirement_reason_recorded",
     "audit_log_verifies",
+    "mlflow_ungoverned_checked",
 )
 
 

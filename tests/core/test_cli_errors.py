@@ -314,9 +314,14 @@ def walk(
 
 # Optional options some commands need to get past their own input checks, and values for required options
 # that must name something real (a control of the default policy pack, a date).
-EXTRA: dict[tuple[str, ...], list[str]] = {("card",): ["--set", "intended_use=x"]}
+EXTRA: dict[tuple[str, ...], list[str]] = {
+    ("card",): ["--set", "intended_use=x"],
+    ("attest",): [
+        "--control",
+        "CHK-HI-01",
+    ],  # optional since --batch: NAME VERSION --control, or --batch FILE
+}
 VALUES: dict[tuple[str, ...], dict[str, str]] = {
-    ("attest",): {"--control": "CHK-HI-01"},
     ("waive",): {
         "--control": "CHK-HI-01",
         "--until": (datetime.now(UTC) + timedelta(days=30)).date().isoformat(),

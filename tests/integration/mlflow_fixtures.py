@@ -314,9 +314,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    root = tmp_path_factory.mktemp("mlflow-server")
+    """One server for the session (tests name their models uniquely)."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_mlflow_server(root: Path) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` with its stores under ``root``, stopped on exit: for a test that needs a
+    server of its own (fixed model names, e.g. the README tours)."""
     home = root / "home"
-    home.mkdir()
+    home.mkdir(parents=True)
     artifacts = root / "artifacts"
     backend_uri = f"sqlite:///{root / 'backend.db'}"
     port = free_port()

@@ -60,16 +60,22 @@ def use_stores(settings: Settings) -> None:
 
 
 def ensure_experiment(artifact_root: str, name: str) -> str:
-    """The experiment ``name`` (created with its artifacts under ``artifact_root``/experiments/``name``: MLflow
-    would otherwise write ./mlruns wherever the process happens to run)."""
+    """The experiment ``name``. On a local store it is created with its artifacts under
+    ``artifact_root``/experiments/``name`` (MLflow would otherwise write ./mlruns wherever the process happens
+    to run); on a tracking server the server decides (its artifact store, which every user of the server can
+    read: a local folder there would hold the models where only this machine sees them)."""
     from pathlib import Path
 
     import mlflow
 
+    from modelreg.integrations.mlflow.gateway import _LOCAL_STORE_SCHEMES, _scheme
+
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return str(existing.experiment_id)
-    location = (Path(artifact_root) / "experiments" / name).resolve().as_uri()
+    location = None
+    if _scheme(mlflow.get_tracking_uri()) in _LOCAL_STORE_SCHEMES:
+        location = (Path(artifact_root) / "experiments" / name).resolve().as_uri()
     return str(mlflow.create_experiment(name, artifact_location=location))
 
 

@@ -186,6 +186,50 @@ def ungoverned(reg: Registry) -> list[Divergence]:
     return out
 
 
+#: At most this many names of MLflow models unknown to modelreg go into the recorded event (their total is
+#: kept); every ungoverned version of a governed model is recorded, since the gate reads those.
+MAX_RECORDED_MODELS = 500
+
+
+def _redacted(uri: str) -> str:
+    """The MLflow registry URI as an auditor may read it: no user, password or query string."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "?"
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "") if parts.netloc else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def record_ungoverned(reg: Registry, loose: list[Divergence]) -> dict:
+    """Record what a reconciliation found in MLflow outside governance as one ``mlflow.ungoverned_checked``
+    event (the gate cannot reach MLflow: the optional requirement ``mlflow_ungoverned_checked`` reads the
+    latest). Recording is for an operator or admin (``sync.record_check``); anyone else still gets the report,
+    with ``recorded: false`` and the reason."""
+    from modelreg.domain.events import UNGOVERNED_CHECKED
+    from modelreg.errors import PermissionDenied
+
+    models = sorted(d.model for d in loose if d.kind == "ungoverned_model")
+    payload = {
+        "mlflow_registry": _redacted(reg.settings.mlflow_registry_uri),
+        "ungoverned_versions": sorted(
+            ({"model": d.model, "version": d.version} for d in loose if d.kind == "ungoverned_version"),
+            key=lambda v: (v["model"], len(v["version"] or ""), v["version"] or ""),
+        ),
+        "ungoverned_models": models[:MAX_RECORDED_MODELS],
+        "ungoverned_models_total": len(models),
+    }
+    try:
+        with reg.change("sync.record_check") as tx:
+            ev = tx.event(UNGOVERNED_CHECKED, payload=payload)
+    except PermissionDenied as exc:
+        return {"recorded": False, "reason": exc.message}
+    return {"recorded": True, "seq": ev.seq, "at": ev.at}
+
+
 def repair(reg: Registry) -> list[Divergence]:
     """Make MLflow agree with the registry; audited as one ``mlflow.synced`` event."""
     from modelreg.integrations.mlflow.outbox import drain
