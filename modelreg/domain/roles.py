@@ -48,6 +48,8 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     "attest": frozenset(r.value for r in Role if r is not Role.AUDITOR),
     "waive": frozenset({Role.APPROVER.value}),
     "sync": frozenset({Role.ADMIN.value, Role.OPERATOR.value}),
+    # late outcomes: who feeds monitoring feeds the outcomes too (never the model's developer role)
+    "outcomes.add": frozenset({Role.OPERATOR.value, Role.VALIDATOR.value}),
     # model risk operations: findings tracked until remediated (acceptance also needs the policy's role)
     "finding.assign": frozenset({Role.VALIDATOR.value, Role.APPROVER.value, Role.ADMIN.value}),
     "finding.propose": frozenset({Role.DEVELOPER.value, Role.VALIDATOR.value, Role.APPROVER.value}),
@@ -67,6 +69,7 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     "evidence.verify": ANYONE,
     "policy.read": ANYONE,
     "sync.check": ANYONE,
+    "outcomes.report": ANYONE,
 }
 
 
