@@ -75,10 +75,12 @@ def vintage_report(frame: Any, *, min_class_count: int = MIN_CLASS_COUNT) -> dic
 
     if min_class_count < 1:
         raise ValueError(f"min_class_count must be at least 1. Got {min_class_count} instead.")
-    months = pd.DatetimeIndex(frame["decided_at"]).tz_convert("UTC").strftime("%Y-%m")
+    at = pd.DatetimeIndex(frame["decided_at"]).tz_convert("UTC")
+    months = at.year * 100 + at.month  # (strftime costs seconds a million rows)
     vintages = []
     for month, part in frame.groupby(months, sort=True):
-        vintages.append({"vintage": str(month), **_cell(part, min_class_count)})
+        label = f"{int(month) // 100:04d}-{int(month) % 100:02d}"
+        vintages.append({"vintage": label, **_cell(part, min_class_count)})
     return {
         "version": VERSION,
         "min_class_count": min_class_count,

@@ -141,13 +141,16 @@ def realised_section(
     recorded for them; None when none is recorded yet."""
     from modelreg.store import outcomes as store
 
-    known = store.joined(session, version_id, with_outcome_only=True)
-    if known.empty:
+    recorded = store.joined(session, version_id)
+    if recorded["outcome"].notna().sum() == 0:
         return None
-    recorded = store.joined(session, version_id)[["decision_id", "score", "evaluation_id"]]
     frame = decisions.merge(
-        recorded.rename(columns={"score": "recorded_score"}), on="decision_id", how="left"
-    ).merge(known[["decision_id", "outcome"]], on="decision_id", how="left")
+        recorded[["decision_id", "score", "evaluation_id", "outcome"]].rename(
+            columns={"score": "recorded_score"}
+        ),
+        on="decision_id",
+        how="left",
+    )
     if frame["outcome"].notna().sum() == 0:
         return None
     # The decision's own score (recorded when it was first scored) is what the outcome judges.
@@ -193,7 +196,10 @@ def _read(data: Any, encoding: str | None) -> tuple[Any, str, str]:
     from modelreg.datasets import read_table
 
     if isinstance(data, pd.DataFrame):
-        return data, "<DataFrame>", hashlib.sha256(data.to_csv(index=False).encode()).hexdigest()
+        # A frame has no file bytes: SHA-256 of pandas' row hashes (columns and values, in order).
+        hashed = pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes()
+        names = "\x1f".join(map(str, data.columns)).encode()
+        return data, "<DataFrame>", hashlib.sha256(names + b"\x1e" + hashed).hexdigest()
     path = Path(data)
     frame = read_table(path, encoding=encoding, what="outcomes file")
     h = hashlib.sha256()

@@ -21,8 +21,8 @@ from modelreg.store.tables import OutcomeBatchRow
 
 _TMP_OUTCOMES = "modelreg_tmp_outcomes"
 _TMP_DECISIONS = "modelreg_tmp_decisions"
-_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME storage format
-_PG_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00"
+_SQLITE_FORMAT = "sqlite"  # SQLAlchemy's SQLite DATETIME storage format: 2025-01-31 12:00:00.000000
+_PG_FORMAT = "pg"  # ISO 8601 with a Z (UTC), whatever the session's time zone
 
 
 def _dialect(session: Session) -> str:
@@ -35,9 +35,17 @@ def _raw(session: Session) -> Any:
 
 
 def _times(values: Any, fmt: str) -> list[str]:
+    """UTC timestamps as text, vectorised (pandas' strftime costs seconds a million rows)."""
+    import numpy as np
     import pandas as pd
 
-    return pd.DatetimeIndex(values).tz_convert("UTC").strftime(fmt).tolist()
+    utc = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[us]")
+    if fmt == _PG_FORMAT:
+        return np.datetime_as_string(utc, unit="us", timezone="UTC").tolist()
+    text_ = np.datetime_as_string(utc, unit="us")  # 2025-01-31T12:00:00.000000, fixed width
+    chars = text_.view(np.uint32).reshape(len(text_), -1)
+    chars[:, 10] = ord(" ")
+    return text_.tolist()
 
 
 def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: Any) -> None:
@@ -72,19 +80,34 @@ def record_decisions(session: Session, version_id: int, evaluation_id: int, fram
     dialect = _dialect(session)
     before = _count(session, "decisions", version_id)
     if dialect == "postgresql":
+        times = _times(frame["decided_at"], _PG_FORMAT)
+        rows = list(zip(ids, times, scores, strict=True))
+        # A new log (the usual case) is copied straight into the table; if any id is already recorded the
+        # COPY fails on the unique key, is rolled back to the savepoint, and the rows go through a temporary
+        # table and INSERT … ON CONFLICT DO NOTHING instead.
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with session.begin_nested():
+                _copy_rows(
+                    session,
+                    "decisions",
+                    ("version_id", "decision_id", "decided_at", "score", "evaluation_id"),
+                    ((version_id, i, t, s, evaluation_id) for i, t, s in rows),
+                )
+            return n, 0
+        except IntegrityError:
+            pass
+        except Exception as exc:  # psycopg's UniqueViolation raised from the raw cursor, not wrapped
+            if type(exc).__name__ != "UniqueViolation":
+                raise
         session.execute(
             text(
                 f"CREATE TEMP TABLE {_TMP_DECISIONS} (decision_id text, decided_at timestamptz, score double precision) "
                 "ON COMMIT DROP"
             )
         )
-        times = _times(frame["decided_at"], _PG_FORMAT)
-        _copy_rows(
-            session,
-            _TMP_DECISIONS,
-            ("decision_id", "decided_at", "score"),
-            zip(ids, times, scores, strict=True),
-        )
+        _copy_rows(session, _TMP_DECISIONS, ("decision_id", "decided_at", "score"), rows)
         session.execute(
             text(
                 "INSERT INTO decisions (version_id, decision_id, decided_at, score, evaluation_id) "
@@ -238,26 +261,38 @@ def insert_outcomes(session: Session, version_id: int, batch_id: int) -> int:
 def joined(session: Session, version_id: int, *, with_outcome_only: bool = False) -> Any:
     """The version's decisions joined with their outcomes, as a DataFrame: decision_id, decided_at (UTC),
     score, evaluation_id, outcome (NaN while unknown), observed_at."""
+    import numpy as np
     import pandas as pd
 
     join = "JOIN" if with_outcome_only else "LEFT JOIN"
-    result = session.execute(
-        text(
-            "SELECT d.decision_id, d.decided_at, d.score, d.evaluation_id, o.outcome, o.observed_at "
-            f"FROM decisions d {join} outcomes o ON o.version_id = d.version_id AND o.decision_id = d.decision_id "
-            "WHERE d.version_id = :v"
-        ),
-        {"v": version_id},
+    pg = _dialect(session) == "postgresql"
+    # PostgreSQL hands times over as microseconds since the epoch (no per-row datetime objects).
+    when = (lambda c: f"CAST(EXTRACT(EPOCH FROM {c}) * 1000000 AS BIGINT)") if pg else (lambda c: c)
+    sql = (
+        f"SELECT d.decision_id, {when('d.decided_at')}, d.score, d.evaluation_id, o.outcome, "
+        f"{when('o.observed_at')} FROM decisions d {join} outcomes o "
+        "ON o.version_id = d.version_id AND o.decision_id = d.decision_id WHERE d.version_id = "
     )
-    frame = pd.DataFrame(
-        result.all(),
-        columns=["decision_id", "decided_at", "score", "evaluation_id", "outcome", "observed_at"],
-    )
-    for col in ("decided_at", "observed_at"):
-        frame[col] = pd.to_datetime(frame[col], utc=True, format="mixed")
-    frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
-    frame["outcome"] = pd.to_numeric(frame["outcome"], errors="coerce")
-    return frame
+    # The driver's own cursor: plain tuples, no per-row result processing (a million rows).
+    cur = _raw(session).cursor()
+    try:
+        cur.execute(sql + ("%(v)s" if pg else "?"), {"v": version_id} if pg else (version_id,))
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    names = ["decision_id", "decided_at", "score", "evaluation_id", "outcome", "observed_at"]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    frame = pd.DataFrame({"decision_id": pd.Series(columns[0], dtype=object)})
+    for i, col in ((1, "decided_at"), (5, "observed_at")):
+        if pg:
+            micros = pd.array(columns[i], dtype="Int64")
+            frame[col] = pd.to_datetime(micros, unit="us", utc=True)
+        else:
+            frame[col] = pd.to_datetime(pd.Series(columns[i], dtype=object), utc=True, format="ISO8601")
+    frame["score"] = np.array([np.nan if v is None else v for v in columns[2]], dtype=float)
+    frame["evaluation_id"] = pd.array(columns[3], dtype="Int64")
+    frame["outcome"] = np.array([np.nan if v is None else v for v in columns[4]], dtype=float)
+    return frame[names]
 
 
 def batches(session: Session, version_id: int) -> list[dict]:

@@ -332,12 +332,13 @@ class DecisionRow(Base):
     Written with core bulk inserts (``modelreg.store.outcomes``), never as ORM objects."""
 
     __tablename__ = "decisions"
+    # No foreign keys on the two bulk tables (see migration 0004_outcomes): the registry writes the ids.
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    version_id: Mapped[int] = mapped_column(Id)  # model_versions.id
     decision_id: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
     score: Mapped[float | None] = mapped_column(Float)
-    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"))
+    evaluation_id: Mapped[int] = mapped_column(Id)  # evaluations.id
 
     __table_args__ = (UniqueConstraint("version_id", "decision_id", name="uq_decisions_version_decision"),)
 
@@ -361,11 +362,11 @@ class OutcomeRow(Base):
 
     __tablename__ = "outcomes"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    version_id: Mapped[int] = mapped_column(Id)  # model_versions.id
     decision_id: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[int] = mapped_column(Integer)
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    batch_id: Mapped[int] = mapped_column(ForeignKey("outcome_batches.id"))
+    batch_id: Mapped[int] = mapped_column(Id)  # outcome_batches.id
 
     __table_args__ = (UniqueConstraint("version_id", "decision_id", name="uq_outcomes_version_decision"),)
 
