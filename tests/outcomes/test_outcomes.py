@@ -343,3 +343,70 @@ def test_scoring_log_with_bad_decision_columns_is_refused(deployed, portfolio):
             ops.monitor(NAME, "1", data=data, score="score")
         assert message in str(info.value), str(info.value)
     assert counts(deployed)["decisions"] == 0
+
+
+def _monitor_with_estimate(client, data: pd.DataFrame, estimate: tuple[float, float, float]):
+    """A monitoring run stored through the service's own path (runner, then ``_store``), whose results also
+    hold an ``estimated_performance`` result with the other branch's contract metrics (``estimated_auc``,
+    ``estimated_auc_low``, ``estimated_auc_high``), as that monitor records them."""
+    from modelreg.governance import runner, service
+    from modelreg.governance.runner import EvaluationInput
+    from modelreg.operations import effective_pack
+    from monitors.base import Metric, MetricStatus, MonitorResult
+
+    reg = client.as_user("ops").registry
+    with reg.reading("monitor", model=NAME, version="1") as rd:
+        mv, row_version = rd.target.version, rd.target.row_version
+    inp = EvaluationInput(data=data, score="score")
+    service._declared_from_card(inp, mv.model_card)
+    inp.record_decisions = True
+    pack = effective_pack(service.load_policy(reg), mv)
+    draft = runner.run(pack, ("monitor",), mv.risk_tier, inp)
+    auc, low, high = estimate
+    draft.results["estimated_performance"] = MonitorResult(
+        kind="estimated_performance",
+        monitor_version="contract",
+        params={},
+        metrics=tuple(
+            Metric(name=name, value=value)
+            for name, value in (
+                ("estimated_auc", auc),
+                ("estimated_auc_low", low),
+                ("estimated_auc_high", high),
+            )
+        ),
+        status=MetricStatus.OK,
+    )
+    return service._store(
+        reg, NAME, "1", mv, row_version, pack, "monitor", mv.risk_tier, "monitoring", draft, inp
+    )
+
+
+def test_realised_against_the_earlier_estimate_contract(deployed, portfolio):
+    """Written against the estimate's contract: each earlier run's estimate and band next to the realised AUC
+    on the very decisions it scored, inside or outside."""
+    log = portfolio.decisions
+    january = log[log["decided_at"] < pd.Timestamp("2025-02-01")]
+    later = log[log["decided_at"] >= pd.Timestamp("2025-02-01")]
+    truth = portfolio.labelled_current().set_index("decision_id")
+    auc_jan = roc_auc_score(truth.loc[january["decision_id"], TARGET], january["score"])
+    auc_later = roc_auc_score(truth.loc[later["decision_id"], TARGET], later["score"])
+    ev_jan = _monitor_with_estimate(deployed, january, (auc_jan + 0.01, auc_jan - 0.03, auc_jan + 0.04))
+    ev_later = _monitor_with_estimate(deployed, later, (auc_later + 0.2, auc_later + 0.1, auc_later + 0.3))
+    assert counts(deployed)["decisions"] == len(log)
+
+    ops = deployed.as_user("ops")
+    ops.add_outcomes(NAME, "1", portfolio.outcomes)
+    rows = {c["evaluation_id"]: c for c in ops.outcomes_report(NAME, "1")["comparison"]}
+    assert set(rows) == {ev_jan.id, ev_later.id}
+    jan, lat = rows[ev_jan.id], rows[ev_later.id]
+    assert jan["realised_auc"] == pytest.approx(auc_jan, abs=1e-12) and jan["decisions"] == len(january)
+    assert jan["estimated_auc"] == pytest.approx(auc_jan + 0.01) and jan["inside_band"] is True
+    assert lat["realised_auc"] == pytest.approx(auc_later, abs=1e-12) and lat["inside_band"] is False
+    assert jan["coverage"] == lat["coverage"] == 1.0 and not jan["partial"]
+
+    # the next monitoring run on the whole log records the same comparison in its evaluation
+    ev = ops.monitor(NAME, "1", data=log, score="score")
+    stored = {c["evaluation_id"]: c for c in ev.data["realised"]["comparison"]}
+    assert stored == rows
+    assert deployed.audit_verify().ok  # the evaluations' digests cover these rows
