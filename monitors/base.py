@@ -42,6 +42,9 @@ class MetricStatus(str, enum.Enum):
     OK = "ok"
     INSUFFICIENT_DATA = "insufficient_data"
     INVALID_INPUT = "invalid_input"
+    # The quantity cannot be estimated from what was given (e.g. performance from the scores of a model
+    # that is not calibrated on the reference): no number, a reason, and a control on it never passes.
+    NOT_ESTIMABLE = "not_estimable"
 
 
 @dataclass(frozen=True)
@@ -663,6 +666,7 @@ _BUILTIN = {
     "segments": "monitors.segments:SegmentMonitor",
     "stability": "monitors.bands:StabilityMonitor",
     "challenger": "monitors.challenger:ChallengerMonitor",
+    "estimated_performance": "monitors.estimated_performance:EstimatedPerformanceMonitor",
 }
 
 

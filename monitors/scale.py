@@ -69,6 +69,7 @@ _ENGINE_PLANS: Mapping[str, str] = {
     "fairness": "reduce",
     "segments": "reduce",
     "performance": "columns",
+    "estimated_performance": "reduce",
     "explainability": "sample_own",
     "robustness": "sample",
 }

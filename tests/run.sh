@@ -37,6 +37,17 @@ log "installing modelreg with all extras"
 
 export MLFLOW_DISABLE_TELEMETRY=true
 
+# 4. NannyML, the independent oracle of the label-free estimate (tests/latelabels): it pins lightgbm<4.6 and
+# plotly<6, so it lives in a venv of its own; reused when present. With CI=true its test fails without it.
+CACHE=${MODELREG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelreg}
+if [ ! -x "$CACHE/nannyml-venv/bin/python" ] || ! "$CACHE/nannyml-venv/bin/python" -c "import nannyml, statsmodels" 2>/dev/null; then
+  log "creating the nannyml venv ($CACHE/nannyml-venv)"
+  mkdir -p "$CACHE"
+  "$PY" -m venv "$CACHE/nannyml-venv"
+  "$CACHE/nannyml-venv/bin/python" -m pip install -q nannyml==0.13.1 statsmodels pyarrow >/dev/null
+fi
+export MODELREG_NANNYML_PYTHON="$CACHE/nannyml-venv/bin/python"
+
 log "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check modelreg monitors tests benchmarks >/dev/null || { echo "ruff format: run .venv/bin/ruff format"; exit 1; }

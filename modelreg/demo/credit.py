@@ -346,6 +346,20 @@ def drifted_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 
     return month
 
 
+def unlabelled_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 4) -> pd.DataFrame:
+    """SIMULATED scoring data of the first month after go-live: scored applications, no outcomes yet.
+
+    A salary-account partner channel: 80 % of its applicants hold a moderate checking account (code 2,
+    their salary account), so the checking account, the model's best separator, tells them apart less
+    and the scores bunch together (score PSI about 0.2: a drift warning, not the suspension threshold).
+    No ``default`` column: the outcomes mature months later, and the AUC estimated from the calibrated
+    scores (CHK-PERF-04.estimated, CBPE) is all the bank has; its drop warns."""
+    rng = np.random.default_rng(seed)
+    month = holdout.iloc[rng.integers(0, len(holdout), size=rows)].reset_index(drop=True).copy()
+    month.loc[rng.random(rows) < 0.8, "checking"] = 2
+    return month.drop(columns=[TARGET])
+
+
 def fairness_by_sex(model: Any, frame: pd.DataFrame, *, threshold: float = 0.5) -> dict:
     """Group rates and disparities by sex, computed with fairlearn (an independent check of what the
     registry's fairness monitor reports): the data scientist's comparison in notebook 02."""

@@ -27,6 +27,7 @@ FAIRNESS_CLAUSE = "NFRA-2025-25.6"
 FAIRNESS_CONTROLS = ("CHK-FAIR-01", "CHK-FAIR-02")
 SUSPEND_CONTROL = "CHK-PERF-04"
 CALIBRATION_CONTROL = "CHK-PERF-02"
+ESTIMATE_CONTROL = "CHK-PERF-04.estimated"
 WAIVER_DAYS = 90
 PURPOSE = "PD scoring for consumer instalment loans (application approval) / 个人分期贷款申请评分（违约概率）"
 BUSINESS_LINE = "retail lending / 零售信贷"
@@ -493,7 +494,10 @@ class Demo:
         from modelreg.demo import credit
 
         clean = self.versions["clean"]
-        with self.step(7, "投产后监测（漂移月份）", "Monitoring a drifted month"):
+        with self.step(
+            7, "投产后监测（无结果月份、漂移月份）", "Monitoring: a month without outcomes, a drifted month"
+        ):
+            self._unlabelled_month(clean)
             month = credit.drifted_month(self.frames["holdout"])
             path = self.data_dir / "month-01.csv"
             month.to_csv(path, index=False)
@@ -533,6 +537,61 @@ class Demo:
                 alias is None,
                 f"alias → {alias}",
             )
+
+    def _unlabelled_month(self, clean: str) -> None:
+        """Month 1 has scores and no outcomes: only the estimate from calibrated scores can backtest it."""
+        from modelreg.demo import credit
+
+        month = credit.unlabelled_month(self.frames["holdout"])
+        path = self.data_dir / "month-00-no-outcomes.csv"
+        month.to_csv(path, index=False)
+        self.say(
+            f"   month without outcomes: {len(month)} scored applications from a salary-account partner "
+            f"(most applicants hold a moderate checking account, their salary account), no {credit.TARGET} column yet"
+        )
+        ev = self.as_(OPERATOR).monitor(
+            self.model,
+            clean,
+            data=path,
+            sensitive=list(credit.SENSITIVE),
+            feature_labels=dict(credit.FEATURE_LABELS),
+        )
+        est = next((f for f in ev.findings if f.control_id == ESTIMATE_CONTROL), None)
+        from modelreg.governance import records
+
+        with self.client.registry.reading() as rd:
+            result = records.monitor_results(rd.session, ev.id).get("estimated_performance") or {}
+        values = {m["name"]: m["value"] for m in result.get("metrics", ())}
+        self.report.facts["monitoring_unlabelled"] = {
+            "evaluation": ev.id,
+            "status": ev.status,
+            "suspended": ev.suspended,
+            "estimate": est.status if est else None,
+            "failed": sorted(f.control_id for f in ev.findings if f.status in ("fail", "error")),
+            **{
+                k: values.get(k)
+                for k in (
+                    "estimated_auc",
+                    "estimated_auc_low",
+                    "estimated_auc_high",
+                    "estimated_auc_drop",
+                    "reference_auc",
+                )
+            },
+        }
+        if est is not None and values.get("estimated_auc") is not None:
+            self.say(
+                f"   {ESTIMATE_CONTROL}: estimated AUC {values['estimated_auc']:.3f} (band {values['estimated_auc_low']:.3f}–"
+                f"{values['estimated_auc_high']:.3f}) against the validation AUC {values['reference_auc']:.3f}: "
+                f"drop {values['estimated_auc_drop']:.3f} → {est.status}"
+            )
+        mv = self.client.show(self.model, clean).version
+        self.expect(
+            "estimate_warns_without_outcomes",
+            f"a month without outcomes: {ESTIMATE_CONTROL} (AUC estimated from the scores, CBPE) warns and v{clean} stays deployed",
+            bool(est and est.status == "warn" and not ev.suspended and not mv.suspended),
+            f"finding {est.status if est else 'missing'}: {est.detail.get('reason', '') if est else ''}",
+        )
 
     def _operations(self) -> None:
         from datetime import timedelta

@@ -45,6 +45,7 @@ STATUS_LABEL = {
     "expired": "已过期 expired",
     "insufficient_data": "数据不足 insufficient data",
     "invalid_input": "输入无效 invalid input",
+    "not_estimable": "无法估计 not estimable",
 }
 PERFORMANCE_METRICS = (
     "auc",

@@ -387,6 +387,9 @@ def run(
         for kind, params in pack.monitors_for(g, tier).items():
             wanted.setdefault(kind, {}).update(params)
     _drop_standalone(wanted)
+    estimate_note = _labels_rule(inp, wanted)
+    if estimate_note:
+        notes.append(estimate_note)
     period = _period_reference(inp, spec, model, reference)
     _check_segments(inp, current.columns, None if period is None else period.columns)
     _declared_runs(inp, wanted, has_reference=period is not None)
@@ -398,7 +401,7 @@ def run(
         own_profile = profile if kind == "drift" else (profiles or {}).get(kind)  # each kind's own profile
         extra, missing = handed_inputs(
             cls,
-            reference=period if kind in PERIOD_KINDS else reference,
+            reference=_reference_for(kind, inp, period, reference),
             model=model,
             profile=own_profile,
             baselines=baselines,
@@ -423,8 +426,8 @@ def run(
     seen: set[str] = set()
     for g in gates:
         for o in evaluate_results(pack, g, tier, results):
-            if o.monitor in STANDALONE_KINDS:
-                continue  # graded by its own command (modelreg challenger run), in its own evaluation
+            if o.monitor in STANDALONE_KINDS or (o.monitor in LABEL_FREE_KINDS and o.monitor not in results):
+                continue  # graded elsewhere (challenger run) or not at all (an estimate when labels are given)
             if o.control_id not in seen:
                 seen.add(o.control_id)
                 outcomes.append(o)
@@ -455,6 +458,11 @@ def run(
             other_profiles["data_quality"] = dq.to_json().encode()
         except (DataInputError, ValueError) as exc:
             notes.append(f"data_quality reference profile not saved: {exc}")
+    estimated = _estimate_profile(pack, tier, inp, spec, current)
+    if isinstance(estimated, bytes):
+        other_profiles["estimated_performance"] = estimated
+    elif estimated:
+        notes.append(estimated)
     notes.extend(monitor_notes(results))
     return EvaluationDraft(
         results=results,
@@ -469,6 +477,50 @@ def run(
         profiles=other_profiles,
         decisions=decisions,
     )
+
+
+#: Monitors that estimate what labels would show: they run (and their controls are graded) only when the
+#: monitoring data has no labels (no --target); with labels, the performance controls grade the realised
+#: values instead. Their reference is the validation hold-out's stored profile (or --reference-period),
+#: never the training data, on which a model's scores are not out of sample.
+LABEL_FREE_KINDS = ("estimated_performance",)
+
+
+def _labels_rule(inp: EvaluationInput, wanted: dict[str, dict]) -> str | None:
+    dropped = [k for k in LABEL_FREE_KINDS if k in wanted and inp.target is not None]
+    for k in dropped:
+        wanted.pop(k)
+    if dropped:
+        return (
+            f"{', '.join(dropped)} not run: the data has labels (--target {inp.target}), so the performance "
+            "controls grade the realised values"
+        )
+    return None
+
+
+def _reference_for(kind: str, inp: EvaluationInput, period: Any, reference: Any) -> Any:
+    if kind in PERIOD_KINDS:
+        return period
+    if kind in LABEL_FREE_KINDS:
+        return period if inp.period_reference is not None else None
+    return reference
+
+
+def _estimate_profile(pack, tier: str, inp: EvaluationInput, spec: Any, current: Any) -> bytes | str | None:
+    """At validation (labelled hold-out data): the profile that the label-free estimate reads at
+    monitoring, when the pack has a control on it. Bytes, or a note saying why it was not saved."""
+    wanted = pack.monitors_for("monitor", tier)
+    if "estimated_performance" not in wanted or inp.target is None or spec.score is None:
+        return None
+    from monitors.base import DataInputError, ParameterError
+    from monitors.estimated_performance import EstimatedPerformanceMonitor
+
+    params = dict(wanted["estimated_performance"])
+    try:
+        prof = EstimatedPerformanceMonitor().profile(spec, current, params)
+    except (DataInputError, ParameterError, ValueError) as exc:
+        return f"estimated_performance reference profile not saved: {exc}"
+    return prof.to_json().encode()
 
 
 #: Monitors that only their own command runs (``modelreg challenger run`` scores two versions): a validation
@@ -621,6 +673,7 @@ def _run_scaled(
         for kind, params in pack.monitors_for(g, tier).items():
             wanted.setdefault(kind, {}).update(params)
     _drop_standalone(wanted)
+    estimate_note = _labels_rule(inp, wanted)
     if inp.segments:
         _check_segments(inp, current_fp_columns(current_fp), None)
     # Score bands read the rows in pandas: on an engine they run only when a control asks for them.
@@ -636,7 +689,7 @@ def _run_scaled(
         own_profile = profile if kind == "drift" else (profiles or {}).get(kind)
         extra, _ = handed_inputs(
             monitor_class(kind),
-            reference=(inp.period_reference or inp.reference) if kind in PERIOD_KINDS else inp.reference,
+            reference=_reference_for(kind, inp, inp.period_reference or inp.reference, inp.reference),
             model=model,
             profile=own_profile,
             baselines=baselines,
@@ -672,8 +725,8 @@ def _run_scaled(
     outcomes, seen = [], set()
     for g in gates:
         for o in evaluate_results(pack, g, tier, results):
-            if o.monitor in STANDALONE_KINDS:
-                continue  # graded by its own command (modelreg challenger run), in its own evaluation
+            if o.monitor in STANDALONE_KINDS or (o.monitor in LABEL_FREE_KINDS and o.monitor not in results):
+                continue  # graded elsewhere (challenger run) or not at all (an estimate when labels are given)
             if o.control_id not in seen:
                 seen.add(o.control_id)
                 outcomes.append(o)
@@ -684,7 +737,11 @@ def _run_scaled(
         spec=spec.to_dict(),
         params={k: dict(v) for k, v in wanted.items()},
         artifacts_dir=folder,
-        notes=[f"reduction engine: {engine}", *monitor_notes(results)],
+        notes=[
+            f"reduction engine: {engine}",
+            *([estimate_note] if estimate_note else []),
+            *monitor_notes(results),
+        ],
         model_note=note,
         decisions=_decisions_scaled(inp, engine, spec.score),
     )

@@ -37,7 +37,7 @@ from modelreg.policy.evaluate import evaluate_check
 from modelreg.policy.loader import LSeq, _Checker, _read_tree, _tname
 from modelreg.policy.model import OUTCOME_STATUSES, LintMessage, PolicyPack, PolicyTestOutcome
 
-_RESULT_STATUSES = ("ok", "insufficient_data", "invalid_input")
+_RESULT_STATUSES = ("ok", "insufficient_data", "invalid_input", "not_estimable")
 _CASE_KEYS = (
     "name",
     "control",

@@ -129,6 +129,12 @@ CASES: dict[str, Case] = {
             ]
         },
     ),
+    "estimated_performance": Case(
+        inputs=lambda g: {"reference": g.reference},
+        column="score",
+        invalid_params={"max_ece": 0.0},
+        params={"bootstrap": 20, "min_rows": 30, "min_class_rows": 10},
+    ),
     "challenger": Case(
         spec=_fairness_spec,
         column="score",
