@@ -126,9 +126,27 @@ def test_batches_over_twelve_months_raise_coverage_per_vintage(monitored, portfo
         )
         for lo, hi in zip([pd.Timestamp.min, *cut_offs[:-1]], cut_offs, strict=True)
     ]
-    # the first run recorded no estimate: said, not guessed
-    assert [c["status"] for c in report["comparison"]] == ["no_estimate"]
-    assert report["comparison"][0]["evaluation_id"] == first_run.id
+    # the first run (no outcomes yet) recorded the label-free estimate (monitor estimated_performance, branch
+    # latelabels); the report puts the realised AUC on the same decisions against it and its band
+    from modelreg.governance import records
+    from monitors.vintage import estimate_of
+
+    with client.registry.reading() as rd:
+        stored = records.monitor_results(rd.session, first_run.id)["estimated_performance"]
+    estimate = estimate_of(stored)
+    assert estimate is not None, stored
+    (row,) = report["comparison"]
+    assert row["evaluation_id"] == first_run.id and row["status"] == "ok"
+    realised = roc_auc_score(joined[TARGET], joined["score"])
+    assert row["realised_auc"] == pytest.approx(realised, abs=1e-12)
+    assert (row["estimated_auc"], row["estimated_auc_low"], row["estimated_auc_high"]) == (
+        estimate["estimated_auc"],
+        estimate["low"],
+        estimate["high"],
+    )
+    assert row["inside_band"] is (estimate["low"] <= realised <= estimate["high"])
+    assert row["coverage"] == 1.0 and row["partial"] is False
+    print(f"estimate {estimate}, realised {realised:.4f}, inside {row['inside_band']}")
 
     # a monitoring run on the log without a target joins the outcomes into its evaluation
     ev = ops.monitor(NAME, "1", data=portfolio.decisions, score="score")
