@@ -148,7 +148,7 @@ def stage_outcomes(session: Session, frame: Any) -> None:
     if _dialect(session) == "postgresql":
         session.execute(
             text(
-                f"CREATE TEMP TABLE {_TMP_OUTCOMES} (decision_id text PRIMARY KEY, outcome integer, "
+                f"CREATE TEMP TABLE {_TMP_OUTCOMES} (decision_id text, outcome integer, "
                 "observed_at timestamptz) ON COMMIT DROP"
             )
         )
@@ -163,10 +163,7 @@ def stage_outcomes(session: Session, frame: Any) -> None:
     else:
         session.execute(text(f"DROP TABLE IF EXISTS temp.{_TMP_OUTCOMES}"))
         session.execute(
-            text(
-                f"CREATE TEMP TABLE {_TMP_OUTCOMES} (decision_id TEXT PRIMARY KEY, outcome INTEGER, "
-                "observed_at TEXT)"
-            )
+            text(f"CREATE TEMP TABLE {_TMP_OUTCOMES} (decision_id TEXT, outcome INTEGER, observed_at TEXT)")
         )
         times = _times(frame["observed_at"], _SQLITE_FORMAT)
         _raw(session).executemany(
@@ -175,11 +172,7 @@ def stage_outcomes(session: Session, frame: Any) -> None:
         )
 
 
-_JOIN = (
-    f"FROM {_TMP_OUTCOMES} t "
-    "LEFT JOIN decisions d ON d.version_id = :v AND d.decision_id = t.decision_id "
-    "LEFT JOIN outcomes o ON o.version_id = :v AND o.decision_id = t.decision_id "
-)
+_CLASSIFIED = "modelreg_tmp_classified"
 # Each staged row falls in exactly one class, first match wins.
 _CLASSES = (
     ("unknown", "d.id IS NULL"),
@@ -190,42 +183,41 @@ _CLASSES = (
 
 
 def classify_outcomes(session: Session, version_id: int, samples: int = 3) -> dict[str, dict]:
-    """For the staged batch: per class (unknown, conflicting, already_recorded, before_decision, new) the
-    count and up to ``samples`` ids (the smallest, so the output is deterministic)."""
+    """Classify every staged row once (one join with decisions and outcomes, into a temporary table) as
+    unknown, conflicting, already_recorded, before_decision or new; per class the count and up to
+    ``samples`` ids (the smallest, so the output is deterministic)."""
+    pg = _dialect(session) == "postgresql"
     case = " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in _CLASSES)
-    rows = session.execute(
+    if not pg:
+        session.execute(text(f"DROP TABLE IF EXISTS temp.{_CLASSIFIED}"))
+    session.execute(
         text(
-            f"SELECT cls, count(*), min(decision_id) FROM (SELECT CASE {case} ELSE 'new' END AS cls, "
-            f"t.decision_id AS decision_id {_JOIN}) c GROUP BY cls"
+            f"CREATE TEMP TABLE {_CLASSIFIED} {'ON COMMIT DROP ' if pg else ''}AS "
+            f"SELECT t.decision_id, t.outcome, t.observed_at, o.outcome AS recorded, CASE {case} ELSE 'new' END AS cls "
+            f"FROM {_TMP_OUTCOMES} t "
+            "LEFT JOIN decisions d ON d.version_id = :v AND d.decision_id = t.decision_id "
+            "LEFT JOIN outcomes o ON o.version_id = :v AND o.decision_id = t.decision_id"
         ),
         {"v": version_id},
-    ).all()
+    )
     out = {name: {"count": 0, "sample": []} for name, _ in (*_CLASSES, ("new", ""))}
-    for cls, count, _first in rows:
+    for cls, count in session.execute(text(f"SELECT cls, count(*) FROM {_CLASSIFIED} GROUP BY cls")).all():
         out[cls]["count"] = int(count)
-    for name, cond in _CLASSES:
-        if out[name]["count"]:
-            prior = " AND ".join(f"NOT ({c})" for n, c in _CLASSES[: [n for n, _ in _CLASSES].index(name)])
-            where = cond + (f" AND {prior}" if prior else "")
-            out[name]["sample"] = list(
-                session.execute(
-                    text(
-                        f"SELECT t.decision_id {_JOIN} WHERE {where} ORDER BY t.decision_id LIMIT {int(samples)}"
-                    ),
-                    {"v": version_id},
-                ).scalars()
-            )
-            if name == "conflicting":
-                out[name]["detail"] = [
-                    {"decision_id": r[0], "recorded": int(r[1]), "file": int(r[2])}
-                    for r in session.execute(
-                        text(
-                            f"SELECT t.decision_id, o.outcome, t.outcome {_JOIN} WHERE {where} "
-                            f"ORDER BY t.decision_id LIMIT {int(samples)}"
-                        ),
-                        {"v": version_id},
-                    ).all()
-                ]
+    for name, _ in _CLASSES:
+        if not out[name]["count"]:
+            continue
+        rows = session.execute(
+            text(
+                f"SELECT decision_id, recorded, outcome FROM {_CLASSIFIED} WHERE cls = :c "
+                f"ORDER BY decision_id LIMIT {int(samples)}"
+            ),
+            {"c": name},
+        ).all()
+        out[name]["sample"] = [r[0] for r in rows]
+        if name == "conflicting":
+            out[name]["detail"] = [
+                {"decision_id": r[0], "recorded": int(r[1]), "file": int(r[2])} for r in rows
+            ]
     return out
 
 
@@ -246,12 +238,11 @@ def add_batch(
 
 
 def insert_outcomes(session: Session, version_id: int, batch_id: int) -> int:
-    """Record the staged rows of class ``new``; returns how many."""
-    prior = " AND ".join(f"NOT ({c})" for _, c in _CLASSES)
+    """Record the classified rows of class ``new``; returns how many."""
     result = session.execute(
         text(
             "INSERT INTO outcomes (version_id, decision_id, outcome, observed_at, batch_id) "
-            f"SELECT :v, t.decision_id, t.outcome, t.observed_at, :b {_JOIN} WHERE {prior}"
+            f"SELECT :v, decision_id, outcome, observed_at, :b FROM {_CLASSIFIED} WHERE cls = 'new'"
         ),
         {"v": version_id, "b": batch_id},
     )
@@ -273,22 +264,50 @@ def joined(session: Session, version_id: int, *, with_outcome_only: bool = False
         f"{when('o.observed_at')} FROM decisions d {join} outcomes o "
         "ON o.version_id = d.version_id AND o.decision_id = d.decision_id WHERE d.version_id = "
     )
+    names = ["decision_id", "decided_at", "score", "evaluation_id", "outcome", "observed_at"]
+    if pg:
+        # COPY … TO STDOUT as CSV, parsed by pandas: no Python object per value (a million rows).
+        buf = io.BytesIO()
+        query = sql + str(int(version_id))
+        with _raw(session).cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
+            for block in copy:
+                buf.write(block)
+        buf.seek(0)
+        frame = pd.read_csv(
+            buf,
+            names=names,
+            header=None,
+            dtype={
+                "decision_id": str,
+                "evaluation_id": "Int64",
+                "decided_at": "Int64",
+                "observed_at": "Int64",
+            },
+            keep_default_na=False,
+            na_values={
+                "score": [""],
+                "outcome": [""],
+                "decided_at": [""],
+                "observed_at": [""],
+                "evaluation_id": [""],
+            },
+        )
+        for col in ("decided_at", "observed_at"):
+            frame[col] = pd.to_datetime(frame[col].astype("Int64"), unit="us", utc=True)
+        frame["score"] = frame["score"].astype(float)
+        frame["outcome"] = frame["outcome"].astype(float)
+        return frame[names]
     # The driver's own cursor: plain tuples, no per-row result processing (a million rows).
     cur = _raw(session).cursor()
     try:
-        cur.execute(sql + ("%(v)s" if pg else "?"), {"v": version_id} if pg else (version_id,))
+        cur.execute(sql + "?", (version_id,))
         rows = cur.fetchall()
     finally:
         cur.close()
-    names = ["decision_id", "decided_at", "score", "evaluation_id", "outcome", "observed_at"]
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     frame = pd.DataFrame({"decision_id": pd.Series(columns[0], dtype=object)})
     for i, col in ((1, "decided_at"), (5, "observed_at")):
-        if pg:
-            micros = pd.array(columns[i], dtype="Int64")
-            frame[col] = pd.to_datetime(micros, unit="us", utc=True)
-        else:
-            frame[col] = pd.to_datetime(pd.Series(columns[i], dtype=object), utc=True, format="ISO8601")
+        frame[col] = pd.to_datetime(pd.Series(columns[i], dtype=object), utc=True, format="ISO8601")
     frame["score"] = np.array([np.nan if v is None else v for v in columns[2]], dtype=float)
     frame["evaluation_id"] = pd.array(columns[3], dtype="Int64")
     frame["outcome"] = np.array([np.nan if v is None else v for v in columns[4]], dtype=float)
