@@ -428,3 +428,16 @@ def test_realised_against_the_earlier_estimate_contract(deployed, portfolio):
     stored = {c["evaluation_id"]: c for c in ev.data["realised"]["comparison"]}
     assert stored == rows
     assert deployed.audit_verify().ok  # the evaluations' digests cover these rows
+
+
+def test_duckdb_engine_records_the_same_decisions(deployed, portfolio, tmp_path):
+    """On a reduction engine only the id, time and score columns come to pandas; the same rows are recorded."""
+    path = tmp_path / "log.parquet"
+    portfolio.decisions.to_parquet(path, index=False)
+    ev = deployed.as_user("ops").monitor(NAME, "1", data=str(path), score="score", engine="duckdb")
+    assert "reduction engine: duckdb" in ev.data["notes"]
+    assert ev.data["decisions"]["rows"] == len(portfolio.decisions) == counts(deployed)["decisions"]
+    from modelreg.governance.outcomes import decisions_digest, decisions_of
+
+    want = decisions_of(portfolio.decisions, "decision_id", "decided_at", "score")
+    assert ev.data["decisions"]["digest"] == decisions_digest(want)
