@@ -250,6 +250,11 @@ def test_bad_joins_are_explicit_and_write_nothing(cli, portfolio, tmp_path, db_u
         "duplicates": 0,
     }
     assert len(payload["digest"]) == 64 and payload["source"] == "mixed.parquet"
+    # the same file again, human output: nothing new, the refused rows named again (exit 1)
+    code, out, err = cli("--as", "ops", "outcomes", "add", name, "1", mixed)
+    assert code == 1, err
+    assert "recorded 0, already recorded 100, refused 3 (unknown id 2, observed before the decision 1)" in out
+    assert "unknown ids, e.g. NOPE-1, NOPE-2" in out and early["decision_id"].iloc[0] in out
 
     # the same good rows again: already recorded, nothing new (exit 0)
     code, out, err = cli("--as", "ops", "outcomes", "add", "--json", name, "1", write(good, "again.csv"))
