@@ -308,9 +308,9 @@ def joined(session: Session, version_id: int, *, with_outcome_only: bool = False
     frame = pd.DataFrame({"decision_id": pd.Series(columns[0], dtype=object)})
     for i, col in ((1, "decided_at"), (5, "observed_at")):
         frame[col] = pd.to_datetime(pd.Series(columns[i], dtype=object), utc=True, format="ISO8601")
-    frame["score"] = np.array([np.nan if v is None else v for v in columns[2]], dtype=float)
+    frame["score"] = np.array(columns[2], dtype=float)  # None becomes NaN
     frame["evaluation_id"] = pd.array(columns[3], dtype="Int64")
-    frame["outcome"] = np.array([np.nan if v is None else v for v in columns[4]], dtype=float)
+    frame["outcome"] = np.array(columns[4], dtype=float)
     return frame[names]
 
 
