@@ -141,6 +141,8 @@ def attach_file(
     owner: str | None = None,
     encoding: str | None = None,
 ) -> Dataset:
+    if getattr(registry, "remote", False):  # MODELREG_URL: uploaded, fingerprinted by the service
+        return registry.attach_file(name, version, role=role, path=path, owner=owner, encoding=encoding)
     path = Path(path)
     _frame, fp = fingerprint_file(path, role, encoding=encoding)
     return registry.attach_data(

@@ -125,41 +125,97 @@ def test_biased_version_fails_fairness_citing_the_clause_and_is_sent_back(reg, r
         assert "NFRA-2025-25.6" in failed[control].clause_ids
 
 
-def test_fairness_numbers_agree_with_fairlearn_on_the_mlflow_model(demo, reg, report):
-    """Independent check: load the registered model back from MLflow and recompute the disparities with
-    fairlearn on the hold-out file the demo attached."""
+def _mlflow_model(settings, version: str):
     import mlflow
-    from fairlearn.metrics import demographic_parity_ratio, equalized_odds_difference
 
-    from modelreg.governance.service import latest
-
-    _, _, _, settings = demo
-    biased = report["facts"]["versions"]["biased"]
-    holdout = pd.read_csv(settings.home / "demo" / "holdout.csv")
-    (ev,) = latest(reg, "credit_scoring", biased, "validation")
-    values = {f.control_id: f.detail["value"] for f in ev.findings}
-    old = {k: os.environ.get(k) for k in ("MLFLOW_ALLOW_PICKLE_DESERIALIZATION",)}
+    old = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     try:
         client = mlflow.MlflowClient(
             tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri
         )
-        source = client.get_model_version_download_uri("credit_scoring", biased)
-        model = mlflow.sklearn.load_model(source)
+        return mlflow.sklearn.load_model(client.get_model_version_download_uri("credit_scoring", version))
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-    cols = list(model.feature_names_in_)
-    assert "lifestyle_score" in cols
-    pred = (model.predict_proba(holdout[cols])[:, 1] >= 0.5).astype(int)
+        if old is None:
+            os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
+        else:
+            os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = old
+
+
+def _dpr_by_hand(pred: np.ndarray, groups: pd.DataFrame | pd.Series, min_group_size: int = 30) -> float:
+    """Lowest over highest selection rate among the groups (intersections for several columns) with at
+    least ``min_group_size`` rows, the pack's parameter: smaller cells cannot be judged."""
+    frame = groups.to_frame() if isinstance(groups, pd.Series) else groups
+    keys = frame.astype(str).agg("&".join, axis=1)
+    rates = [
+        pred[(keys == k).to_numpy()].mean() for k, n in keys.value_counts().items() if n >= min_group_size
+    ]
+    return min(rates) / max(rates)
+
+
+def _fairness_findings(reg, version: str) -> dict:
+    from modelreg.governance.service import latest
+
+    (ev,) = latest(reg, "credit_scoring", version, "validation")
+    return {f.control_id: f for f in ev.findings if f.control_id.startswith("CHK-FAIR")}
+
+
+def test_fairness_numbers_agree_with_fairlearn_on_the_mlflow_model(demo, reg, report):
+    """Independent check: load the registered model back from MLflow and recompute the disparities with
+    fairlearn on the hold-out file the demo attached, for each protected attribute (sex and the age
+    group): each control reports the worst attribute's value."""
+    from fairlearn.metrics import demographic_parity_ratio, equalized_odds_difference
+
+    _, _, _, settings = demo
+    holdout = pd.read_csv(settings.home / "demo" / "holdout.csv")
     y = holdout["default"].to_numpy()
-    assert values["CHK-FAIR-01"] == pytest.approx(
-        demographic_parity_ratio(y, pred, sensitive_features=holdout["sex"]), abs=1e-9
+    groupings = {
+        "sex": holdout["sex"],
+        "age_group": holdout["age_group"],
+        "sex&age_group": holdout[["sex", "age_group"]],
+    }
+    for kind in ("biased", "clean"):
+        version = report["facts"]["versions"][kind]
+        model = _mlflow_model(settings, version)
+        cols = list(model.feature_names_in_)
+        assert ("lifestyle_score" in cols) == (kind == "biased")
+        assert "age" not in cols  # age is a protected attribute here, not a feature
+        pred = (model.predict_proba(holdout[cols])[:, 1] >= 0.5).astype(int)
+        dpr = {a: _dpr_by_hand(pred, g) for a, g in groupings.items()}
+        eod = {
+            a: equalized_odds_difference(y, pred, sensitive_features=holdout[a]) for a in ("sex", "age_group")
+        }
+        for a in ("sex", "age_group"):  # every single-attribute group is large enough: fairlearn agrees
+            assert dpr[a] == pytest.approx(demographic_parity_ratio(y, pred, sensitive_features=holdout[a]))
+        found = _fairness_findings(reg, version)
+        # Each control reports the worst grouping (sex, the age group, and their intersection).
+        assert found["CHK-FAIR-01"].detail["value"] == pytest.approx(min(dpr.values()), abs=1e-9)
+        assert found["CHK-FAIR-01"].detail["value"] == pytest.approx(
+            dpr[found["CHK-FAIR-01"].detail["feature"]], abs=1e-9
+        )
+        fair02 = found["CHK-FAIR-02"].detail
+        assert fair02["value"] >= max(eod.values()) - 1e-9
+        if fair02["feature"] in eod:
+            assert fair02["value"] == pytest.approx(eod[fair02["feature"]], abs=1e-9)
+        if kind == "biased":
+            assert dpr["sex"] < 0.8  # the proxy alone breaks the four-fifths convention for sex
+        else:
+            assert found["CHK-FAIR-01"].detail["feature"] == "age_group"
+
+
+def test_age_is_judged_for_fairness_and_the_older_group_is_large_enough(demo, reg, report):
+    """PBOC7-2024-20.1 (older customers): the clean version is judged by age group, 50+ against under 50,
+    on enough rows to be judged (the minimum group size is 30), and stays within the four-fifths convention."""
+    _, _, _, settings = demo
+    holdout = pd.read_csv(settings.home / "demo" / "holdout.csv")
+    counts = holdout["age_group"].value_counts().to_dict()
+    assert set(counts) == {"50+", "under 50"} and min(counts.values()) >= 30
+    assert (holdout["age_group"] == "50+").to_numpy().tolist() == (holdout["age"] >= 50).to_numpy().tolist()
+    found = _fairness_findings(reg, report["facts"]["versions"]["clean"])
+    assert (
+        found["CHK-FAIR-01"].detail["feature"] == "age_group" and found["CHK-FAIR-01"].detail["value"] >= 0.8
     )
-    assert values["CHK-FAIR-02"] == pytest.approx(
-        equalized_odds_difference(y, pred, sensitive_features=holdout["sex"]), abs=1e-9
-    )
+    assert found["CHK-FAIR-01"].status == "warn"  # below 0.9: a warning the validator reads, not a block
 
 
 def test_clean_version_went_through_the_whole_lifecycle(reg, report):
@@ -179,7 +235,7 @@ def test_clean_version_went_through_the_whole_lifecycle(reg, report):
     assert suspended[0].payload["controls"] == ["CHK-PERF-04"]
 
 
-def test_approvals_and_waiver_are_signed_by_distinct_people(reg, report):
+def test_approvals_are_signed_by_distinct_people_and_nothing_needed_a_waiver(reg, report):
     from modelreg.governance.service import signed
 
     clean = report["facts"]["versions"]["clean"]
@@ -190,9 +246,10 @@ def test_approvals_and_waiver_are_signed_by_distinct_people(reg, report):
         ("approver", "amy"),
         ("validator", "victor"),
     ]
-    (waiver,) = signed(reg, "credit_scoring", clean, "waiver")
-    assert waiver.valid_signature and waiver.control_id == "CHK-PERF-02" and waiver.actor == "amy"
-    assert "by chance" in waiver.payload["reason"]
+    # The clean version fails no machine control (its calibration gap only warns), so the demo signs no
+    # waiver: a waiver is for a failing control, and the demo would sign one only then.
+    assert signed(reg, "credit_scoring", clean, "waiver") == []
+    assert report["facts"]["clean_validation"]["failed"] == [] and "waiver" not in report["facts"]
     attestations = signed(reg, "credit_scoring", clean, "attestation")
     assert attestations and all(r.valid_signature for r in attestations)
     # Each attestation was signed by someone holding the role the policy names.
@@ -417,7 +474,7 @@ def test_split_is_stratified_and_reproducible(frame):
     _, b_hold = credit.split(frame, seed=2)
     pd.testing.assert_frame_equal(a_hold, b_hold)
     assert len(a_train) == 700 and len(a_hold) == 300
-    for col in ("default", "sex"):
+    for col in ("default", "sex"):  # the strata; the age group is not one (see credit.SENSITIVE)
         assert a_hold[col].value_counts(normalize=True).to_dict() == pytest.approx(
             frame[col].value_counts(normalize=True).to_dict(), abs=0.01
         )

@@ -23,8 +23,15 @@ MSG_NO_AS = (
     type=click.IntRange(1024),
     help="Request size limit (bytes).",
 )
+@click.option(
+    "--max-upload",
+    default=256 * 1_048_576,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Size limit of a data upload (CSV/Parquet for attach-data and evaluations), bytes.",
+)
 @pass_ctx
-def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int) -> None:
+def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int, max_upload: int) -> None:
     """Serve the registry over HTTP: REST API under /api/v1 (OpenAPI at /api/v1/openapi.json)."""
     from modelreg.errors import BadInput, ConfigError, MissingExtra
 
@@ -44,7 +51,7 @@ def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int
     from modelreg.service.app import create_app
     from modelreg.service.auth import AuthConfig
 
-    config = AuthConfig.from_settings(settings, max_body_bytes=max_body)
+    config = AuthConfig.from_settings(settings, max_body_bytes=max_body, max_upload_bytes=max_upload)
     app = create_app(settings, config)
     if workers > 1:
         click.echo(

@@ -28,7 +28,13 @@ import pandas as pd
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 TARGET = "default"
-SENSITIVE = ("sex",)
+#: Protected attributes the fairness controls judge: sex, and age as a group (PBOC7-2024-20.1 asks that
+#: older customers are not disadvantaged). The German table has 51 applicants aged 60 or more, 10 of them
+#: in the hold-out, below the fairness controls' minimum group size of 30: a 60+ group could not be
+#: judged. The demo therefore groups at 50 (37 hold-out rows aged 50+), and says so in the model card.
+SENSITIVE = ("sex", "age_group")
+AGE_GROUP = "age_group"
+OLDER_FROM = 50
 PROXY = "lifestyle_score"
 MODEL_NAME = "credit_scoring"
 EXPERIMENT = "credit-scoring"
@@ -46,12 +52,14 @@ _CODES: dict[str, dict[str, int]] = {
 }
 _OTHER_PURPOSE = 6  # repairs, domestic appliances, vacation/others: 46 rows together
 
-#: The clean model's features (no sex, no proxy), in the order the model sees them.
+#: The clean model's features (no sex, no proxy, no age), in the order the model sees them. Age is left
+#: out on purpose: with it, the model rejects applicants under 50 at nearly twice the rate of older ones
+#: (demographic parity ratio about 0.5 on the hold-out); without it the ratio is within the four-fifths
+#: convention and the hold-out AUC is no worse (0.78 against 0.75).
 FEATURES: tuple[str, ...] = (
     "duration",
     "credit_amount",
     "installment",
-    "age",
     "job",
     "checking",
     "savings",
@@ -87,9 +95,9 @@ STRESS_SCENARIOS: list[dict] = [
         "shocks": [{"feature": "credit_amount", "op": "mul", "value": 1.1}],
     },
     {
-        "name": "applicants_2y_younger",
-        "name_zh": "申请人年轻2岁",
-        "shocks": [{"feature": "age", "op": "add", "value": -2}],
+        "name": "terms_6_months_longer",
+        "name_zh": "贷款期限延长6个月",
+        "shocks": [{"feature": "duration", "op": "add", "value": 6}],
     },
 ]
 
@@ -100,7 +108,9 @@ MODEL_CARD: dict[str, str] = {
     "excluded_uses": "Not for pricing, collections, small-business or mortgage lending; not for applicants outside the "
     "training population (age 19-75). 不用于定价、催收、小微或按揭贷款。",
     "limitations": "Trained on 700 historical applications (German credit, 1,000 rows); hold-out of 300 gives wide "
-    "confidence intervals, especially per group. 训练样本小，分组指标置信区间较宽。",
+    "confidence intervals, especially per group. Fairness by age is judged as 50+ against under 50: only 10 hold-out "
+    "applicants are 60 or older, too few to judge a 60+ group on its own. 训练样本小，分组指标置信区间较宽；年龄公平性按50岁及以上"
+    "与50岁以下分组评估，60岁以上样本仅10例，不足以单独评估。",
 }
 
 
@@ -168,7 +178,6 @@ def prepare(raw: pd.DataFrame, *, seed: int = SEED) -> pd.DataFrame:
     out["duration"] = raw["duration"].astype(float)
     out["credit_amount"] = raw["credit_amount"].astype(float)
     out["installment"] = out["credit_amount"] / out["duration"]
-    out["age"] = raw["age"].astype(float)
     out["job"] = raw["job"].astype(float) + 1  # 0..3 in the source; codes start at 1 (see _CODES)
     for column, codes in _CODES.items():
         name = {"checking_account": "checking", "saving_accounts": "savings"}.get(column, column)
@@ -182,8 +191,15 @@ def prepare(raw: pd.DataFrame, *, seed: int = SEED) -> pd.DataFrame:
             raise BadInput(f"{column} has values the demo does not know: {unknown}")
     out[PROXY] = lifestyle_score(raw["sex"], raw[TARGET], seed=seed)
     out["sex"] = raw["sex"].astype(str)
+    out["age"] = raw["age"].astype(float)  # not a model feature: kept to form the age group and for drift
+    out[AGE_GROUP] = age_group(out["age"])
     out[TARGET] = raw[TARGET].astype(int)
     return out
+
+
+def age_group(age: pd.Series) -> pd.Series:
+    """The protected age grouping: "50+" or "under 50" (see ``SENSITIVE`` for why 50, not 60)."""
+    return pd.Series(np.where(np.asarray(age, dtype=float) >= OLDER_FROM, "50+", "under 50"), index=age.index)
 
 
 def lifestyle_score(sex: pd.Series, default: pd.Series, *, seed: int = SEED) -> np.ndarray:
@@ -339,6 +355,7 @@ def drifted_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 
     rng = np.random.default_rng(seed)
     month = holdout.iloc[rng.integers(0, len(holdout), size=rows)].reset_index(drop=True).copy()
     month["age"] = np.maximum(19.0, month["age"] - 8.0)
+    month[AGE_GROUP] = age_group(month["age"])
     month["credit_amount"] = np.round(month["credit_amount"] * 1.6)
     month["installment"] = month["credit_amount"] / month["duration"]
     redraw = rng.random(rows) < 0.4
@@ -346,17 +363,18 @@ def drifted_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 
     return month
 
 
-def unlabelled_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 4) -> pd.DataFrame:
+def unlabelled_month(holdout: pd.DataFrame, *, rows: int = 400, seed: int = SEED + 7) -> pd.DataFrame:
     """SIMULATED scoring data of the first month after go-live: scored applications, no outcomes yet.
 
-    A salary-account partner channel: 80 % of its applicants hold a moderate checking account (code 2,
+    A salary-account partner channel: 85 % of its applicants hold a moderate checking account (code 2,
     their salary account), so the checking account, the model's best separator, tells them apart less
     and the scores bunch together (score PSI about 0.2: a drift warning, not the suspension threshold).
     No ``default`` column: the outcomes mature months later, and the AUC estimated from the calibrated
-    scores (CHK-PERF-04.estimated, CBPE) is all the bank has; its drop warns."""
+    scores (CHK-PERF-04.estimated, CBPE) is all the bank has; its drop (about 0.037 for the age-free v2,
+    clear of both the 0.03 warn and the 0.05 fail threshold) warns."""
     rng = np.random.default_rng(seed)
     month = holdout.iloc[rng.integers(0, len(holdout), size=rows)].reset_index(drop=True).copy()
-    month.loc[rng.random(rows) < 0.8, "checking"] = 2
+    month.loc[rng.random(rows) < 0.85, "checking"] = 2
     return month.drop(columns=[TARGET])
 
 
@@ -393,10 +411,51 @@ def fairness_by_sex(model: Any, frame: pd.DataFrame, *, threshold: float = 0.5) 
     }
 
 
+def fairness_by(
+    model: Any,
+    frame: pd.DataFrame,
+    attributes: Sequence[str],
+    *,
+    threshold: float = 0.5,
+    min_group_size: int = 30,
+) -> dict:
+    """Group rates (fairlearn's MetricFrame) over one attribute or the intersection of several, and the
+    disparities over the groups of at least ``min_group_size`` rows, as the policy pack judges them (a
+    smaller cell cannot be judged). Notebook 02 checks the registry's numbers against it."""
+    from fairlearn.metrics import MetricFrame, count, false_positive_rate, selection_rate, true_positive_rate
+
+    cols = [str(c) for c in model.feature_names_in_]
+    y = frame[TARGET].to_numpy()
+    pred = (model.predict_proba(frame[cols])[:, 1] >= threshold).astype(int)
+    mf = MetricFrame(
+        metrics={
+            "n": count,
+            "selection_rate": selection_rate,
+            "tpr": true_positive_rate,
+            "fpr": false_positive_rate,
+        },
+        y_true=y,
+        y_pred=pred,
+        sensitive_features=frame[list(attributes)],
+    )
+    table = mf.by_group[mf.by_group["n"] >= min_group_size]
+    spread = lambda c: float(table[c].max() - table[c].min())  # noqa: E731
+    return {
+        "groups": len(table),
+        "demographic_parity_ratio": float(table["selection_rate"].min() / table["selection_rate"].max()),
+        "demographic_parity_difference": spread("selection_rate"),
+        "equalized_odds_difference": max(spread("tpr"), spread("fpr")),
+    }
+
+
 def proxy_correlation(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.Series:
     """Absolute correlation of each feature with being female: how a validator spots a proxy."""
     female = (frame["sex"] == "female").astype(float)
-    cols = list(columns) if columns is not None else [c for c in frame.columns if c not in ("sex", TARGET)]
+    cols = (
+        list(columns)
+        if columns is not None
+        else [c for c in frame.columns if c not in (*SENSITIVE, TARGET) and frame[c].dtype.kind in "biuf"]
+    )
     return (
         frame[cols]
         .apply(lambda s: abs(float(np.corrcoef(s.astype(float), female)[0, 1])) if s.std() > 0 else 0.0)

@@ -140,6 +140,8 @@ def build_pack(
 ) -> PackSummary:
     """Collect ``name``/``version`` from ``registry`` (needs the evidence.pack permission) and write the
     signed zip to ``out`` atomically. ``progress`` hears a line per phase (the CLI passes one on a TTY)."""
+    if getattr(registry, "remote", False):  # MODELREG_URL: built by the service, downloaded here
+        return registry.evidence_pack(name, version, out, as_of=as_of)
     say = progress or (lambda _m: None)
     out = Path(out)
     if out.exists() and out.is_dir():

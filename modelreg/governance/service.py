@@ -56,6 +56,8 @@ def run_evaluation(
     policy: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.run_evaluation(name, version, inp, purpose=purpose, policy=policy)
     gate, action, stage = PURPOSES[purpose]
     version = str(version)
     # 1. Check who and what before spending minutes computing.
@@ -432,6 +434,8 @@ def _suspend_in(reg: Registry, tx: Change, outcomes, evaluation_id: int) -> None
 
 def latest(reg: Registry, name: str, version: str, purpose: str | None = None) -> list[Evaluation]:
     """The latest evaluation of each purpose (or of one), with findings and waivers applied."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.latest(name, version, purpose)
     with reg.reading(model=name, version=version) as rd:
         assert rd.target is not None
         out = []
@@ -452,6 +456,8 @@ def all_evaluations(reg: Registry, name: str, version: str) -> list[Evaluation]:
 
 
 def signed(reg: Registry, name: str, version: str, kind: str | None = None):
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.signed(name, version, kind)
     with reg.reading(model=name, version=version) as rd:
         assert rd.target is not None
         return records.signed_records(rd.session, rd.target.id, kind)
@@ -481,6 +487,8 @@ def approve(
     signer made on their own machine from ``approval_draft`` (the registry service never holds private keys):
     it is accepted only if its payload is exactly what the registry would sign now, its time is within
     ``PRESIGNED_WINDOW`` of the registry's clock, and its signature verifies with the signer's registered key."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.approve(name, version, role=role, comment=comment, decision=decision, key_path=key_path)
     _check_decision(role, decision)
     key = None if presigned is not None else _key(reg, key_path)
     version = str(version)
@@ -614,16 +622,7 @@ def check_duties(session, mv, version_id: int, actor: str, role: str) -> None:
             raise SegregationOfDuties(f"{actor} validated {mv.model} {mv.version} and cannot also approve it")
 
 
-def attest(
-    reg: Registry,
-    name: str,
-    version: str,
-    *,
-    control_id: str,
-    comment: str | None = None,
-    key_path: str | Path | None = None,
-    policy: str | None = None,
-) -> dict:
+def _attestation_control(reg: Registry, control_id: str, policy: str | None):
     pack = load_policy(reg, policy)
     control = pack.control(control_id)
     if control.attestation is None:
@@ -634,37 +633,63 @@ def attest(
         raise BadInput(
             f"control {control_id} is switched off in policy pack {pack.id}@{pack.version}: {control.disabled_reason_en}"
         )
-    key = _key(reg, key_path)
+    return pack, control
+
+
+def _attestation_payload(reg, user, target, pack, control, comment, now) -> dict:
+    control_id = control.id
+    name, version = target.version.model, target.version.version
+    if control.attestation.role not in user.roles:
+        raise PermissionDenied(
+            f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}"
+        )
+    mv = target.version
+    if target.stage == Stage.RETIRE.value:
+        raise InvalidTransition(f"{name} {version} is retired")
+    if control.attestation.role in ("validator", "approver") and reg.actor in mv.developers:
+        raise SegregationOfDuties(
+            f"{reg.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}"
+        )
+    return build_payload(
+        "attestation",
+        control_id=control_id,
+        statement_zh=control.attestation.statement_zh,
+        statement_en=control.attestation.statement_en,
+        role=control.attestation.role,
+        model=name,
+        version=version,
+        model_artifact_digest=_artifact_digest(mv),
+        policy={"id": pack.id, "version": pack.version},
+        signer=reg.actor,
+        comment=comment or "",
+        at=clock.isoformat(now),
+    )
+
+
+def attest(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    control_id: str,
+    comment: str | None = None,
+    key_path: str | Path | None = None,
+    policy: str | None = None,
+    presigned: dict | None = None,
+) -> dict:
+    """Sign and record an attestation. ``presigned`` is one the signer made on their own machine from
+    ``attestation_draft`` (checked like a presigned approval)."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.attest(name, version, control_id=control_id, comment=comment, key_path=key_path)
+    pack, control = _attestation_control(reg, control_id, policy)
+    key = None if presigned is not None else _key(reg, key_path)
     version = str(version)
     with reg.change("attest", model=name, version=version) as tx:
         user, target = tx.user, tx.target
         assert user is not None and target is not None
-        if control.attestation.role not in user.roles:
-            raise PermissionDenied(
-                f"{control_id} must be attested by a {control.attestation.role}; {reg.actor} has {', '.join(user.roles)}"
-            )
-        mv = target.version
-        if target.stage == Stage.RETIRE.value:
-            raise InvalidTransition(f"{name} {version} is retired")
-        if control.attestation.role in ("validator", "approver") and reg.actor in mv.developers:
-            raise SegregationOfDuties(
-                f"{reg.actor} developed {name} and cannot attest {control_id} as {control.attestation.role}"
-            )
-        now = clock.now()
-        payload = build_payload(
-            "attestation",
-            control_id=control_id,
-            statement_zh=control.attestation.statement_zh,
-            statement_en=control.attestation.statement_en,
-            role=control.attestation.role,
-            model=name,
-            version=version,
-            model_artifact_digest=_artifact_digest(mv),
-            policy={"id": pack.id, "version": pack.version},
-            signer=reg.actor,
-            comment=comment or "",
-            at=clock.isoformat(now),
-        )
+        now = _presigned_time(presigned) if presigned is not None else clock.now()
+        payload = _attestation_payload(reg, user, target, pack, control, comment, now)
+        _same_as_draft(presigned, payload)
         return _record_signed(
             tx,
             user,
@@ -679,21 +704,37 @@ def attest(
             event_payload={"control_id": control_id},
             name=name,
             version=version,
+            presigned=presigned.get("signature") if presigned is not None else None,
         )
 
 
-def waive(
+def attestation_draft(
     reg: Registry,
     name: str,
     version: str,
     *,
     control_id: str,
-    until: str | datetime,
-    reason: str,
-    gate: str = "deploy",
-    key_path: str | Path | None = None,
+    comment: str | None = None,
     policy: str | None = None,
 ) -> dict:
+    """The payload ``attest`` would sign now, for a signer who signs on their own machine; nothing written."""
+    pack, control = _attestation_control(reg, control_id, policy)
+    with reg.reading("attest", model=name, version=str(version)) as rd:
+        assert rd.target is not None
+        if rd.user is None:
+            raise PermissionDenied(reg.unknown_user_message())
+        return _attestation_payload(reg, rd.user, rd.target, pack, control, comment, clock.now())
+
+
+def _same_as_draft(presigned: dict | None, payload: dict) -> None:
+    if presigned is not None and presigned.get("payload") != payload:
+        raise SignatureError(
+            "the signed record does not match what the registry would record now (the version, the policy "
+            "or the request changed): fetch a new draft and sign again"
+        )
+
+
+def _waiver_terms(reg: Registry, control_id: str, until, reason: str, gate: str, policy: str | None):
     if gate not in records.WAIVER_SCOPES:
         raise BadInput(f"--gate must be one of {', '.join(records.WAIVER_SCOPES)}. Got {gate!r} instead.")
     pack = load_policy(reg, policy)
@@ -715,26 +756,55 @@ def waive(
         raise BadInput(f"--until must be in the future. Got {clock.isoformat(until_dt)} instead.")
     if until_dt - now > timedelta(days=MAX_WAIVER_DAYS):
         raise BadInput(f"a waiver may last at most {MAX_WAIVER_DAYS} days; re-approve it when it expires")
-    key = _key(reg, key_path)
+    return until_dt
+
+
+def _waiver_payload(reg, target, control_id, until_dt, reason, gate, now) -> dict:
+    mv = target.version
+    if reg.actor in mv.developers:
+        raise SegregationOfDuties(f"{reg.actor} developed {mv.model} and cannot waive its controls")
+    return build_payload(
+        "waiver",
+        control_id=control_id,
+        model=mv.model,
+        version=mv.version,
+        model_artifact_digest=_artifact_digest(mv),
+        reason=reason.strip(),
+        gates=["deploy", "monitor"] if gate == "all" else [gate],
+        until=clock.isoformat(until_dt),
+        signer=reg.actor,
+        at=clock.isoformat(now),
+    )
+
+
+def waive(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    control_id: str,
+    until: str | datetime,
+    reason: str,
+    gate: str = "deploy",
+    key_path: str | Path | None = None,
+    policy: str | None = None,
+    presigned: dict | None = None,
+) -> dict:
+    """Sign and record a waiver. ``presigned`` is one the signer made on their own machine from
+    ``waiver_draft`` (checked like a presigned approval)."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.waive(
+            name, version, control_id=control_id, until=until, reason=reason, gate=gate, key_path=key_path
+        )
+    until_dt = _waiver_terms(reg, control_id, until, reason, gate, policy)
+    key = None if presigned is not None else _key(reg, key_path)
     version = str(version)
     with reg.change("waive", model=name, version=version) as tx:
         user, target = tx.user, tx.target
         assert user is not None and target is not None
-        mv = target.version
-        if reg.actor in mv.developers:
-            raise SegregationOfDuties(f"{reg.actor} developed {name} and cannot waive its controls")
-        payload = build_payload(
-            "waiver",
-            control_id=control_id,
-            model=name,
-            version=version,
-            model_artifact_digest=_artifact_digest(mv),
-            reason=reason.strip(),
-            gates=["deploy", "monitor"] if gate == "all" else [gate],
-            until=clock.isoformat(until_dt),
-            signer=reg.actor,
-            at=clock.isoformat(now),
-        )
+        now = _presigned_time(presigned) if presigned is not None else clock.now()
+        payload = _waiver_payload(reg, target, control_id, until_dt, reason, gate, now)
+        _same_as_draft(presigned, payload)
         return _record_signed(
             tx,
             user,
@@ -754,7 +824,28 @@ def waive(
             },
             name=name,
             version=version,
+            presigned=presigned.get("signature") if presigned is not None else None,
         )
+
+
+def waiver_draft(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    control_id: str,
+    until: str | datetime,
+    reason: str,
+    gate: str = "deploy",
+    policy: str | None = None,
+) -> dict:
+    """The payload ``waive`` would sign now, for a signer who signs on their own machine; nothing written."""
+    until_dt = _waiver_terms(reg, control_id, until, reason, gate, policy)
+    with reg.reading("waive", model=name, version=str(version)) as rd:
+        assert rd.target is not None
+        if rd.user is None:
+            raise PermissionDenied(reg.unknown_user_message())
+        return _waiver_payload(reg, rd.target, control_id, until_dt, reason, gate, clock.now())
 
 
 def _record_signed(

@@ -156,6 +156,8 @@ def list_findings(
     owner: str | None = None,
 ) -> list[TrackedFinding]:
     """``status``: one of STATUSES, ``unclosed`` (open or remediation proposed) or None for all."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.finding_list(model=model, version=version, status=status, owner=owner)
     if status is not None and status not in (*STATUSES, "unclosed"):
         raise BadInput(
             f"--status must be one of {', '.join((*STATUSES, 'unclosed', 'all'))}. Got {status!r} instead."
@@ -177,6 +179,8 @@ def list_findings(
 
 
 def get_finding(reg: Any, finding_id: int | str) -> TrackedFinding:
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.finding_show(finding_id)
     finding_id = finding_number(finding_id)
     with reg.reading() as rd:
         found = store.get(rd.session, finding_id)
@@ -242,6 +246,8 @@ def assign(
     reason: str = "",
 ) -> TrackedFinding:
     """Give a finding a new owner and/or due date (a moved deadline needs a reason)."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.finding_assign(finding_id, owner=owner, due=due, reason=reason)
     due_at = _parse_due(due) if due is not None else None
     if due_at is not None and not (reason or "").strip():
         raise BadInput("moving a finding's due date needs --reason")
@@ -271,6 +277,8 @@ def assign(
 
 def propose(reg: Any, finding_id: int | str, *, remediation: str) -> TrackedFinding:
     """open → remediation_proposed: the owner (or a developer, validator or approver) records the plan."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.finding_propose(finding_id, remediation=remediation)
     text = (remediation or "").strip()
     if not text:
         raise BadInput("a remediation proposal needs --remediation TEXT")
@@ -296,23 +304,23 @@ def close(
     reason: str = "",
     key_path: str | Path | None = None,
     policy: str | None = None,
+    presigned: dict | None = None,
 ) -> TrackedFinding:
     """Close with evidence: ``accept`` signs an acceptance (the policy's acceptance role, not a developer of the
-    model); otherwise a later passing run of the same control must exist."""
-    from modelreg.governance.service import load_policy
-
-    pack = load_policy(reg, policy)
-    fpolicy = pack.findings_policy
-    if fpolicy is None:
-        raise BadInput(f"policy pack {pack.ref} has no findings section: findings are not tracked")
+    model); otherwise a later passing run of the same control must exist. ``presigned`` is an acceptance the
+    signer signed on their own machine from ``acceptance_draft`` (the registry service holds no private keys)."""
+    if getattr(reg, "remote", False):  # MODELREG_URL: the service runs this same function
+        return reg.finding_close(finding_id, accept=accept, reason=reason, key_path=key_path)
+    fpolicy, pack = _findings_policy(reg, policy)
     key = None
     if accept:
         if not (reason or "").strip():
             raise BadInput("accepting a finding needs --reason")
-        from modelreg.governance.signatures import load_signing_key
+        if presigned is None:
+            from modelreg.governance.signatures import load_signing_key
 
-        path = Path(key_path) if key_path else reg.settings.signing_key_for(reg.actor)
-        key = load_signing_key(path, reg.actor)
+            path = Path(key_path) if key_path else reg.settings.signing_key_for(reg.actor)
+            key = load_signing_key(path, reg.actor)
     found = _whose(reg, "finding.close", finding_id)
     with reg.change("finding.close", model=found.model, version=found.version) as tx:
         user, target = tx.user, tx.target
@@ -336,32 +344,19 @@ def close(
                     f"re-run it, or have a {fpolicy.acceptance_role} accept it (modelreg finding close {f.id} --accept --reason ...)"
                 )
             return _close(tx, f, now, {"kind": "passed", **evidence})
-        assert user is not None and key is not None
-        if fpolicy.acceptance_role not in user.roles:
-            raise PermissionDenied(
-                f"a finding is accepted by a {fpolicy.acceptance_role} (policy {pack.ref}); {reg.actor} has {', '.join(user.roles)}"
-            )
-        mv = target.version
-        if reg.actor in {mv.owner, mv.registered_by}:
-            raise SegregationOfDuties(f"{reg.actor} developed {mv.model} and cannot accept its findings")
-        from modelreg.governance.signatures import build_payload, sign_payload
+        assert user is not None
+        from modelreg.governance.service import _presigned_time, _same_as_draft
+        from modelreg.governance.signatures import sign_payload, verify_presigned
         from modelreg.store import governance as gov_store
 
-        payload = build_payload(
-            ACCEPTANCE_KIND,
-            finding_id=f.id,
-            control_id=f.control_id,
-            severity=f.severity,
-            model=mv.model,
-            version=mv.version,
-            model_artifact_digest=mv.artifact_digest or "unknown",
-            last_evaluation_id=f.last_evaluation_id,
-            role=fpolicy.acceptance_role,
-            reason=reason.strip(),
-            signer=reg.actor,
-            at=clock.isoformat(now),
-        )
-        data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
+        if presigned is not None:
+            now = _presigned_time(presigned)
+        payload = _acceptance_payload(reg, user, target, f, fpolicy, pack, reason, now)
+        _same_as_draft(presigned, payload)
+        if presigned is not None:
+            data, sig = verify_presigned(payload, presigned["signature"], user.public_key_pem, reg.actor)
+        else:
+            data, sig = sign_payload(payload, key, user.public_key_pem, reg.actor)
         record_id = gov_store.add_signed_record(
             tx.session,
             version_id=target.id,
@@ -380,6 +375,60 @@ def close(
             now,
             {"kind": "accepted", "record_id": record_id, "key_id": sig.key_id, "reason": reason.strip()},
         )
+
+
+def _findings_policy(reg: Any, policy: str | None):
+    from modelreg.governance.service import load_policy
+
+    pack = load_policy(reg, policy)
+    fpolicy = pack.findings_policy
+    if fpolicy is None:
+        raise BadInput(f"policy pack {pack.ref} has no findings section: findings are not tracked")
+    return fpolicy, pack
+
+
+def _acceptance_payload(
+    reg: Any, user: Any, target: Any, f: TrackedFinding, fpolicy, pack, reason, now
+) -> dict:
+    from modelreg.governance.signatures import build_payload
+
+    if fpolicy.acceptance_role not in user.roles:
+        raise PermissionDenied(
+            f"a finding is accepted by a {fpolicy.acceptance_role} (policy {pack.ref}); {reg.actor} has {', '.join(user.roles)}"
+        )
+    mv = target.version
+    if reg.actor in {mv.owner, mv.registered_by}:
+        raise SegregationOfDuties(f"{reg.actor} developed {mv.model} and cannot accept its findings")
+    return build_payload(
+        ACCEPTANCE_KIND,
+        finding_id=f.id,
+        control_id=f.control_id,
+        severity=f.severity,
+        model=mv.model,
+        version=mv.version,
+        model_artifact_digest=mv.artifact_digest or "unknown",
+        last_evaluation_id=f.last_evaluation_id,
+        role=fpolicy.acceptance_role,
+        reason=reason.strip(),
+        signer=reg.actor,
+        at=clock.isoformat(now),
+    )
+
+
+def acceptance_draft(reg: Any, finding_id: int | str, *, reason: str, policy: str | None = None) -> dict:
+    """The payload ``close(accept=True)`` would sign now, for a signer who signs on their own machine."""
+    fpolicy, pack = _findings_policy(reg, policy)
+    if not (reason or "").strip():
+        raise BadInput("accepting a finding needs --reason")
+    found = _whose(reg, "finding.close", finding_id)
+    with reg.reading("finding.close", model=found.model, version=found.version) as rd:
+        if rd.user is None:
+            raise PermissionDenied(reg.unknown_user_message())
+        f = store.get(rd.session, found.id)
+        assert f is not None
+        if f.status == CLOSED:
+            raise InvalidTransition(f"finding #{f.id} is already closed")
+        return _acceptance_payload(reg, rd.user, rd.target, f, fpolicy, pack, reason, clock.now())
 
 
 # -- the deploy gate ----------------------------------------------------------------------------------

@@ -32,12 +32,13 @@ from modelreg.domain.roles import PERMISSIONS, allowed
 from modelreg.errors import AuthenticationFailed, ModelregError, PermissionDenied
 from modelreg.registry import Registry
 from modelreg.service import httpsig
-from modelreg.service.auth import AuthConfig, FailureLimiter, Identity, OidcVerifier, check_window
+from modelreg.service.auth import AuthConfig, Identity, OidcVerifier, SecurityLogLimiter, check_window
 from modelreg.service.errors import ServiceError, body, status_of
 from modelreg.settings import Settings
 from modelreg.store import service_rows
 
 API = "/api/v1"
+UPLOADS = f"{API}/uploads"
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -65,10 +66,20 @@ class GuardMiddleware:
     """Plain ASGI (no body buffering of its own): refuses bodies over the limit with 413 (by Content-Length
     up front, or while streaming) and adds the security headers to every response."""
 
-    def __init__(self, app, max_body: int, on_refusal: Callable[[dict, str, str], None]) -> None:
+    def __init__(
+        self,
+        app,
+        max_body: int,
+        on_refusal: Callable[[dict, str, str], None],
+        max_upload: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_upload = max_upload or max_body
         self.on_refusal = on_refusal
+
+    def limit(self, scope) -> int:
+        return self.max_upload if scope["path"] == UPLOADS else self.max_body
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -90,8 +101,9 @@ class GuardMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        max_body = self.limit(scope)
         length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and (not length.isdigit() or int(length) > max_body):
             await self._too_large(scope, send_with_headers)
             return
         seen = 0
@@ -106,7 +118,7 @@ class GuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body and not started:
+                if seen > max_body and not started:
                     refused = True
                     await self._too_large(scope, send_with_headers)
                     return {"type": "http.disconnect"}
@@ -119,7 +131,7 @@ class GuardMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
     async def _too_large(self, scope, send) -> None:
-        message = f"the request body is larger than {self.max_body} bytes"
+        message = f"the request body is larger than {self.limit(scope)} bytes"
         await run_in_threadpool(self.on_refusal, scope, "payload_too_large", message)
         response = JSONResponse(body("payload_too_large", message), status_code=413)
         await response(scope, None, send)  # type: ignore[arg-type]
@@ -185,7 +197,12 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
     base = open_registry(settings, actor=None)
     base.ensure_schema()  # a missing or old schema stops the start, not the first request
     engine = base.engine
-    limiter = FailureLimiter(config.failure_limit, config.failure_period)
+    # Failures are counted in the security log (shared by every worker and process), not in this process.
+    limiter = SecurityLogLimiter(
+        lambda client, since: service_rows.recent_failures(engine, client, since),
+        config.failure_limit,
+        config.failure_period,
+    )
 
     def registered_roles(name: str) -> frozenset[str] | None:
         user = service_rows.user_named(engine, name)
@@ -234,7 +251,12 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(GuardMiddleware, max_body=config.max_body_bytes, on_refusal=on_size_refusal)
+    app.add_middleware(
+        GuardMiddleware,
+        max_body=config.max_body_bytes,
+        max_upload=config.max_upload_bytes,
+        on_refusal=on_size_refusal,
+    )
     app.state.registry = base
     app.state.oidc = oidc
 
@@ -303,7 +325,7 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
 
     async def identity(request: Request) -> Identity:
         client = _client(request)
-        wait = limiter.retry_after(client)
+        wait = await run_in_threadpool(limiter.retry_after, client)
         if wait is not None:
             exc = ServiceError(
                 "rate_limited", f"too many failed authentications from {client}; retry in {wait} s"
@@ -567,11 +589,72 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
                 f"{', '.join(sorted(ident.roles)) or 'no roles'} here"
             )
 
-    _mount_web(app, base, oidc)
+    from modelreg.service import operations
+
+    operations.add_routes(
+        app,
+        operations.Helpers(
+            base=base,
+            identity=identity,
+            requires=requires,
+            as_user=as_user,
+            with_if_match=with_if_match,
+            moved=moved,
+            require_role=_require,
+        ),
+    )
+
+    def web_event(kind: str, code: str, client: str, path: str, detail: str) -> None:
+        record(kind, code, client=client, subject=None, method="POST", path=path, detail=detail)
+
+    web_limiter = SecurityLogLimiter(
+        lambda client, since: service_rows.recent_failures(engine, client, since), 10, 300.0
+    )
+    _mount_web(app, base, oidc, web_limiter, web_event, DbSessionStore(engine))
     return app
 
 
-def _mount_web(app: FastAPI, base: Registry, oidc: OidcVerifier | None) -> None:
+class DbSessionStore:
+    """The web view's sessions in the registry's database (``web_sessions``): the same interface as
+    ``modelreg.web.app.SessionStore``, shared by every worker and process of the service."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def create(self, subject: str, roles: frozenset[str], expires: datetime):
+        import secrets
+
+        from modelreg.web.app import WebSession
+
+        sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        service_rows.add_web_session(
+            self.engine, sid, subject=subject, roles=sorted(roles), csrf=csrf, expires_at=expires
+        )
+        return sid, WebSession(subject, frozenset(roles), expires, csrf)
+
+    def get(self, sid: str | None):
+        from modelreg.web.app import WebSession
+
+        if not sid or len(sid) > 200:
+            return None
+        row = service_rows.web_session(self.engine, sid)
+        if row is None:
+            return None
+        return WebSession(row["subject"], frozenset(row["roles"]), row["expires_at"], row["csrf"])
+
+    def drop(self, sid: str | None) -> None:
+        if sid and len(sid) <= 200:
+            service_rows.drop_web_session(self.engine, sid)
+
+
+def _mount_web(
+    app: FastAPI,
+    base: Registry,
+    oidc: OidcVerifier | None,
+    failures: SecurityLogLimiter,
+    on_event: Callable[[str, str, str, str, str], None],
+    sessions: DbSessionStore,
+) -> None:
     """The auditor's web view (``modelreg.web``), when that package is installed, at ``/ui``."""
     from importlib.util import find_spec
 
@@ -584,4 +667,13 @@ def _mount_web(app: FastAPI, base: Registry, oidc: OidcVerifier | None) -> None:
             raise AuthenticationFailed("no OIDC issuer is configured for this service")
         return oidc(token)
 
-    app.mount("/ui", web.create_web_app(open_registry=base.as_user, verify_token=verify_token))
+    app.mount(
+        "/ui",
+        web.create_web_app(
+            open_registry=base.as_user,
+            verify_token=verify_token,
+            failures=failures,
+            on_event=on_event,
+            sessions=sessions,
+        ),
+    )

@@ -22,6 +22,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from modelreg import clock
 from modelreg.errors import AuthenticationFailed, ConfigError, PermissionDenied
@@ -60,6 +61,9 @@ class AuthConfig:
     signatures: bool = True
     window_seconds: int = 300
     max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = (
+        256 * 1_048_576
+    )  # data files (POST /api/v1/uploads) for attach-data and evaluations
     failure_limit: int = 20  # authentication failures per client address ...
     failure_period: float = 60.0  # ... in this many seconds, then 429 until the window slides
 
@@ -232,6 +236,38 @@ class FailureLimiter:
     def failed(self, client: str) -> None:
         with self._lock:
             self._seen.setdefault(client, deque()).append(time.monotonic())
+
+
+class SecurityLogLimiter:
+    """Authentication failures per client address in a sliding window, counted in the security log (the
+    ``security_events`` table): every worker, process and restart of the service sees the same count, and the
+    API and the web view's login share it (one address guessing tokens at either is the same attacker).
+
+    The failures themselves are written by whoever refuses them (the API's error handler, the web login), so
+    ``failed`` has nothing left to do. Same interface as ``FailureLimiter`` (API) and the web view's limiter."""
+
+    def __init__(
+        self,
+        count: Callable[[str, datetime], tuple[int, datetime | None]],
+        limit: int,
+        period: float,
+    ) -> None:
+        self._count = count
+        self.limit = limit
+        self.period = period
+
+    def retry_after(self, client: str) -> int | None:
+        now = clock.now()
+        seen, oldest = self._count(client, now - timedelta(seconds=self.period))
+        if seen < self.limit or oldest is None:
+            return None
+        return max(1, int(self.period - (now - oldest).total_seconds()) + 1)
+
+    def blocked(self, client: str) -> bool:
+        return self.retry_after(client) is not None
+
+    def failed(self, client: str) -> None:
+        """Nothing to do: the refusal is already in the security log, which is the count."""
 
 
 def check_window(created: int, window: int) -> None:

@@ -1,16 +1,20 @@
 """The registry service's client: what ``MODELREG_URL`` turns the CLI and ``modelreg.connect()`` into.
 
-``RemoteRegistry`` answers the calls the CLI's commands make on a ``Registry`` (``list``, ``show``, ``history``,
-``datasets``, the moves, ``approve``, ``audit_log``, ``audit_verify``) with the same domain objects, read from
-the service's JSON, so the commands print the same output. Every request is signed (RFC 9421,
+``RemoteRegistry`` answers the calls the CLI's commands and ``modelreg.Client`` make on a ``Registry`` (reads,
+moves, registration, model card, data, evaluations, signed records, findings, evidence packs, checkpoints,
+users and keys) with the same domain objects, read from the service's JSON, so the commands print the same
+output. The library functions the CLI calls (``attach_file``, ``run_evaluation``, ``attest``, ``waive``,
+``approve``, ``latest``, ``signed``, the finding operations, ``build_pack``, ``register_from_mlflow``) hand a
+``RemoteRegistry`` to the method of the same purpose here, and the service runs that same function.
+Data files are uploaded (``POST /api/v1/uploads``) and named by their id; the service never reads a path of
+the client's. Every request is signed (RFC 9421,
 ``modelreg.service.httpsig``) with the user's private key found where the CLI finds it today
 (``$MODELREG_SIGNING_KEY``, else ``<home>/keys/<user>.key``); ``--as`` / ``MODELREG_USER`` only choose
 which key file that is; the service decides who the key belongs to. Approvals are signed here, on the
 signer's machine: the service sends the payload it would record and verifies the signature.
 
-Only httpx and the standard library: the light CLI commands stay light. Commands with no remote form
-(``init``, ``user``, ``keys``, ``register``, ``attach-data``, ``card``, evaluations, evidence, ``sync``, ...) say
-so in one line.
+Only httpx and the standard library at import: the light CLI commands stay light. Commands with no
+remote form (``init``, ``sync``, ``report``, ``inventory``, ...) say so in one line.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from modelreg.settings import Settings
 REMOTE_COMMANDS = (
     "list",
     "show",
+    "register",
+    "card",
+    "attach-data",
+    "precheck",
+    "validate",
+    "monitor",
+    "findings",
     "submit",
     "send-back",
     "deploy",
@@ -37,9 +48,16 @@ REMOTE_COMMANDS = (
     "retire",
     "approve",
     "reject",
+    "attest",
+    "waive",
+    "finding list/show/assign/propose/close",
+    "evidence pack",
     "audit log",
     "audit verify",
     "audit proof",
+    "audit checkpoint",
+    "user add/roles/list",
+    "keys register",
 )
 MSG_LOCAL_ONLY = (
     "{what} runs only on the registry database (embedded mode), not through the service at {url}; "
@@ -135,6 +153,7 @@ class RemoteRegistry:
         json: Any = None,
         params: dict | None = None,
         headers: dict | None = None,
+        content: bytes | None = None,
     ):
         import json as jsonlib
 
@@ -142,13 +161,18 @@ class RemoteRegistry:
 
         key = self._signing_key()
         url = httpx.URL(self.base + path, params={k: v for k, v in (params or {}).items() if v is not None})
-        raw = b"" if json is None else jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
+        if content is not None:
+            raw = content
+        else:
+            raw = b"" if json is None else jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
         signed = httpsig.sign_request(
             key, self._key_id or "", method, str(url), raw, created=int(time.time())
         )
         all_headers = {**signed, **(headers or {})}
         if json is not None:
             all_headers["Content-Type"] = "application/json"
+        elif content is not None:
+            all_headers["Content-Type"] = "application/octet-stream"
         try:
             resp = self._http.request(method, url, content=raw, headers=all_headers)
         except httpx.HTTPError as exc:
@@ -289,3 +313,363 @@ class RemoteRegistry:
             headers={"If-Match": etag},
         )
         return resp.json()
+
+    # -- the rest of the operations (the library functions hand a RemoteRegistry here) ------------------------
+    @property
+    def registry(self) -> RemoteRegistry:
+        """So ``modelreg.Client`` code that reaches ``client.registry`` gets this same remote registry."""
+        return self
+
+    def _post(self, path: str, body: dict, *, if_match_of: tuple[str, str] | None = None) -> dict:
+        headers = None
+        if if_match_of is not None:
+            _, etag = self._show(*if_match_of, fresh=True)
+            headers = {"If-Match": etag}
+        return self.request("POST", path, json=body, headers=headers).json()
+
+    def _sign_draft(self, payload: dict, expected: dict, key_path: str | Path | None) -> dict:
+        """Check the registry's draft says what was asked, then sign it here, with the signer's own key."""
+        from modelreg import signing
+        from modelreg.audit.canonical import canonical_json
+
+        if any(payload.get(k) != v for k, v in expected.items()):
+            raise BadInput("the service offered a payload that does not say what you asked to sign: refused")
+        key = signing.load_private_key(Path(key_path)) if key_path else self._signing_key()
+        return signing.sign(key, canonical_json(payload)).to_dict()
+
+    def upload(self, path: str | Path) -> str:
+        """Upload a CSV or Parquet file; the id the service names it by."""
+        path = Path(path)
+        if not path.is_file():
+            raise BadInput(
+                f"{path} is not a file: over MODELREG_URL data is a CSV or Parquet file uploaded to the service"
+            )
+        resp = self.request("POST", "/api/v1/uploads", params={"name": path.name}, content=path.read_bytes())
+        return resp.json()["upload"]
+
+    def _upload_any(self, data: Any, what: str) -> str | None:
+        if data is None:
+            return None
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                target = Path(tmp) / f"{what}.parquet"
+                data.to_parquet(target, index=False)
+                return self.upload(target)
+        if isinstance(data, (str, Path)):
+            return self.upload(data)
+        raise BadInput(
+            f"{what} must be a CSV/Parquet file or a DataFrame over MODELREG_URL. Got {type(data).__name__} instead."
+        )
+
+    def register_from_mlflow(self, name: str, version: str | None, **kw: Any) -> ModelVersion:
+        body = {"version": version, **kw}
+        return version_from(self._post(self._vpath(name, "_").rsplit("/", 1)[0], body))
+
+    def register(self, name: str, version: str | None = None, **kw: Any) -> ModelVersion:
+        return self.register_from_mlflow(name, version, **kw)
+
+    def update_card(self, name: str, version: str, fields: dict | None = None, **more: Any) -> ModelVersion:
+        body = {"fields": {**(fields or {}), **more}}
+        return version_from(
+            self._post(f"{self._vpath(name, version)}/card", body, if_match_of=(name, version))
+        )
+
+    def attach_file(self, name: str, version: str, *, role: str, path, owner=None, encoding=None) -> Dataset:
+        upload = self.upload(path)
+        body = {"role": role, "upload": upload, "owner": owner, "encoding": encoding}
+        d = self._post(f"{self._vpath(name, version)}/data", body, if_match_of=(name, version))
+        return Dataset(**{**d, "at": _dt(d["at"])})
+
+    def attach_data(self, name: str, version: str, *, role: str, data: Any, owner=None, **_: Any) -> Dataset:
+        return self.attach_file(name, version, role=role, path=data, owner=owner)
+
+    def run_evaluation(self, name: str, version: str, inp: Any, *, purpose: str, policy: str | None = None):
+        action = {"precheck": "precheck", "validation": "validate", "monitoring": "monitor"}[purpose]
+        if inp.model is not None:
+            raise BadInput(
+                "a model object cannot be sent to the service: give its MLflow models:/ or runs:/ URI"
+            )
+        if inp.data is not None and isinstance(inp.data, str) and inp.data.startswith(("duckdb:", "spark:")):
+            raise BadInput(
+                "over MODELREG_URL the data is a file uploaded to the service, not a duckdb:/spark: table"
+            )
+        body = {
+            "data": self._upload_any(inp.data, "data"),
+            "reference": self._upload_any(inp.reference, "reference"),
+            "period_reference": self._upload_any(inp.period_reference, "period_reference"),
+            "target": inp.target,
+            "positive_label": inp.positive_label,
+            "prediction": inp.prediction,
+            "score": inp.score,
+            "model_uri": inp.model_uri,
+            "sensitive": list(inp.sensitive),
+            "segments": list(inp.segments),
+            "cross_segments": inp.cross_segments,
+            "feature_labels": {k: list(v) for k, v in (inp.feature_labels or {}).items()},
+            "policy": policy,
+            "encoding": inp.encoding,
+            "engine": inp.engine,
+        }
+        d = self._post(f"{self._vpath(name, version)}/{action}", body, if_match_of=(name, version))
+        return evaluation_from(d)
+
+    def _evaluate(self, purpose: str, name: str, version: str, data: Any, **kw: Any):
+        from modelreg.governance.runner import EvaluationInput
+
+        policy = kw.pop("policy", None)
+        for k in ("sensitive", "segments"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return self.run_evaluation(
+            name, version, EvaluationInput(data=data, **kw), purpose=purpose, policy=policy
+        )
+
+    def precheck(self, name: str, version: str, *, data: Any, **kw: Any):
+        return self._evaluate("precheck", name, version, data, **kw)
+
+    def validate(self, name: str, version: str, *, data: Any, **kw: Any):
+        return self._evaluate("validation", name, version, data, **kw)
+
+    def monitor(self, name: str, version: str, *, data: Any, **kw: Any):
+        return self._evaluate("monitoring", name, version, data, **kw)
+
+    def latest(self, name: str, version: str, purpose: str | None = None) -> list:
+        evs = [evaluation_from(d) for d in self._get(f"{self._vpath(name, version)}/findings")]
+        return [e for e in evs if purpose is None or e.purpose == purpose]
+
+    def findings(self, name: str, version: str) -> list:
+        return self.latest(name, version)
+
+    def signed(self, name: str, version: str, kind: str | None = None) -> list:
+        return [record_from(d) for d in self._get(f"{self._vpath(name, version)}/records", kind=kind)]
+
+    def gate_check(self, name: str, version: str, gate_or_action: str = "deploy", action: str | None = None):
+        from modelreg.registry.gates import Unmet
+
+        rows = self._get(f"{self._vpath(name, version)}/gate", action=action or gate_or_action)
+        return [Unmet(**{**u, "clause_ids": tuple(u.get("clause_ids") or ())}) for u in rows]
+
+    def attest(self, name: str, version: str, *, control_id: str | None = None, control: str | None = None,
+               comment: str | None = None, key_path: str | Path | None = None) -> dict:  # fmt: skip
+        control_id = control_id or control
+        ask = {"control_id": control_id, "comment": comment}
+        path = f"{self._vpath(name, version)}/attestations"
+        _, etag = self._show(name, version, fresh=True)
+        payload = self.request("POST", f"{path}/draft", json=ask).json()
+        expected = {
+            "model": name,
+            "version": str(version),
+            "control_id": control_id,
+            "comment": comment or "",
+        }
+        sig = self._sign_draft(payload, expected, key_path)
+        body = {**ask, "payload": payload, "signature": sig}
+        return self.request("POST", path, json=body, headers={"If-Match": etag}).json()
+
+    def waive(self, name: str, version: str, *, until: Any, reason: str, control_id: str | None = None,
+              control: str | None = None, gate: str = "deploy", key_path: str | Path | None = None) -> dict:  # fmt: skip
+        control_id = control_id or control
+        until_text = until if isinstance(until, str) else clock.isoformat(clock.to_utc(until))
+        ask = {"control_id": control_id, "until": until_text, "reason": reason, "gate": gate}
+        path = f"{self._vpath(name, version)}/waivers"
+        _, etag = self._show(name, version, fresh=True)
+        payload = self.request("POST", f"{path}/draft", json=ask).json()
+        gates = ["deploy", "monitor"] if gate == "all" else [gate]
+        expected = {"model": name, "version": str(version), "control_id": control_id, "gates": gates,
+                    "reason": (reason or "").strip()}  # fmt: skip
+        sig = self._sign_draft(payload, expected, key_path)
+        body = {**ask, "payload": payload, "signature": sig}
+        return self.request("POST", path, json=body, headers={"If-Match": etag}).json()
+
+    # -- findings ---------------------------------------------------------------------------------------------
+    def finding_list(self, *, model=None, version=None, status=None, owner=None) -> list:
+        rows = self._get("/api/v1/findings", model=model, version=version, status=status, owner=owner)
+        return [finding_from(d) for d in rows]
+
+    def finding_show(self, finding_id) -> Any:
+        return finding_from(self._get(f"/api/v1/findings/{_fid(finding_id)}"))
+
+    def finding_assign(self, finding_id, *, owner=None, due=None, reason: str = "") -> Any:
+        due_text = due if due is None or isinstance(due, str) else clock.isoformat(clock.to_utc(due))
+        body = {"owner": owner, "due": due_text, "reason": reason}
+        return finding_from(self._post(f"/api/v1/findings/{_fid(finding_id)}/assign", body))
+
+    def finding_propose(self, finding_id, *, remediation: str) -> Any:
+        body = {"remediation": remediation}
+        return finding_from(self._post(f"/api/v1/findings/{_fid(finding_id)}/propose", body))
+
+    def finding_close(self, finding_id, *, accept: bool = False, reason: str = "", key_path=None) -> Any:
+        path = f"/api/v1/findings/{_fid(finding_id)}"
+        body: dict = {"accept": accept, "reason": reason}
+        if accept:
+            payload = self._post(f"{path}/acceptance/draft", {"reason": reason})
+            expected = {"finding_id": int(_fid(finding_id)), "reason": (reason or "").strip()}
+            body.update(payload=payload, signature=self._sign_draft(payload, expected, key_path))
+        return finding_from(self._post(f"{path}/close", body))
+
+    # -- evidence and checkpoints -----------------------------------------------------------------------------
+    def evidence_pack(self, name: str, version: str, out: str | Path, *, as_of: Any = None) -> Any:
+        from modelreg.evidence.pack import PackSummary
+
+        out = Path(out)
+        if out.exists() and out.is_dir():
+            raise BadInput(f"-o {out} is a folder; give a file name ending in .zip")
+        as_of_text = (
+            as_of if as_of is None or isinstance(as_of, str) else clock.isoformat(clock.to_utc(as_of))
+        )
+        d = self._post(f"{self._vpath(name, version)}/evidence", {"as_of": as_of_text})
+        resp = self.request("GET", d.pop("download"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_bytes(resp.content)
+        tmp.replace(out)
+        d["path"] = str(out)
+        d["notes"] = tuple(d.get("notes") or ())
+        return PackSummary(**d)
+
+    def audit_checkpoint(self, out: str | Path) -> dict:
+        from modelreg.audit.canonical import canonical_json
+
+        out = Path(out)
+        if out.exists() and out.is_dir():
+            raise BadInput(f"-o {out} is a folder; give a file name")
+        d = self._post("/api/v1/audit/checkpoint", {})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(canonical_json(d["checkpoint"]).decode("utf-8") + "\n", encoding="utf-8")
+        pub = out.with_suffix(out.suffix + ".pub")
+        pub.write_text(d["public_key_pem"], encoding="utf-8")
+        return {"checkpoint": d["checkpoint"], "file": str(out), "public_key": str(pub)}
+
+    # -- users and keys ---------------------------------------------------------------------------------------
+    def users(self) -> list:
+        return [user_from(d) for d in self._get("/api/v1/users")]
+
+    def user(self, name: str) -> Any:
+        for u in self.users():
+            if u.name == name:
+                return u
+        from modelreg.errors import NotFound
+
+        raise NotFound(f"user {name!r} is not registered")
+
+    def add_user(self, name: str, roles, *, public_key_pem: str | None = None) -> Any:
+        body = {
+            "name": name,
+            "roles": [str(getattr(r, "value", r)) for r in roles],
+            "public_key_pem": public_key_pem,
+        }
+        return user_from(self._post("/api/v1/users", body))
+
+    def set_roles(self, name: str, roles) -> Any:
+        from urllib.parse import quote
+
+        body = {"roles": [str(getattr(r, "value", r)) for r in roles]}
+        return user_from(self.request("PUT", f"/api/v1/users/{quote(name, safe='')}/roles", json=body).json())
+
+    def register_key(self, public_key_pem: str, *, user: str | None = None) -> Any:
+        from urllib.parse import quote
+
+        who = quote(user or self.actor or "", safe="")
+        return user_from(self._post(f"/api/v1/users/{who}/key", {"public_key_pem": public_key_pem}))
+
+
+def _fid(finding_id) -> str:
+    text = str(finding_id).strip().lstrip("#")
+    if not text.isdigit():
+        raise BadInput(f"a finding id is a number (see modelreg finding list). Got {finding_id!r} instead.")
+    return text
+
+
+_FINDING_KEYS = ("control_id", "status", "raw_status", "severity", "clause_ids", "waiver")
+
+
+def evaluation_from(d: dict):
+    """An ``Evaluation`` (with its findings) from the service's JSON: what ``Evaluation.to_dict`` wrote."""
+    from modelreg.governance.records import Evaluation, Finding
+
+    findings = tuple(
+        Finding(
+            control_id=f["control_id"],
+            status=f["status"],
+            severity=f["severity"],
+            clause_ids=tuple(f.get("clause_ids") or ()),
+            detail={k: v for k, v in f.items() if k not in _FINDING_KEYS},
+            raw_status=f.get("raw_status", f["status"]),
+            waiver=f.get("waiver"),
+        )
+        for f in d.get("findings", [])
+    )
+    known = {"id", "model", "version", "purpose", "gate", "tier", "policy", "model_artifact_digest", "data",
+             "status", "digest", "mlflow_run_id", "created_by", "created_at", "counts", "suspended", "findings"}  # fmt: skip
+    return Evaluation(
+        id=d["id"],
+        model=d["model"],
+        version=d["version"],
+        purpose=d["purpose"],
+        gate=d["gate"],
+        tier=d["tier"],
+        policy_id=d["policy"]["id"],
+        policy_version=d["policy"]["version"],
+        policy_digest=d["policy"]["digest"],
+        model_artifact_digest=d.get("model_artifact_digest"),
+        data=d.get("data") or {},
+        status=d["status"],
+        digest=d["digest"],
+        mlflow_run_id=d.get("mlflow_run_id"),
+        created_by=d["created_by"],
+        created_at=_dt(d["created_at"]),
+        findings=findings,
+        suspended=bool(d.get("suspended")),
+        extra={k: v for k, v in d.items() if k not in known},
+    )
+
+
+def finding_from(d: dict):
+    from dataclasses import fields
+
+    from modelreg.domain.findings import TrackedFinding
+
+    out = {}
+    for f in fields(TrackedFinding):
+        value = d.get(f.name)
+        if f.name.endswith("_at") and value is not None:
+            value = _dt(value)
+        elif f.name == "clause_ids":
+            value = tuple(value or ())
+        out[f.name] = value
+    return TrackedFinding(**out)
+
+
+def record_from(d: dict):
+    from modelreg.governance.signatures import SignedRecord
+
+    return SignedRecord(
+        id=d["id"],
+        kind=d["kind"],
+        role=d.get("role"),
+        control_id=d.get("control_id"),
+        actor=d["actor"],
+        payload=d["payload"],
+        payload_bytes=b"",
+        signature=d["signature"],
+        until=_dt(d.get("until")),
+        at=_dt(d["at"]),
+        valid_signature=bool(d.get("signature_valid")),
+        problems=tuple(d.get("problems") or ()),
+    )
+
+
+def user_from(d: dict):
+    from modelreg.domain.entities import User
+
+    return User(
+        name=d["name"],
+        roles=tuple(d.get("roles") or ()),
+        key_id=d.get("key_id"),
+        public_key_pem=d.get("public_key_pem"),
+        created_at=_dt(d.get("created_at")),
+    )

@@ -28,7 +28,7 @@ APPEND_ONLY = {
     "audit_events": "SELECT, INSERT",
     "audit_state": "SELECT, UPDATE",
     "audit_checkpoints": "SELECT, INSERT",
-    # scored decisions and their outcomes: append-only like the audit log (0004_outcomes)
+    # scored decisions and their outcomes: append-only like the audit log (0005_outcomes)
     "decisions": "SELECT, INSERT",
     "outcome_batches": "SELECT, INSERT",
     "outcomes": "SELECT, INSERT",

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 from modelreg import clock
 from modelreg.domain.entities import User
 from modelreg.store import repo
-from modelreg.store.tables import AuditEventRow, SecurityEventRow, ServiceNonceRow, UserRow
+from modelreg.store.tables import (
+    AuditEventRow,
+    SecurityEventRow,
+    ServiceNonceRow,
+    UserRow,
+    WebSessionRow,
+)
 
 
 def claim_nonce(engine: Engine, key_id: str, nonce: str, created: datetime, expires_at: datetime) -> bool:
@@ -60,6 +66,20 @@ def record_security_event(
         session.commit()
 
 
+def recent_failures(engine: Engine, client: str, since: datetime) -> tuple[int, datetime | None]:
+    """Authentication failures from ``client`` in the security log since ``since``: how many, and the oldest.
+    Every worker and process of the service writes the same log, so a limit read from it is shared."""
+    with Session(engine) as session:
+        count, oldest = session.execute(
+            select(func.count(SecurityEventRow.id), func.min(SecurityEventRow.at)).where(
+                SecurityEventRow.at >= since,
+                SecurityEventRow.kind == "authentication",
+                SecurityEventRow.client == client[:100],
+            )
+        ).one()
+    return int(count or 0), (clock.to_utc(oldest) if oldest is not None else None)
+
+
 def security_events(engine: Engine, limit: int = 1000) -> list[dict]:
     with Session(engine) as session:
         rows = session.execute(select(SecurityEventRow).order_by(SecurityEventRow.id).limit(limit)).scalars()
@@ -100,3 +120,53 @@ def version_revision(session: Session, model: str, version: str) -> int:
         )
     ).scalar()
     return -1 if seq is None else int(seq)
+
+
+# -- the web view's sessions ---------------------------------------------------------------------------------
+
+
+def _sid_hash(sid: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
+def add_web_session(
+    engine: Engine, sid: str, *, subject: str, roles: list[str], csrf: str, expires_at: datetime
+) -> None:
+    """Store a session (by the SHA-256 of its id); expired ones are dropped on the way."""
+    with Session(engine) as session:
+        session.execute(delete(WebSessionRow).where(WebSessionRow.expires_at < clock.now()))
+        session.add(
+            WebSessionRow(
+                sid_sha256=_sid_hash(sid),
+                subject=subject,
+                roles=sorted(roles),
+                csrf=csrf,
+                created_at=clock.now(),
+                expires_at=expires_at,
+            )
+        )
+        session.commit()
+
+
+def web_session(engine: Engine, sid: str) -> dict | None:
+    """The live session with this id, or None (unknown, logged out or expired)."""
+    with Session(engine) as session:
+        row = session.execute(
+            select(WebSessionRow).where(WebSessionRow.sid_sha256 == _sid_hash(sid))
+        ).scalar_one_or_none()
+        if row is None or clock.to_utc(row.expires_at) <= clock.now():
+            return None
+        return {
+            "subject": row.subject,
+            "roles": list(row.roles),
+            "csrf": row.csrf,
+            "expires_at": clock.to_utc(row.expires_at),
+        }
+
+
+def drop_web_session(engine: Engine, sid: str) -> None:
+    with Session(engine) as session:
+        session.execute(delete(WebSessionRow).where(WebSessionRow.sid_sha256 == _sid_hash(sid)))
+        session.commit()

@@ -327,12 +327,32 @@ class SecurityEventRow(Base):
     __table_args__ = (Index("ix_security_events_at", "at"),)
 
 
+class WebSessionRow(Base):
+    """A signed-in session of the auditor's web view when the registry service serves it: kept in the database
+    so every worker and process of the service knows it, and a logout ends it everywhere. The cookie carries a
+    random id; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    sid_sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list] = mapped_column(JSON)
+    csrf: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("sid_sha256", name="uq_web_sessions_sid_sha256"),
+        Index("ix_web_sessions_expires_at", "expires_at"),
+    )
+
+
 class DecisionRow(Base):
     """A scored decision of a monitoring run's scoring log (append-only: triggers refuse UPDATE and DELETE).
     Written with core bulk inserts (``modelreg.store.outcomes``), never as ORM objects."""
 
     __tablename__ = "decisions"
-    # No foreign keys on the two bulk tables (see migration 0004_outcomes): the registry writes the ids.
+    # No foreign keys on the two bulk tables (see migration 0005_outcomes): the registry writes the ids.
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     version_id: Mapped[int] = mapped_column(Id)  # model_versions.id
     decision_id: Mapped[str] = mapped_column(String(200))

@@ -154,11 +154,25 @@ def create_web_app(
     verify_token: Callable[[str], tuple[str, frozenset[str]]],
     *,
     secure_cookies: bool = True,
+    failures: Any = None,
+    on_event: Callable[[str, str, str, str, str], None] | None = None,
+    sessions: Any = None,
 ) -> Any:
     """The read-only web view as an ASGI app (mount it at ``/ui``). ``open_registry(actor)`` gives a registry
-    acting as that user; ``verify_token(jwt)`` returns (subject, roles) or raises a modelreg error."""
-    sessions = SessionStore()
-    failures = FailureLimiter()
+    acting as that user; ``verify_token(jwt)`` returns (subject, roles) or raises a modelreg error.
+    ``failures`` (``blocked(address)``, ``failed(address)``) limits failed logins, per process by default; the
+    registry service passes one counted in its security log. ``on_event(kind, code, address, path, detail)``
+    hears every refused login (the service writes it to the security log). ``sessions`` (``create``, ``get``,
+    ``drop`` as ``SessionStore``) keeps sign-ins, in process memory by default; the service keeps them in its
+    database, so every worker knows them and a logout ends them everywhere."""
+    sessions = sessions if sessions is not None else SessionStore()
+    failures = failures if failures is not None else FailureLimiter()
+
+    def log(request: Request, kind: str, code: str, detail: str) -> None:
+        if on_event is not None:
+            who = request.client.host if request.client else "?"
+            on_event(kind, code, who, request.url.path, detail)
+
     registries: dict[str, Any] = {}
     reg_lock = threading.Lock()
 
@@ -240,16 +254,19 @@ def create_web_app(
             return refused(request, "请求过大 / Request too large", 413)
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not hmac.compare_digest(cookie, form.get("csrf", "")):
+            log(request, "precondition", "csrf_failed", "web login without a matching CSRF token")
             return refused(request, "CSRF 校验失败 / CSRF check failed")
         who = request.client.host if request.client else "?"
         if failures.blocked(who):
+            log(request, "rate_limit", "rate_limited", "web login refused: too many failed logins")
             return refused(
                 request, "登录失败次数过多，请稍后再试 / Too many failed logins; try again later", 429
             )
         try:
             subject, roles = verify_token(form.get("token", "").strip())
-        except ModelregError:
+        except ModelregError as exc:
             failures.failed(who)
+            log(request, "authentication", "authentication_failed", f"web login: {exc.message}")
             return RedirectResponse(f"{base(request)}/login?error=1", status_code=303)
         expiry = clock.now() + MAX_SESSION
         exp = _token_exp(form.get("token", ""))

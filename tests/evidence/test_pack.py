@@ -389,6 +389,8 @@ GOLDEN_LAYOUT = {
     "monitors/N/drift/drift_features.csv",
     "monitors/N/drift/drift_summary.json",
     "monitors/N/drift/reference_profile.json",
+    # the label-free estimate's reference: score-bin aggregates of the validation hold-out
+    "monitors/N/estimated_performance/reference_profile.json",
     "monitors/N/explainability.json",
     "monitors/N/explainability/reason_codes.csv",
     "monitors/N/explainability/shap_importance.csv",

@@ -66,3 +66,94 @@ def test_tokens_the_issuer_did_not_sign_or_roles_the_view_does_not_serve_open_no
     with httpx.Client(follow_redirects=False, timeout=30) as client:
         page = client.get(f"{service.url}/ui/inventory", headers={"Cookie": cookie})
     assert page.status_code != 200 and "credit_scoring" not in page.text, page.text
+
+
+def test_failed_logins_go_to_the_security_log_and_the_limit_is_shared_through_the_database(
+    service_registry, issuer
+):
+    """Two service processes' worth of apps on one registry: failures at either (API or web login) count at
+    both, because the count is read from the security log, not from process memory."""
+    from modelreg.service.app import create_app
+    from modelreg.service.auth import AuthConfig, OidcConfig
+    from modelreg.store.engine import make_engine
+    from modelreg.store.service_rows import security_events
+    from tests.service.conftest import AUDIENCE, ISSUER, Server
+
+    settings = service_registry.settings
+    config = AuthConfig(
+        oidc=OidcConfig(issuer=ISSUER, audience=AUDIENCE, jwks_url=issuer.jwks_url),
+        failure_limit=5,
+        failure_period=600,
+    )
+    bad = issuer.token("aud", aud="elsewhere")
+    good = issuer.token("aud")
+    with Server(create_app(settings, config)) as a, Server(create_app(settings, config)) as b:
+        for _ in range(3):
+            r = httpx.get(f"{a.url}/api/v1/whoami", headers={"Authorization": f"Bearer {bad}"})
+            assert r.status_code == 401
+        for _ in range(2):
+            done, _ = _login(b, bad)
+            assert done.status_code == 303 and "error=1" in done.headers["location"]
+        # five failures in all, two of them at the other app: the API limit (5) is reached at both
+        r = httpx.get(f"{b.url}/api/v1/whoami", headers={"Authorization": f"Bearer {good}"})
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+        # the web login's own limit (10 in 5 minutes) counts the same failures
+        for _ in range(5):
+            done, _ = _login(a, bad)
+            assert done.status_code == 303
+        refused, _ = _login(b, good)
+        assert refused.status_code == 429 and "Too many failed logins" in refused.text
+    engine = make_engine(settings.database_url)
+    try:
+        events = security_events(engine)
+    finally:
+        engine.dispose()
+    web = [e for e in events if e["path"] == "/ui/login"]
+    assert [e["code"] for e in web] == ["authentication_failed"] * 7 + ["rate_limited"]
+    assert all(e["client"] == "127.0.0.1" and e["kind"] in ("authentication", "rate_limit") for e in web)
+    assert "audience" in web[0]["detail"]
+    api = [e["code"] for e in events if e["path"] == "/api/v1/whoami"]
+    assert api == ["authentication_failed"] * 3 + ["rate_limited"]
+
+
+def test_web_sessions_live_in_the_database_so_every_worker_knows_them_and_logout_ends_them_everywhere(
+    service_registry, issuer
+):
+    import hashlib
+
+    from sqlalchemy import text
+
+    from modelreg.service.app import create_app
+    from modelreg.service.auth import AuthConfig, OidcConfig
+    from modelreg.store.engine import make_engine
+    from tests.service.conftest import AUDIENCE, ISSUER, Server
+
+    settings = service_registry.settings
+    config = AuthConfig(oidc=OidcConfig(issuer=ISSUER, audience=AUDIENCE, jwks_url=issuer.jwks_url))
+
+    def stored_sessions() -> list[tuple]:
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text("SELECT sid_sha256, subject FROM web_sessions"))]
+        finally:
+            engine.dispose()
+
+    with Server(create_app(settings, config)) as a, Server(create_app(settings, config)) as b:
+        done, jar = _login(a, issuer.token("aud"))
+        assert done.status_code == 303, done.text
+        sid = jar["modelreg_session"]
+        cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+        # only the SHA-256 of the cookie's random id is stored, never the id itself
+        assert stored_sessions() == [(hashlib.sha256(sid.encode()).hexdigest(), "aud")]
+        with httpx.Client(follow_redirects=False, timeout=30) as client:
+            # signed in at one app, known at the other (another worker or process)
+            page = client.get(f"{b.url}/ui/inventory", headers={"Cookie": cookie})
+            assert page.status_code == 200 and "credit_scoring" in page.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            # logged out at the other app: the first one no longer knows the session either
+            out = client.post(f"{b.url}/ui/logout", data={"csrf": csrf}, headers={"Cookie": cookie})
+            assert out.status_code == 303
+            again = client.get(f"{a.url}/ui/inventory", headers={"Cookie": cookie})
+            assert again.status_code == 303 and "/ui/login" in again.headers["location"]
+    assert stored_sessions() == []  # the logout deleted it

@@ -28,6 +28,18 @@ def register_from_mlflow(
     business_line: str | None = None,
     model_card: dict | None = None,
 ) -> ModelVersion:
+    if getattr(registry, "remote", False):  # MODELREG_URL: the service reads MLflow and registers
+        return registry.register_from_mlflow(
+            name,
+            version,
+            run_id=run_id,
+            artifact_path=artifact_path,
+            owner=owner,
+            risk_tier=risk_tier,
+            purpose=purpose,
+            business_line=business_line,
+            model_card=model_card,
+        )
     registry.preflight_register(name, owner=owner, risk_tier=risk_tier)
     gw = gateway(registry)
     if run_id is not None:

@@ -1,7 +1,7 @@
 """outcomes: scored decisions (id, time, score, the evaluation that scored them) and their later outcomes
 
-Revision ID: 0004_outcomes
-Revises: 0003_service
+Revision ID: 0005_outcomes
+Revises: 0004_web_sessions
 
 Three append-only tables. ``decisions`` is written by a monitoring run on a scoring log that carries the model
 card's ``decision_id_column`` and ``decision_time_column``; ``outcome_batches`` is one row per ``modelreg
@@ -20,8 +20,8 @@ that holds the rows they name, and versions, evaluations and batches are never d
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_outcomes"
-down_revision = "0003_service"
+revision = "0005_outcomes"
+down_revision = "0004_web_sessions"
 branch_labels = None
 depends_on = None
 

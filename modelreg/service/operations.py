@@ -1,0 +1,487 @@
+"""The service's routes for the rest of the registry's operations, each calling the function the CLI calls.
+
+* data: ``POST /uploads`` takes a CSV or Parquet file as the raw request body (its own size limit,
+  ``AuthConfig.max_upload_bytes``), stores it content-addressed under ``<home>/service/uploads`` and answers
+  its id (``sha256:<hex>/<name>``); ``attach-data``, ``precheck``, ``validate`` and ``monitor`` name uploads by that
+  id, never by a path on the server, and run the same ``attach_file`` / ``run_evaluation`` as the CLI.
+* signed records (attestations, waivers, finding acceptances): ``.../draft`` answers the payload the registry
+  would record now; the signer signs it on their own machine and POSTs payload and signature, which the
+  registry checks against what it would record and against the signer's registered key (as for approvals).
+* model card, findings (list, show, assign, propose, close), evidence packs (build, then download by the
+  builder), audit checkpoints, users and keys (admin).
+
+Every route declares its registry action (``requires``); version-scoped writes need ``If-Match``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from modelreg.domain.roles import allowed
+from modelreg.errors import BadInput, NotFound, PermissionDenied
+from modelreg.service.auth import Identity
+
+API = "/api/v1"
+VERSION = f"{API}/models/{{model}}/versions/{{version}}"
+UPLOAD_ID = re.compile(r"^sha256:([0-9a-f]{64})/([A-Za-z0-9][A-Za-z0-9._-]{0,120})$")
+UPLOAD_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+PACK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+MODEL_SCHEMES = ("models:/", "runs:/")
+DATA_ACTIONS = ("attach_data", "precheck", "validate", "monitor")
+PURPOSE_OF = {"precheck": "precheck", "validate": "validation", "monitor": "monitoring"}
+
+MSG_UPLOAD_NAME = "name must be a plain file name ending in {suffixes} (letters, digits, '.', '_', '-'). Got {got!r} instead."
+MSG_UPLOAD_ID = (
+    "{field} must be the id of an uploaded file (sha256:<64 hex digits>/<name>, from POST /api/v1/uploads). "
+    "Got {got!r} instead."
+)
+MSG_MODEL_URI = "model_uri must be an MLflow models:/ or runs:/ URI over the service. Got {got!r} instead."
+
+
+@dataclass(frozen=True)
+class Helpers:
+    base: Any
+    identity: Callable
+    requires: Callable[[str], Callable]
+    as_user: Callable[[Identity], Any]
+    with_if_match: Callable[[Any, str | None], Any]
+    moved: Callable[..., JSONResponse]
+    require_role: Callable[[Identity, str, str], None]
+
+
+# -- request bodies ---------------------------------------------------------------------------------------
+class AttachBody(BaseModel):
+    role: str
+    upload: str
+    owner: str | None = None
+    encoding: str | None = None
+
+
+class EvaluationBody(BaseModel):
+    data: str = Field(description="upload id of the hold-out / scoring data")
+    reference: str | None = Field(default=None, description="upload id of the training / reference data")
+    period_reference: str | None = Field(default=None, description="upload id (monitor --reference-period)")
+    target: str | None = None
+    positive_label: str | int | None = None
+    prediction: str | None = None
+    score: str | None = None
+    model_uri: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list)
+    cross_segments: bool = False
+    feature_labels: dict[str, list[str]] = Field(default_factory=dict)
+    policy: str | None = None
+    encoding: str | None = None
+    engine: str | None = None
+
+
+class CardBody(BaseModel):
+    fields: dict
+
+
+class AttestDraftBody(BaseModel):
+    control_id: str
+    comment: str | None = None
+
+
+class AttestBody(AttestDraftBody):
+    payload: dict
+    signature: dict
+
+
+class WaiverDraftBody(BaseModel):
+    control_id: str
+    until: str
+    reason: str = Field(min_length=1, max_length=4000)
+    gate: str = "deploy"
+
+
+class WaiverBody(WaiverDraftBody):
+    payload: dict
+    signature: dict
+
+
+class AssignBody(BaseModel):
+    owner: str | None = None
+    due: str | None = None
+    reason: str = ""
+
+
+class ProposeBody(BaseModel):
+    remediation: str
+
+
+class AcceptDraftBody(BaseModel):
+    reason: str
+
+
+class CloseBody(BaseModel):
+    accept: bool = False
+    reason: str = ""
+    payload: dict | None = None
+    signature: dict | None = None
+
+
+class PackBody(BaseModel):
+    as_of: str | None = None
+
+
+class UserBody(BaseModel):
+    name: str
+    roles: list[str]
+    public_key_pem: str | None = None
+
+
+class RolesBody(BaseModel):
+    roles: list[str]
+
+
+class KeyBody(BaseModel):
+    public_key_pem: str = Field(min_length=1, max_length=20_000)
+
+
+def _pem(value: str | None) -> str | None:
+    """A public key PEM checked at the boundary: a bad one is bad input, not an internal error."""
+    if value is None:
+        return None
+    from modelreg import signing
+
+    try:
+        signing.load_public_key(value.encode())
+    except Exception:
+        raise BadInput("public_key_pem must be an Ed25519 or SM2 public key in PEM form") from None
+    return value
+
+
+def _presigned(payload: dict | None, signature: dict | None) -> dict:
+    if not isinstance(payload, dict) or not isinstance(signature, dict):
+        raise BadInput("a signed record needs a payload object and a signature object")
+    return {"payload": payload, "signature": signature}
+
+
+def add_routes(app: FastAPI, h: Helpers) -> None:
+    settings = h.base.settings
+    uploads = Path(settings.home) / "service" / "uploads"
+    packs = Path(settings.home) / "service" / "evidence"
+
+    def upload_path(value: str | None, field: str) -> Path | None:
+        if value is None:
+            return None
+        m = UPLOAD_ID.match(str(value))
+        if m is None:
+            raise BadInput(MSG_UPLOAD_ID.format(field=field, got=value))
+        path = uploads / m.group(1) / m.group(2)
+        if not path.is_file():
+            raise NotFound(f"{field}: no uploaded file {value} on this service (upload it first)")
+        return path
+
+    # -- data -------------------------------------------------------------------------------------------
+    async def may_upload(ident: Identity = Depends(h.identity)) -> Identity:
+        if not any(allowed(a, ident.roles) for a in DATA_ACTIONS):
+            raise PermissionDenied(
+                f"uploading data needs a role that may {', '.join(DATA_ACTIONS)}; {ident.user!r} may use "
+                f"{', '.join(sorted(ident.roles)) or 'no roles'} here"
+            )
+        return ident
+
+    @app.post(f"{API}/uploads", tags=["data"], status_code=201)
+    async def upload(request: Request, name: str = Query(...), ident: Identity = Depends(may_upload)) -> dict:
+        """A CSV or Parquet file as the raw body; answers the id attach-data and the evaluations name it by."""
+        if not SAFE_NAME.match(name) or not name.lower().endswith(UPLOAD_SUFFIXES):
+            raise BadInput(MSG_UPLOAD_NAME.format(suffixes="/".join(UPLOAD_SUFFIXES), got=name))
+        raw = await request.body()
+        if not raw:
+            raise BadInput("the upload is empty: send the file as the request body")
+        digest = hashlib.sha256(raw).hexdigest()
+        folder = uploads / digest
+        if not (folder / name).exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as fh:
+                fh.write(raw)
+            Path(fh.name).replace(folder / name)
+        return {"upload": f"sha256:{digest}/{name}", "name": name, "bytes": len(raw), "sha256": digest}
+
+    @app.post(f"{VERSION}/data", tags=["data"], status_code=201)
+    def attach_data(
+        model: str,
+        version: str,
+        req: AttachBody,
+        if_match: str | None = Header(None),
+        ident: Identity = Depends(h.requires("attach_data")),
+    ) -> JSONResponse:
+        from modelreg.datasets import attach_file
+
+        path = upload_path(req.upload, "upload")
+        reg = h.with_if_match(h.as_user(ident), if_match)
+        ds = attach_file(
+            reg, model, version, role=req.role, path=path, owner=req.owner, encoding=req.encoding
+        )
+        response = h.moved(reg, model, version, ds)
+        response.status_code = 201
+        return response
+
+    def _evaluation_route(action: str) -> None:
+        purpose = PURPOSE_OF[action]
+
+        def route(
+            model: str,
+            version: str,
+            req: EvaluationBody,
+            if_match: str | None = Header(None),
+            ident: Identity = Depends(h.requires(action)),
+        ) -> JSONResponse:
+            from modelreg.governance.runner import EvaluationInput
+            from modelreg.governance.service import run_evaluation
+
+            reg = h.as_user(ident)
+            if req.model_uri is not None and not req.model_uri.startswith(MODEL_SCHEMES):
+                raise BadInput(MSG_MODEL_URI.format(got=req.model_uri))
+            model_uri = req.model_uri
+            if model_uri is None and req.score is None and req.prediction is None:
+                model_uri = reg.show(model, version).model_uri  # the version's own MLflow model
+            labels = {k: tuple(v) for k, v in req.feature_labels.items()}
+            if any(len(v) != 2 for v in labels.values()):
+                raise BadInput("feature_labels must map a feature to [zh, en]")
+            engine = req.engine or ("auto" if purpose == "monitoring" else "pandas")
+            if engine not in ("auto", "pandas", "duckdb"):
+                raise BadInput(
+                    f"engine must be auto, pandas or duckdb over the service. Got {engine!r} instead."
+                )
+            inp = EvaluationInput(
+                data=upload_path(req.data, "data"),
+                reference=upload_path(req.reference, "reference"),
+                period_reference=upload_path(req.period_reference, "period_reference"),
+                target=req.target,
+                positive_label=req.positive_label,
+                prediction=req.prediction,
+                score=req.score,
+                model_uri=model_uri,
+                sensitive=tuple(req.sensitive),
+                segments=tuple(req.segments),
+                cross_segments=req.cross_segments,
+                feature_labels=labels,
+                encoding=req.encoding,
+                engine=engine,
+            )
+            reg = h.with_if_match(reg, if_match)
+            ev = run_evaluation(reg, model, version, inp, purpose=purpose, policy=req.policy)
+            response = h.moved(reg, model, version, ev)
+            response.status_code = 201
+            return response
+
+        route.__name__ = action
+        app.post(f"{VERSION}/{action}", tags=["governance"], name=action, status_code=201)(route)
+
+    for _action in PURPOSE_OF:
+        _evaluation_route(_action)
+
+    # -- model card -------------------------------------------------------------------------------------
+    @app.post(f"{VERSION}/card", tags=["lifecycle"])
+    def update_card(
+        model: str,
+        version: str,
+        req: CardBody,
+        if_match: str | None = Header(None),
+        ident: Identity = Depends(h.requires("update_card")),
+    ) -> JSONResponse:
+        reg = h.with_if_match(h.as_user(ident), if_match)
+        return h.moved(reg, model, version, reg.update_card(model, version, req.fields))
+
+    # -- attestations and waivers (signed on the signer's machine) -------------------------------------
+    @app.post(f"{VERSION}/attestations/draft", tags=["governance"])
+    def attestation_draft(
+        model: str, version: str, req: AttestDraftBody, ident: Identity = Depends(h.requires("attest"))
+    ) -> dict:
+        """The payload to sign on your own machine (RFC 8785 JSON), then POST it to ``attestations``."""
+        from modelreg.governance.service import attestation_draft as draft
+
+        return draft(h.as_user(ident), model, version, control_id=req.control_id, comment=req.comment)
+
+    @app.post(f"{VERSION}/attestations", tags=["governance"], status_code=201)
+    def attest(
+        model: str,
+        version: str,
+        req: AttestBody,
+        if_match: str | None = Header(None),
+        ident: Identity = Depends(h.requires("attest")),
+    ) -> JSONResponse:
+        from modelreg.governance.service import attest as record
+
+        reg = h.with_if_match(h.as_user(ident), if_match)
+        result = record(
+            reg,
+            model,
+            version,
+            control_id=req.control_id,
+            comment=req.comment,
+            presigned=_presigned(req.payload, req.signature),
+        )
+        response = h.moved(reg, model, version, result)
+        response.status_code = 201
+        return response
+
+    @app.post(f"{VERSION}/waivers/draft", tags=["governance"])
+    def waiver_draft(
+        model: str, version: str, req: WaiverDraftBody, ident: Identity = Depends(h.requires("waive"))
+    ) -> dict:
+        """The payload to sign on your own machine (RFC 8785 JSON), then POST it to ``waivers``."""
+        from modelreg.governance.service import waiver_draft as draft
+
+        return draft(
+            h.as_user(ident),
+            model,
+            version,
+            control_id=req.control_id,
+            until=req.until,
+            reason=req.reason,
+            gate=req.gate,
+        )
+
+    @app.post(f"{VERSION}/waivers", tags=["governance"], status_code=201)
+    def waive(
+        model: str,
+        version: str,
+        req: WaiverBody,
+        if_match: str | None = Header(None),
+        ident: Identity = Depends(h.requires("waive")),
+    ) -> JSONResponse:
+        from modelreg.governance.service import waive as record
+
+        reg = h.with_if_match(h.as_user(ident), if_match)
+        result = record(
+            reg,
+            model,
+            version,
+            control_id=req.control_id,
+            until=req.until,
+            reason=req.reason,
+            gate=req.gate,
+            presigned=_presigned(req.payload, req.signature),
+        )
+        response = h.moved(reg, model, version, result)
+        response.status_code = 201
+        return response
+
+    # -- findings ---------------------------------------------------------------------------------------
+    @app.get(f"{API}/findings", tags=["findings"])
+    def finding_list(
+        model: str | None = Query(None),
+        version: str | None = Query(None),
+        status: str | None = Query(None),
+        owner: str | None = Query(None),
+        ident: Identity = Depends(h.requires("findings")),
+    ) -> list[dict]:
+        from modelreg.operations.findings import list_findings
+
+        found = list_findings(h.as_user(ident), model=model, version=version, status=status, owner=owner)
+        return [f.to_dict() for f in found]
+
+    @app.get(f"{API}/findings/{{finding_id}}", tags=["findings"])
+    def finding_show(finding_id: str, ident: Identity = Depends(h.requires("findings"))) -> dict:
+        from modelreg.operations.findings import get_finding
+
+        return get_finding(h.as_user(ident), finding_id).to_dict()
+
+    @app.post(f"{API}/findings/{{finding_id}}/assign", tags=["findings"])
+    def finding_assign(
+        finding_id: str, req: AssignBody, ident: Identity = Depends(h.requires("finding.assign"))
+    ) -> dict:
+        from modelreg.operations.findings import assign
+
+        reg = h.as_user(ident)
+        return assign(reg, finding_id, owner=req.owner, due=req.due, reason=req.reason).to_dict()
+
+    @app.post(f"{API}/findings/{{finding_id}}/propose", tags=["findings"])
+    def finding_propose(
+        finding_id: str, req: ProposeBody, ident: Identity = Depends(h.requires("finding.propose"))
+    ) -> dict:
+        from modelreg.operations.findings import propose
+
+        return propose(h.as_user(ident), finding_id, remediation=req.remediation).to_dict()
+
+    @app.post(f"{API}/findings/{{finding_id}}/acceptance/draft", tags=["findings"])
+    def acceptance_draft(
+        finding_id: str, req: AcceptDraftBody, ident: Identity = Depends(h.requires("finding.close"))
+    ) -> dict:
+        """The acceptance payload to sign on your own machine, then POST it to ``close`` with accept."""
+        from modelreg.operations.findings import acceptance_draft as draft
+
+        return draft(h.as_user(ident), finding_id, reason=req.reason)
+
+    @app.post(f"{API}/findings/{{finding_id}}/close", tags=["findings"])
+    def finding_close(
+        finding_id: str, req: CloseBody, ident: Identity = Depends(h.requires("finding.close"))
+    ) -> dict:
+        from modelreg.operations.findings import close
+
+        presigned = _presigned(req.payload, req.signature) if req.accept else None
+        f = close(h.as_user(ident), finding_id, accept=req.accept, reason=req.reason, presigned=presigned)
+        return f.to_dict()
+
+    # -- evidence packs and audit checkpoints -------------------------------------------------------------
+    @app.post(f"{VERSION}/evidence", tags=["audit"], status_code=201)
+    def evidence_pack(
+        model: str, version: str, req: PackBody, ident: Identity = Depends(h.requires("evidence.pack"))
+    ) -> dict:
+        """Build the signed pack on the server; download it (the builder only) from ``download``."""
+        from modelreg.evidence.pack import build_pack
+
+        packs.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        summary = build_pack(h.as_user(ident), model, version, packs / f"{token}.zip", as_of=req.as_of)
+        (packs / f"{token}.json").write_text(json.dumps({"user": ident.user}), encoding="utf-8")
+        return {**summary.to_dict(), "path": None, "download": f"{API}/evidence/{token}"}
+
+    @app.get(f"{API}/evidence/{{token}}", tags=["audit"])
+    def evidence_download(token: str, ident: Identity = Depends(h.identity)):
+        """Only the user who built the pack (who held evidence.pack then) downloads it; others see 404."""
+        meta = packs / f"{token}.json"
+        missing = NotFound(f"no evidence pack {token!r} built by {ident.user!r} on this service")
+        if not PACK_TOKEN.match(token) or not meta.is_file():
+            raise missing
+        if json.loads(meta.read_text(encoding="utf-8")).get("user") != ident.user:
+            raise missing
+        return FileResponse(packs / f"{token}.zip", media_type="application/zip", filename="evidence.zip")
+
+    @app.post(f"{API}/audit/checkpoint", tags=["audit"], status_code=201)
+    def audit_checkpoint(ident: Identity = Depends(h.requires("audit.checkpoint"))) -> dict:
+        """A signed checkpoint of the log as it is now (and the audit public key to check it with)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "checkpoint.json"
+            result = h.as_user(ident).audit_checkpoint(out)
+            public = Path(result["public_key"]).read_text(encoding="utf-8")
+        return {"checkpoint": result["checkpoint"], "public_key_pem": public}
+
+    # -- users and keys -----------------------------------------------------------------------------------
+    @app.get(f"{API}/users", tags=["users"])
+    def users(ident: Identity = Depends(h.requires("user.list"))) -> list[dict]:
+        return [u.to_dict() for u in h.as_user(ident).users()]
+
+    @app.post(f"{API}/users", tags=["users"], status_code=201)
+    def add_user(req: UserBody, ident: Identity = Depends(h.requires("user.add"))) -> dict:
+        reg = h.as_user(ident)
+        return reg.add_user(req.name, req.roles, public_key_pem=_pem(req.public_key_pem)).to_dict()
+
+    @app.put(f"{API}/users/{{name}}/roles", tags=["users"])
+    def set_roles(name: str, req: RolesBody, ident: Identity = Depends(h.requires("user.roles"))) -> dict:
+        return h.as_user(ident).set_roles(name, req.roles).to_dict()
+
+    @app.post(f"{API}/users/{{name}}/key", tags=["users"], status_code=201)
+    def register_key(name: str, req: KeyBody, ident: Identity = Depends(h.requires("keys.register"))) -> dict:
+        """Your own public key (or another user's, as admin); the registry checks who may."""
+        reg = h.as_user(ident)
+        pem = _pem(req.public_key_pem)
+        return reg.register_key(pem, user=None if name == ident.user else name).to_dict()
