@@ -405,7 +405,7 @@ def _monitor_with_estimate(client, data: pd.DataFrame, estimate: tuple[float, fl
     )
 
 
-def test_realised_against_the_earlier_estimate_contract(deployed, portfolio):
+def test_realised_against_the_earlier_estimate_contract(deployed, portfolio, tmp_path):
     """Written against the estimate's contract: each earlier run's estimate and band next to the realised AUC
     on the very decisions it scored, inside or outside."""
     log = portfolio.decisions
@@ -433,6 +433,18 @@ def test_realised_against_the_earlier_estimate_contract(deployed, portfolio):
     stored = {c["evaluation_id"]: c for c in ev.data["realised"]["comparison"]}
     assert stored == rows
     assert deployed.audit_verify().ok  # the evaluations' digests cover these rows
+
+    # and the auditor's evidence pack carries it with the evaluation
+    import zipfile
+
+    from modelreg.evidence.pack import build_pack
+
+    pack = build_pack(deployed.as_user("aud").registry, NAME, "1", tmp_path / "pack.zip")
+    del pack
+    with zipfile.ZipFile(tmp_path / "pack.zip") as zf:
+        member = next(n for n in zf.namelist() if n.endswith(f"evaluations/{ev.id}.json"))
+        packed = json.loads(zf.read(member))
+    assert {c["evaluation_id"]: c for c in packed["data"]["realised"]["comparison"]} == rows
 
 
 def test_duckdb_engine_records_the_same_decisions(deployed, portfolio, tmp_path):
