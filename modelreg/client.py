@@ -261,6 +261,19 @@ class Client:
     def monitor(self, name: str, version: str, *, data: Any, **kw: Any) -> Evaluation:
         return self._evaluate("monitoring", name, version, data, **kw)
 
+    def add_outcomes(self, name: str, version: str, data: Any, **kw: Any) -> dict:
+        """Record late outcomes (a CSV/Parquet path or a DataFrame) keyed by decision id: see
+        ``modelreg.governance.outcomes.add_outcomes``."""
+        from modelreg.governance.outcomes import add_outcomes
+
+        return add_outcomes(self.registry, name, version, data, **kw)
+
+    def outcomes_report(self, name: str, version: str, *, min_class_count: int | None = None) -> dict:
+        """Realised performance per vintage and against the earlier estimates (read-only)."""
+        from modelreg.governance.outcomes import outcomes_report
+
+        return outcomes_report(self.registry, name, version, min_class_count=min_class_count)
+
     def findings(self, name: str, version: str) -> list[Evaluation]:
         from modelreg.governance.service import latest
 

@@ -73,6 +73,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "modelreg.cli.challenger_cmds:challenger_group",
         "Champion/challenger: score both versions on monitoring data, compare AUCs (DeLong).",
     ),
+    "outcomes": (
+        "modelreg.cli.outcomes_cmds:outcomes_group",
+        "Late outcomes by decision id (add) and realised performance per vintage (report).",
+    ),
     "demo": (
         "modelreg.cli.demo_cmd:demo_cmd",
         "Run the whole lifecycle on German credit data (the main job).",

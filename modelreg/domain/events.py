@@ -36,6 +36,10 @@ EVENTS: dict[str, tuple[str, str]] = {
     "finding.assigned": ("a finding's owner or due date changed", "指派发现问题"),
     "finding.remediation_proposed": ("remediation proposed for a finding", "提出整改方案"),
     "finding.closed": ("finding closed by a passing re-run or a signed acceptance", "关闭发现问题"),
+    "outcomes.added": (
+        "a batch of late outcomes recorded (file digest; rows, matched, already recorded, unknown, before decision)",
+        "录入滞后结果（违约标签）",
+    ),
     "registry.roles_configured": (
         "PostgreSQL least-privilege roles created or re-applied",
         "配置数据库最小权限角色",

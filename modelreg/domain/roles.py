@@ -50,6 +50,8 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     "sync": frozenset({Role.ADMIN.value, Role.OPERATOR.value}),
     # recording what `sync --check` found (a read for anyone) is a write: the scheduler's or an admin's
     "sync.record_check": frozenset({Role.ADMIN.value, Role.OPERATOR.value}),
+    # late outcomes: who feeds monitoring feeds the outcomes too (never the model's developer role)
+    "outcomes.add": frozenset({Role.OPERATOR.value, Role.VALIDATOR.value}),
     # model risk operations: findings tracked until remediated (acceptance also needs the policy's role)
     "finding.assign": frozenset({Role.VALIDATOR.value, Role.APPROVER.value, Role.ADMIN.value}),
     "finding.propose": frozenset({Role.DEVELOPER.value, Role.VALIDATOR.value, Role.APPROVER.value}),
@@ -69,6 +71,7 @@ PERMISSIONS: dict[str, frozenset[str] | str] = {
     "evidence.verify": ANYONE,
     "policy.read": ANYONE,
     "sync.check": ANYONE,
+    "outcomes.report": ANYONE,
 }
 
 

@@ -125,7 +125,25 @@ FIELDS: dict[str, CardField] = {
     "decision_id_column": CardField(
         "decision_id_column",
         "text (a column name)",
-        "stability monitor (grade migration per account)",
+        "stability monitor (grade migration per account); decisions recorded by monitoring, outcomes add",
+        _text,
+    ),
+    "decision_time_column": CardField(
+        "decision_time_column",
+        "text (a column name)",
+        "monitoring records the scoring log's decisions (with decision_id_column); vintages",
+        _text,
+    ),
+    "outcome_column": CardField(
+        "outcome_column",
+        "text (a column name)",
+        "outcomes add (default --outcome-column)",
+        _text,
+    ),
+    "outcome_time_column": CardField(
+        "outcome_time_column",
+        "text (a column name)",
+        "outcomes add (default --time-column: when the outcome was observed)",
         _text,
     ),
 }

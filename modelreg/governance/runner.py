@@ -60,6 +60,10 @@ class EvaluationInput:
     # Where the drift monitor keeps Evidently reports per digest of their inputs (set by the registry from
     # its settings); None: no cache.
     report_cache: Path | None = None
+    # The scoring log's decision time column (model card ``decision_time_column``); with ``id_column`` and
+    # ``record_decisions`` (set by a monitoring run) the run hands back the log's decisions to record.
+    time_column: str | None = None
+    record_decisions: bool = False
 
 
 @dataclass
@@ -77,6 +81,10 @@ class EvaluationDraft:
     reference_profile: bytes | None = None
     # Reference profiles of other monitors (kind -> JSON bytes), e.g. the data_quality ranges for monitoring.
     profiles: dict[str, bytes] = field(default_factory=dict)
+    # The scoring log's decisions (decision_id, decided_at, score) to record (modelreg.governance.outcomes),
+    # and the realised performance joined from recorded outcomes (set by the service before storing).
+    decisions: Any = None
+    realised: dict | None = None
 
     @property
     def status(self) -> str:
@@ -233,6 +241,8 @@ def build(
         if label_note:
             build_notes.append(label_note)
     excluded = {c for c in (inp.target, inp.prediction, inp.score) if c}
+    if inp.record_decisions:  # a decision's id and time are bookkeeping, never model features
+        excluded |= {c for c in (inp.id_column, inp.time_column) if c}
     declared = dict(inp.schema or {})
     features = list(inp.features) if inp.features else None
     if features is None and model is not None:
@@ -391,6 +401,7 @@ def run(
         )
     notes: list[str] = []
     spec, current, reference, model, note = build(inp, notes)
+    decisions = _decisions(inp, current, spec.score)
     wanted: dict[str, dict] = {}
     for g in gates:
         for kind, params in pack.monitors_for(g, tier).items():
@@ -486,6 +497,7 @@ def run(
         model_note=note,
         reference_profile=profile_bytes,
         profiles=other_profiles,
+        decisions=decisions,
     )
 
 
@@ -754,7 +766,33 @@ def _run_scaled(
             *monitor_notes(results),
         ],
         model_note=note,
+        decisions=_decisions_scaled(inp, engine, spec.score),
     )
+
+
+def _decisions(inp: EvaluationInput, current: Any, score: str | None) -> Any:
+    if not (inp.record_decisions and inp.id_column and inp.time_column):
+        return None
+    from modelreg.governance.outcomes import decisions_of
+
+    return decisions_of(current, inp.id_column, inp.time_column, score)
+
+
+def _decisions_scaled(inp: EvaluationInput, engine: str, score: str | None) -> Any:
+    """On DuckDB/Spark only the three columns come to pandas (a million rows: some 40 MB)."""
+    if not (inp.record_decisions and inp.id_column and inp.time_column):
+        return None
+    from monitors.base import DataInputError, ParameterError
+    from monitors.scale import load_columns
+
+    cols = [c for c in (inp.id_column, inp.time_column, score) if c]
+    try:
+        frame = load_columns(engine, inp.data, cols)
+    except (DataInputError, ParameterError) as exc:
+        raise BadInput(
+            f"--data: {exc} (the model card's decision_id_column / decision_time_column)"
+        ) from None
+    return _decisions(inp, frame, score)
 
 
 def digest_of(obj: Any) -> str:

@@ -89,6 +89,8 @@ def run_evaluation(
             base_spec = (base.data or {}).get("spec")
     assert user is not None
     _declared_from_card(inp, mv.model_card)
+    # A monitoring run on a scoring log with the card's decision id and time columns records its decisions.
+    inp.record_decisions = purpose == "monitoring" and bool(inp.id_column and inp.time_column)
     _declared_schema(inp, mv, base_spec)
     from modelreg.operations import effective_pack
 
@@ -115,6 +117,15 @@ def run_evaluation(
         overdue = overdue_outcome(reg, pack, mv)
         if overdue is not None:
             draft.outcomes.append(overdue)
+        if draft.decisions is not None and inp.target is None:
+            # No target in the log: the outcomes recorded since for its decisions give realised performance.
+            from modelreg.governance.outcomes import realised_section
+            from monitors.vintage import MIN_CLASS_COUNT
+
+            with reg.reading() as rd:
+                draft.realised = realised_section(
+                    reg, rd.session, version_id, draft.decisions, min_class_count=MIN_CLASS_COUNT
+                )
     try:
         return _store(reg, name, version, mv, row_version, pack, gate, tier, purpose, draft, inp)
     finally:
@@ -160,6 +171,8 @@ def _declared_from_card(inp: EvaluationInput, card: dict) -> None:
         inp.score_bands = checked_score_bands(card["score_bands"])
     if inp.id_column is None and isinstance(card.get("decision_id_column"), str):
         inp.id_column = card["decision_id_column"]
+    if inp.time_column is None and isinstance(card.get("decision_time_column"), str):
+        inp.time_column = card["decision_time_column"]
     if not inp.scenarios and isinstance(card.get("stress_scenarios"), list):
         inp.scenarios = list(card["stress_scenarios"])
     if not inp.feature_labels and isinstance(card.get("feature_labels"), dict):
@@ -267,6 +280,17 @@ def _store(
     }
     if other_profiles:
         data["profiles"] = other_profiles
+    if draft.decisions is not None:
+        from modelreg.governance.outcomes import decisions_digest
+
+        data["decisions"] = {
+            "id_column": inp.id_column,
+            "time_column": inp.time_column,
+            "rows": len(draft.decisions),
+            "digest": decisions_digest(draft.decisions),
+        }
+    if draft.realised is not None:
+        data["realised"] = draft.realised
     content = {
         "model": name,
         "version": version,
@@ -311,6 +335,16 @@ def _store(
         )
         for kind, rd in result_dicts.items():
             store.add_monitor_result(session, ev_id, kind, rd, digest_of(rd))
+        decisions_recorded = None
+        if draft.decisions is not None:
+            from modelreg.store import outcomes as outcome_store
+
+            inserted, already = outcome_store.record_decisions(session, target.id, ev_id, draft.decisions)
+            decisions_recorded = {
+                "rows": len(draft.decisions),
+                "recorded": inserted,
+                "already_recorded": already,
+            }
         for kind, art_name, sha, size, media in stored_files:
             artifacts.record(session, sha, size, media)
             session.flush()
@@ -346,6 +380,7 @@ def _store(
                 "failed_controls": sorted(
                     o.control_id for o in draft.outcomes if o.status in ("fail", "error")
                 ),
+                **({"decisions": decisions_recorded} if decisions_recorded is not None else {}),
             },
         )
         from modelreg.operations.findings import record_run

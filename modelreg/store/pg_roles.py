@@ -28,8 +28,16 @@ APPEND_ONLY = {
     "audit_events": "SELECT, INSERT",
     "audit_state": "SELECT, UPDATE",
     "audit_checkpoints": "SELECT, INSERT",
+    # scored decisions and their outcomes: append-only like the audit log (0005_outcomes)
+    "decisions": "SELECT, INSERT",
+    "outcome_batches": "SELECT, INSERT",
+    "outcomes": "SELECT, INSERT",
 }
-TRIGGER_FUNCTIONS = ("modelreg_audit_append_only()", "modelreg_audit_state_forward()")
+TRIGGER_FUNCTIONS = (
+    "modelreg_audit_append_only()",
+    "modelreg_audit_state_forward()",
+    "modelreg_append_only()",
+)
 
 
 def role_names(prefix: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # SQLAlchemy is imported by the functions that use it: `list`
     from sqlalchemy import Engine
 
 VERSION_TABLE = "modelreg_alembic_version"
-HEAD_REVISION = "0004_web_sessions"
+HEAD_REVISION = "0005_outcomes"
 KNOWN_REVISIONS = (
     "0001",
     "0002_signed_events",
@@ -24,6 +24,7 @@ KNOWN_REVISIONS = (
     "0002_isolation",
     "0003_service",
     "0004_web_sessions",
+    "0005_outcomes",
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -347,5 +347,49 @@ class WebSessionRow(Base):
     )
 
 
+class DecisionRow(Base):
+    """A scored decision of a monitoring run's scoring log (append-only: triggers refuse UPDATE and DELETE).
+    Written with core bulk inserts (``modelreg.store.outcomes``), never as ORM objects."""
+
+    __tablename__ = "decisions"
+    # No foreign keys on the two bulk tables (see migration 0005_outcomes): the registry writes the ids.
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(Id)  # model_versions.id
+    decision_id: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    score: Mapped[float | None] = mapped_column(Float)
+    evaluation_id: Mapped[int] = mapped_column(Id)  # evaluations.id
+
+    __table_args__ = (UniqueConstraint("version_id", "decision_id", name="uq_decisions_version_decision"),)
+
+
+class OutcomeBatchRow(Base):
+    """One ``outcomes add``: the file's digest, its counts (rows, matched, unknown, ...), who and when."""
+
+    __tablename__ = "outcome_batches"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    source: Mapped[str] = mapped_column(String(500))
+    digest: Mapped[str] = mapped_column(String(100))
+    counts: Mapped[dict] = mapped_column(JSON)
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutcomeRow(Base):
+    """A decision's observed outcome (1 = the positive class, e.g. default), unique per version and decision
+    id; who recorded it and when are on its batch. Append-only like ``decisions``."""
+
+    __tablename__ = "outcomes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(Id)  # model_versions.id
+    decision_id: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[int] = mapped_column(Integer)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    batch_id: Mapped[int] = mapped_column(Id)  # outcome_batches.id
+
+    __table_args__ = (UniqueConstraint("version_id", "decision_id", name="uq_outcomes_version_decision"),)
+
+
 # Monitoring thresholds per metric may need floats in findings' detail JSON only; Float kept importable.
 __all__ = [name for name in dir() if name.endswith("Row")] + ["Base", "Float"]

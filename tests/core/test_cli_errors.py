@@ -290,6 +290,7 @@ READ_ONLY = {
     ("report", "validation"),  # writes a local file, never the registry
     ("card-lint",),  # reads a local file
     ("serve",),  # refuses --as outright (the service establishes identities: tests/service)
+    ("outcomes", "report"),  # reads decisions and outcomes, writes nothing
 }
 
 
