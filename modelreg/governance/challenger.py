@@ -79,6 +79,11 @@ def run_challenger(
     """Score both versions on ``data``, compare their AUCs, store the comparison on both versions.
     ``models`` (Python API): already-loaded model objects by version, used instead of the versions' MLflow
     models (as ``EvaluationInput.model``)."""
+    if getattr(reg, "remote", False):
+        return reg.run_challenger(name, champion=champion, challenger=challenger, data=data, target=target,
+                                  segments=segments, positive_label=positive_label,
+                                  min_segment_size=min_segment_size, confidence=confidence, policy=policy,
+                                  encoding=encoding, progress=progress, models=models)  # fmt: skip
     models = {str(k): v for k, v in (models or {}).items()}
     from modelreg.governance import runner
     from modelreg.governance.service import (

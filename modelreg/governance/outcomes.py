@@ -237,6 +237,10 @@ def add_outcomes(
     strict: bool = False,
 ) -> dict:
     """Record a batch of outcomes for ``name`` ``version``: all or nothing, with its ``outcomes.added`` event."""
+    if getattr(reg, "remote", False):
+        return reg.add_outcomes(name, version, data, id_column=id_column, outcome_column=outcome_column,
+                                time_column=time_column, positive_label=positive_label, encoding=encoding,
+                                strict=strict)  # fmt: skip
     import pandas as pd
 
     from modelreg.store import outcomes as store
@@ -357,6 +361,8 @@ def add_outcomes(
 def outcomes_report(reg: Registry, name: str, version: str, *, min_class_count: int | None = None) -> dict:
     """Realised performance per vintage over every recorded decision of the version, and each earlier
     monitoring run's estimate against the realised AUC on its decisions. Read-only."""
+    if getattr(reg, "remote", False):
+        return reg.outcomes_report(name, version, min_class_count=min_class_count)
     from modelreg.store import outcomes as store
     from monitors.vintage import MIN_CLASS_COUNT
 

@@ -177,6 +177,8 @@ def version_items(
 def calendar(reg: Any, *, within_days: int | None = None, policy: str | None = None) -> dict:
     """The calendar of every deployed version: ``items`` that are overdue or due within ``within_days`` (the
     policy's due-soon window by default), and ``all`` of them."""
+    if getattr(reg, "remote", False):
+        return reg.calendar(within_days=within_days, policy=policy)
     from modelreg.governance.service import load_policy
     from modelreg.operations import effective_pack
 

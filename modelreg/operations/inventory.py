@@ -176,6 +176,8 @@ def export(reg: Any, fmt: str, out: str | Path | None = None, *, policy: str | N
     path = Path(out) if out is not None else None
     if path is not None and path.is_dir():
         raise BadInput(f"-o {path} is a folder; give a file name")
+    if getattr(reg, "remote", False):
+        return reg.inventory_export(fmt, path, policy=policy)
     data = rows(reg, policy=policy)
     as_of = clock.isoformat(clock.now())
     text: str | None = None

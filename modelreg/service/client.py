@@ -14,7 +14,7 @@ which key file that is; the service decides who the key belongs to. Approvals ar
 signer's machine: the service sends the payload it would record and verifies the signature.
 
 Only httpx and the standard library at import: the light CLI commands stay light. Commands with no
-remote form (``init``, ``sync``, ``report``, ``inventory``, ...) say so in one line.
+remote form (``init``, ``sync``, ``report``, ...) say so in one line.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ REMOTE_COMMANDS = (
     "audit checkpoint",
     "user add/roles/list",
     "keys register",
+    "outcomes add/report",
+    "inventory",
+    "due",
+    "challenger run",
 )
 MSG_LOCAL_ONLY = (
     "{what} runs only on the registry database (embedded mode), not through the service at {url}; "
@@ -101,6 +105,21 @@ class RemoteResult:
         self.event = event_from(d["event"])
         self.replaced = version_from(d["replaced"]) if d.get("replaced") else None
         self._d = d
+
+    def to_dict(self) -> dict:
+        return self._d
+
+
+class RemoteChallengerRun:
+    """A champion/challenger run (``ChallengerRun``'s shape) read from the service."""
+
+    def __init__(self, d: dict) -> None:
+        self.champion = evaluation_from(d["champion"])
+        self.challenger = evaluation_from(d["challenger"])
+        self._d = d
+
+    def comparison(self) -> list[dict]:
+        return self._d["comparison"]
 
     def to_dict(self) -> dict:
         return self._d
@@ -543,6 +562,82 @@ class RemoteRegistry:
         pub = out.with_suffix(out.suffix + ".pub")
         pub.write_text(d["public_key_pem"], encoding="utf-8")
         return {"checkpoint": d["checkpoint"], "file": str(out), "public_key": str(pub)}
+
+    # -- late outcomes, inventory, review calendar, champion/challenger -----------------------------------------
+    def add_outcomes(self, name: str, version: str, data: Any, *, id_column: str | None = None,
+                     outcome_column: str | None = None, time_column: str | None = None,
+                     positive_label: Any = None, encoding: str | None = None, strict: bool = False) -> dict:  # fmt: skip
+        body = {
+            "upload": self._upload_any(data, "outcomes"),
+            "id_column": id_column,
+            "outcome_column": outcome_column,
+            "time_column": time_column,
+            "positive_label": positive_label,
+            "encoding": encoding,
+            "strict": strict,
+        }
+        return self._post(f"{self._vpath(name, version)}/outcomes", body, if_match_of=(name, str(version)))
+
+    def outcomes_report(self, name: str, version: str, *, min_class_count: int | None = None) -> dict:
+        return self._get(f"{self._vpath(name, version)}/outcomes/report", min_class_count=min_class_count)
+
+    def inventory_export(self, fmt: str, out: Path | None = None, *, policy: str | None = None) -> dict:
+        """The service's inventory rows and text; a file (xlsx too) is written here, as ``export`` writes it."""
+        d = self._get("/api/v1/inventory", format="json" if fmt == "xlsx" else fmt, policy=policy)
+        text = None if fmt == "xlsx" else d["text"]
+        if out is not None:
+            path = Path(out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if fmt == "xlsx":
+                from modelreg.operations.inventory import write_xlsx
+
+                write_xlsx(d["rows"], path, as_of=d["as_of"])
+            else:
+                path.write_text(text or "", encoding="utf-8")
+        file = str(out) if out is not None else None
+        return {"format": fmt, "file": file, "rows": d["rows"], "text": text, "as_of": d["as_of"]}
+
+    def calendar(self, *, within_days: int | None = None, policy: str | None = None) -> dict:
+        from dataclasses import fields
+
+        from modelreg.operations.calendar import DueItem
+
+        d = self._get("/api/v1/due", within_days=within_days, policy=policy)
+
+        def item(x: dict) -> DueItem:
+            kw = {f.name: x.get(f.name) for f in fields(DueItem)}
+            kw.update(
+                last_at=_dt(kw["last_at"]), due_at=_dt(kw["due_at"]), clause_ids=tuple(kw["clause_ids"] or ())
+            )
+            return DueItem(**kw)
+
+        lists = {k: [item(x) for x in d[k]] for k in ("items", "all", "overdue")}
+        return {"as_of": _dt(d["as_of"]), "within_days": d["within_days"], "policy": d["policy"], **lists}
+
+    def run_challenger(self, name: str, *, champion: str, challenger: str, data: Any, target: str,
+                       segments: tuple[str, ...] = (), positive_label: Any = None, min_segment_size: int = 100,
+                       confidence: float = 0.95, policy: str | None = None, encoding: str | None = None,
+                       progress: Any = None, models: dict | None = None) -> RemoteChallengerRun:  # fmt: skip
+        if models:
+            raise BadInput(
+                "model objects cannot be sent to the service: the versions' MLflow models are scored"
+            )
+        body = {
+            "champion": str(champion),
+            "challenger": str(challenger),
+            "data": self._upload_any(data, "data"),
+            "target": target,
+            "positive_label": positive_label,
+            "segments": list(segments),
+            "min_segment_size": min_segment_size,
+            "confidence": confidence,
+            "policy": policy,
+            "encoding": encoding,
+        }
+        from urllib.parse import quote
+
+        path = f"/api/v1/models/{quote(name, safe='')}/challenger"
+        return RemoteChallengerRun(self._post(path, body, if_match_of=(name, str(champion))))
 
     # -- users and keys ---------------------------------------------------------------------------------------
     def users(self) -> list:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from modelreg.domain.roles import allowed
@@ -40,7 +40,7 @@ UPLOAD_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 PACK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 MODEL_SCHEMES = ("models:/", "runs:/")
-DATA_ACTIONS = ("attach_data", "precheck", "validate", "monitor")
+DATA_ACTIONS = ("attach_data", "precheck", "validate", "monitor", "outcomes.add")
 PURPOSE_OF = {"precheck": "precheck", "validate": "validation", "monitor": "monitoring"}
 
 MSG_UPLOAD_NAME = "name must be a plain file name ending in {suffixes} (letters, digits, '.', '_', '-'). Got {got!r} instead."
@@ -86,6 +86,29 @@ class EvaluationBody(BaseModel):
     policy: str | None = None
     encoding: str | None = None
     engine: str | None = None
+
+
+class OutcomesBody(BaseModel):
+    upload: str = Field(description="upload id of the outcomes file (CSV or Parquet)")
+    id_column: str | None = None
+    outcome_column: str | None = None
+    time_column: str | None = None
+    positive_label: str | int | None = None
+    encoding: str | None = None
+    strict: bool = False
+
+
+class ChallengerBody(BaseModel):
+    champion: str
+    challenger: str
+    data: str = Field(description="upload id of the labelled monitoring data")
+    target: str
+    positive_label: str | int | None = None
+    segments: list[str] = Field(default_factory=list)
+    min_segment_size: int = Field(default=100, ge=1)
+    confidence: float = Field(default=0.95, ge=0.5, le=0.999)
+    policy: str | None = None
+    encoding: str | None = None
 
 
 class CardBody(BaseModel):
@@ -170,6 +193,15 @@ def _presigned(payload: dict | None, signature: dict | None) -> dict:
     if not isinstance(payload, dict) or not isinstance(signature, dict):
         raise BadInput("a signed record needs a payload object and a signature object")
     return {"payload": payload, "signature": signature}
+
+
+def _as_cli_json(obj: Any, status_code: int = 200) -> Response:
+    """``obj`` encoded as the CLI's ``--json`` encodes it (the same default for dates, tuples, enums), so the
+    remote command prints what the local one prints."""
+    from modelreg.cli.common import _default
+
+    text = json.dumps(obj, default=_default, ensure_ascii=False)
+    return Response(text, status_code=status_code, media_type="application/json")
 
 
 def add_routes(app: FastAPI, h: Helpers) -> None:
@@ -485,3 +517,102 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         reg = h.as_user(ident)
         pem = _pem(req.public_key_pem)
         return reg.register_key(pem, user=None if name == ident.user else name).to_dict()
+
+    # -- late outcomes, inventory, review calendar, champion/challenger -------------------------------------
+    @app.post(f"{VERSION}/outcomes", tags=["outcomes"], status_code=201)
+    def outcomes_add(
+        model: str,
+        version: str,
+        req: OutcomesBody,
+        if_match: str | None = Header(None),
+        ident: Identity = Depends(h.requires("outcomes.add")),
+    ) -> Response:
+        """Record an uploaded outcomes file for the version (``add_outcomes``: all or nothing, audited)."""
+        from modelreg.governance.outcomes import add_outcomes
+
+        path = upload_path(req.upload, "upload")
+        reg = h.with_if_match(h.as_user(ident), if_match)
+        done = add_outcomes(
+            reg,
+            model,
+            version,
+            path,
+            id_column=req.id_column,
+            outcome_column=req.outcome_column,
+            time_column=req.time_column,
+            positive_label=req.positive_label,
+            encoding=req.encoding,
+            strict=req.strict,
+        )
+        return _as_cli_json(done, 201)
+
+    @app.get(f"{VERSION}/outcomes/report", tags=["outcomes"])
+    def outcomes_report(
+        model: str,
+        version: str,
+        min_class_count: int | None = Query(None, ge=1),
+        ident: Identity = Depends(h.requires("outcomes.report")),
+    ) -> Response:
+        from modelreg.governance.outcomes import outcomes_report as report
+
+        return _as_cli_json(report(h.as_user(ident), model, version, min_class_count=min_class_count))
+
+    @app.get(f"{API}/inventory", tags=["read"])
+    def inventory(
+        fmt: str = Query("csv", alias="format", description="csv, html or json (xlsx: ask json, write it)"),
+        policy: str | None = Query(None),
+        ident: Identity = Depends(h.requires("list")),
+    ) -> Response:
+        """The model inventory (台账): its rows and, for csv/html/json, the text the CLI prints."""
+        from modelreg.operations.inventory import export
+
+        result = export(h.as_user(ident), fmt, None, policy=policy)
+        return _as_cli_json({k: result[k] for k in ("format", "rows", "text", "as_of")})
+
+    @app.get(f"{API}/due", tags=["read"])
+    def due(
+        within_days: int | None = Query(None),
+        policy: str | None = Query(None),
+        ident: Identity = Depends(h.requires("list")),
+    ) -> Response:
+        """The review calendar of the deployed versions (``modelreg due``)."""
+        from modelreg.operations.calendar import calendar
+
+        cal = calendar(h.as_user(ident), within_days=within_days, policy=policy)
+        return _as_cli_json(
+            {
+                "as_of": cal["as_of"],
+                "within_days": cal["within_days"],
+                "policy": cal["policy"],
+                **{k: [i.to_dict() for i in cal[k]] for k in ("items", "all", "overdue")},
+            }
+        )
+
+    @app.post(f"{API}/models/{{model}}/challenger", tags=["governance"], status_code=201)
+    def challenger_run(
+        model: str,
+        req: ChallengerBody,
+        if_match: str | None = Header(None),
+        ident: Identity = Depends(h.requires("monitor")),
+    ) -> Response:
+        """Score champion and challenger on the uploaded data (``run_challenger``); no version moves. If-Match
+        is the champion's ETag."""
+        from modelreg.governance.challenger import run_challenger
+
+        path = upload_path(req.data, "data")
+        reg = h.with_if_match(h.as_user(ident), if_match)
+        done = run_challenger(
+            reg,
+            model,
+            champion=req.champion,
+            challenger=req.challenger,
+            data=path,
+            target=req.target,
+            segments=tuple(req.segments),
+            positive_label=req.positive_label,
+            min_segment_size=req.min_segment_size,
+            confidence=req.confidence,
+            policy=req.policy,
+            encoding=req.encoding,
+        )
+        return _as_cli_json(done.to_dict(), 201)

@@ -1,0 +1,209 @@
+"""Late outcomes, the inventory, the review calendar and champion/challenger over HTTP (issue 10, item 3/4): the
+CLI over ``MODELREG_URL`` prints what the local CLI prints on the same registry state; a user without the
+action's role is refused (403) and nothing changes; no credentials is 401. A real uvicorn over a registry on
+SQLite and PostgreSQL, with a deployed and monitored version of the generated portfolio's model."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import httpx
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from tests.outcomes.conftest import NAME, deploy_portfolio_version, governed, portfolio
+from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size
+
+__all__ = ["governed", "portfolio"]
+
+VPATH = f"/api/v1/models/{NAME}/versions/1"
+
+
+@pytest.fixture
+def served(governed, portfolio, issuer):
+    """The portfolio model deployed and monitored once (its decisions recorded), and the service over it."""
+    from modelreg.service.app import create_app
+    from modelreg.service.auth import AuthConfig, OidcConfig
+
+    deploy_portfolio_version(governed, portfolio)
+    governed.as_user("ops").monitor(NAME, "1", data=portfolio.decisions, score="score")
+    config = AuthConfig(
+        oidc=OidcConfig(issuer=ISSUER, audience=AUDIENCE, jwks_url=issuer.jwks_url), failure_limit=1000
+    )
+    with Server(create_app(governed.settings, config)) as srv:
+        srv.settings = governed.settings
+        srv.registry = governed
+        yield srv
+
+
+@pytest.fixture
+def run(served, env_for, db_url, monkeypatch, capsys):
+    """``run(user, *args, over_http=...)``: the CLI, locally or over MODELREG_URL; (exit code, stdout, stderr)."""
+    from modelreg.cli.main import main
+
+    env = env_for(db_url)
+
+    def call(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        if over_http:
+            monkeypatch.setenv("MODELREG_URL", served.url)
+        else:
+            monkeypatch.delenv("MODELREG_URL", raising=False)
+        code = main(["--as", user, *args])
+        out = capsys.readouterr()
+        assert "Traceback" not in out.err
+        return code, out.out, out.err
+
+    return call
+
+
+def _counts(client) -> dict[str, int]:
+    with client.registry.engine.connect() as conn:
+        return {
+            t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("decisions", "outcomes", "outcome_batches", "audit_events")
+        }
+
+
+def _refused_alike(result: tuple[int, str, str], what: str) -> None:
+    code, out, err = result
+    assert (code, out) == (1, ""), (code, out, err)
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and what in err, err
+
+
+def _unauthenticated(r: httpx.Response) -> None:
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "authentication_failed"
+
+
+class fixed_clock:
+    """ "Now" held still, so reads that print it (as of ...) print the same locally and over HTTP."""
+
+    def __enter__(self) -> None:
+        from modelreg import clock
+
+        when = datetime.now(UTC)
+        clock.set_clock(lambda: when)
+
+    def __exit__(self, *exc) -> None:
+        from modelreg import clock
+
+        clock.set_clock(None)
+
+
+def test_outcomes_add_and_report_over_modelreg_url(served, run, portfolio, tmp_path):
+    client = served.registry
+    unknown = pd.DataFrame(
+        {
+            "decision_id": ["never-scored-1", "never-scored-2"],
+            "default": [0, 1],
+            "observed_at": [portfolio.outcomes["observed_at"].min()] * 2,
+        }
+    )
+    outcomes = pd.concat([portfolio.outcomes.head(800), unknown], ignore_index=True)
+    file = tmp_path / "outcomes-2025q1.csv"
+    outcomes.to_csv(file, index=False)
+
+    # the first batch over HTTP: recorded, the unknown ids refused and counted (exit 1, as locally)
+    before = _counts(client)
+    code, out, err = run("ops", "outcomes", "add", NAME, "1", str(file), over_http=True)
+    assert code == 1, out + err
+    assert f"{NAME} 1: outcomes batch #" in out and "from outcomes-2025q1.csv" in out
+    assert "recorded 800, already recorded 0, refused 2 (unknown id 2" in out
+    after = _counts(client)
+    assert (
+        after["outcomes"] == before["outcomes"] + 800
+        and after["outcome_batches"] == before["outcome_batches"] + 1
+    )
+    event = client.audit_log(NAME, "1")[-1]
+    assert (event.event, event.actor) == ("outcomes.added", "ops")
+
+    # the same file again, locally then over HTTP: the same lines (the batch number aside), the same exit
+    def normal(result: tuple[int, str, str]) -> tuple[int, str, str]:
+        code, out, err = result
+        return code, re.sub(r"batch #\d+", "batch #N", out), err
+
+    for args in (
+        ("outcomes", "add", NAME, "1", str(file)),
+        ("outcomes", "add", NAME, "1", str(file), "--json"),
+    ):
+        local = run("val", *args, over_http=False)
+        remote = run("val", *args, over_http=True)
+        if "--json" in args:
+            local = (local[0], re.sub(r'"batch_id": \d+', '"batch_id": N', local[1]), local[2])
+            remote = (remote[0], re.sub(r'"batch_id": \d+', '"batch_id": N', remote[1]), remote[2])
+        assert normal(remote) == normal(local), args
+        assert local[0] == 1 and (
+            "already recorded 800," in local[1] or '"already_recorded": 800' in local[1]
+        )
+    # --strict refuses the whole file alike (exit 2, one line, nothing recorded)
+    size = _counts(client)
+    strict = [
+        run("ops", "outcomes", "add", NAME, "1", str(file), "--strict", over_http=h) for h in (False, True)
+    ]
+    assert strict[0] == strict[1] and strict[0][0] == 2 and len(strict[0][2].strip().splitlines()) == 1
+    assert _counts(client) == size
+
+    # the report: the same text and JSON
+    for args in (
+        ("outcomes", "report", NAME, "1"),
+        ("outcomes", "report", NAME, "1", "--json"),
+        ("outcomes", "report", NAME, "1", "--min-class-count", "5"),
+    ):
+        local = run("aud", *args, over_http=False)
+        assert local[0] == 0 and local[1].strip(), local
+        assert run("aud", *args, over_http=True) == local, args
+
+    # a developer and an auditor may not add outcomes: 403 from the service, one line, nothing changes
+    size, chain = _counts(client), audit_size(served.settings)
+    _refused_alike(run("dev", "outcomes", "add", NAME, "1", str(file), over_http=True), "outcomes.add")
+    _refused_alike(run("aud", "outcomes", "add", NAME, "1", str(file), over_http=True), "uploading data")
+    assert _counts(client) == size and audit_size(served.settings) == chain
+    # no credentials: 401 on both routes
+    body = {"upload": "sha256:" + "0" * 64 + "/x.csv"}
+    _unauthenticated(httpx.post(f"{served.url}{VPATH}/outcomes", json=body, headers={"If-Match": "*"}))
+    _unauthenticated(httpx.get(f"{served.url}{VPATH}/outcomes/report"))
+    assert _counts(client) == size
+
+
+def test_inventory_and_due_over_modelreg_url(served, run, tmp_path):
+    client = served.registry
+    with fixed_clock():
+        for user, *args in [
+            ("aud", "inventory"),
+            ("aud", "inventory", "--format", "json"),
+            ("aud", "inventory", "--format", "html"),
+            ("ops", "due"),
+            ("ops", "due", "--json"),
+            ("ops", "due", "--within", "400d"),
+            ("ops", "due", "--within", "400d", "--json"),
+        ]:
+            local = run(user, *args, over_http=False)
+            assert NAME in local[1], (args, local)
+            assert run(user, *args, over_http=True) == local, args
+        # files: csv and xlsx written on the caller's machine, the same rows
+        for fmt in ("csv", "xlsx"):
+            mine, theirs = tmp_path / f"local.{fmt}", tmp_path / f"remote.{fmt}"
+            lo = run("aud", "inventory", "--format", fmt, "-o", str(mine), over_http=False)
+            re_ = run("aud", "inventory", "--format", fmt, "-o", str(theirs), over_http=True)
+            assert lo[0] == re_[0] == 0 and lo[2].replace(str(mine), "F") == re_[2].replace(str(theirs), "F")
+            if fmt == "csv":
+                assert theirs.read_bytes() == mine.read_bytes()
+            else:
+                from openpyxl import load_workbook
+
+                def cells(path):
+                    wb = load_workbook(path)
+                    return [[[c.value for c in row] for row in ws.iter_rows()] for ws in wb.worksheets]
+
+                assert cells(theirs) == cells(mine)
+    assert NAME in (tmp_path / "remote.csv").read_text(encoding="utf-8")
+    # reads are for anyone registered (the permission table says so); no credentials: 401, nothing written
+    chain = audit_size(served.settings)
+    _unauthenticated(httpx.get(f"{served.url}/api/v1/inventory", params={"format": "json"}))
+    _unauthenticated(httpx.get(f"{served.url}/api/v1/due"))
+    assert audit_size(served.settings) == chain
+    assert _counts(client)["audit_events"] >= chain
