@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from tests.governance.conftest import german
 from tests.outcomes.conftest import NAME, deploy_portfolio_version, governed, portfolio
 from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size
 
-__all__ = ["governed", "portfolio"]
+__all__ = ["german", "governed", "portfolio"]
 
 VPATH = f"/api/v1/models/{NAME}/versions/1"
 
@@ -228,3 +229,73 @@ def test_inventory_and_due_over_modelreg_url(served, run, tmp_path, monkeypatch)
     _unauthenticated(httpx.get(f"{served.url}/api/v1/due"))
     assert audit_size(served.settings) == chain
     assert _counts(client)["audit_events"] >= chain
+
+
+@pytest.fixture
+def challenger_service(governed, german, issuer, tmp_path):
+    """credit_scoring 1 deployed (the champion) and 2 in validate (the challenger), registered without MLflow
+    models; the service over that registry, and the holdout as the monitoring file."""
+    from modelreg.service.app import create_app
+    from modelreg.service.auth import AuthConfig, OidcConfig
+    from tests.operations.conftest import deploy_after_validation, now_utc, prepare_for_validation, validate
+
+    prepare_for_validation(governed, german, "credit_scoring", "1")
+    ev = validate(governed, german, "credit_scoring", "1")
+    deploy_after_validation(governed, "credit_scoring", "1", ev, until=now_utc() + timedelta(days=30))
+    prepare_for_validation(governed, german, "credit_scoring", "2")
+    data = tmp_path / "monitoring.csv"
+    german["split"].holdout.to_csv(data, index=False)
+    config = AuthConfig(
+        oidc=OidcConfig(issuer=ISSUER, audience=AUDIENCE, jwks_url=issuer.jwks_url), failure_limit=1000
+    )
+    with Server(create_app(governed.settings, config)) as srv:
+        srv.settings = governed.settings
+        srv.registry = governed
+        srv.data = data
+        yield srv
+
+
+def test_challenger_run_over_modelreg_url(challenger_service, env_for, db_url, monkeypatch, capsys):
+    """The run's refusals print alike (exit 2, one line: the checks run on the service, on the uploaded
+    data); the roles are checked by the service before anything runs; no credentials is 401. (A successful
+    comparison scores both versions' MLflow models, which these versions, registered without MLflow, lack.)"""
+    from modelreg.cli.main import main
+
+    srv = challenger_service
+    env = env_for(db_url)
+
+    def run(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        if over_http:
+            monkeypatch.setenv("MODELREG_URL", srv.url)
+        else:
+            monkeypatch.delenv("MODELREG_URL", raising=False)
+        code = main(["--as", user, *args])
+        out = capsys.readouterr()
+        assert "Traceback" not in out.err
+        return code, out.out, out.err
+
+    base = ["challenger", "run", "--model", "credit_scoring", "--data", str(srv.data), "--target", "default"]
+    chain = audit_size(srv.settings)
+    for extra, message in [
+        (["--champion", "2", "--challenger", "1"], "must be the deployed champion"),
+        (["--champion", "1", "--challenger", "2", "--segment", "region"], "--segment region is not a column"),
+        (["--champion", "1", "--challenger", "2", "--target", "nope"], "--target nope is not a column"),
+        (["--champion", "1", "--challenger", "2"], "has no MLflow model to score"),
+        (["--champion", "1", "--challenger", "2", "--json"], "has no MLflow model to score"),
+    ]:
+        local = run("ops", *base, *extra, over_http=False)
+        assert local[0] == 2 and message in local[2] and len(local[2].strip().splitlines()) == 1, local
+        assert run("ops", *base, *extra, over_http=True) == local, extra
+    assert audit_size(srv.settings) == chain
+    # a developer (may upload data, may not monitor) and an auditor (may not upload): 403, nothing changes
+    ok = ["--champion", "1", "--challenger", "2"]
+    _refused_alike(run("dev", *base, *ok, over_http=True), "monitor needs the role")
+    _refused_alike(run("aud", *base, *ok, over_http=True), "uploading data")
+    assert audit_size(srv.settings) == chain
+    body = {"champion": "1", "challenger": "2", "data": "sha256:" + "0" * 64 + "/d.csv", "target": "default"}
+    _unauthenticated(
+        httpx.post(f"{srv.url}/api/v1/models/credit_scoring/challenger", json=body, headers={"If-Match": "*"})
+    )
+    assert audit_size(srv.settings) == chain
