@@ -62,6 +62,7 @@ REMOTE_COMMANDS = (
     "inventory",
     "due",
     "challenger run",
+    "sync --check",
 )
 MSG_LOCAL_ONLY = (
     "{what} runs only on the registry database (embedded mode), not through the service at {url}; "
@@ -140,6 +141,7 @@ class RemoteRegistry:
         self._key = None
         self._key_id: str | None = None
         self._shown: dict[tuple[str, str], dict] = {}
+        self._sync: dict | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------------
     def __getattr__(self, name: str):
@@ -638,6 +640,23 @@ class RemoteRegistry:
 
         path = f"/api/v1/models/{quote(name, safe='')}/challenger"
         return RemoteChallengerRun(self._post(path, body, if_match_of=(name, str(champion))))
+
+    def sync_check(self) -> dict:
+        """``sync --check`` as the service ran it (one request: check, ungoverned, and the record of it); the
+        CLI's three calls read the one answer."""
+        if self._sync is None:
+            from modelreg.integrations.mlflow.projection import Divergence
+
+            d = self.request("POST", "/api/v1/sync/check", json={}).json()
+            self._sync = {
+                "divergences": [Divergence(**x) for x in d["divergences"]],
+                "ungoverned": [Divergence(**x) for x in d["ungoverned"]],
+                "record": d["record"],
+            }
+        return self._sync
+
+    def sync_repair(self) -> list:
+        raise BadInput(MSG_LOCAL_ONLY.format(what="sync (the repair; sync --check is served)", url=self.base))
 
     # -- users and keys ---------------------------------------------------------------------------------------
     def users(self) -> list:

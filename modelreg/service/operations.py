@@ -588,6 +588,25 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
             }
         )
 
+    @app.post(f"{API}/sync/check", tags=["read"])
+    def sync_check(ident: Identity = Depends(h.requires("sync.check"))) -> Response:
+        """``modelreg sync --check`` on the service's MLflow settings: the divergences, what MLflow holds
+        outside governance, and that finding recorded (``sync.record_check``: an operator's or admin's; anyone
+        else gets the report with the reason it was not recorded). Nothing in MLflow is changed."""
+        from modelreg.integrations.mlflow import projection
+
+        reg = h.as_user(ident)
+        found = projection.check(reg)
+        loose = projection.ungoverned(reg)
+        record = projection.record_ungoverned(reg, loose)
+        return _as_cli_json(
+            {
+                "divergences": [d.to_dict() for d in found],
+                "ungoverned": [d.to_dict() for d in loose],
+                "record": record,
+            }
+        )
+
     @app.post(f"{API}/models/{{model}}/challenger", tags=["governance"], status_code=201)
     def challenger_run(
         model: str,

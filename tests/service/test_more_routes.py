@@ -299,3 +299,42 @@ def test_challenger_run_over_modelreg_url(challenger_service, env_for, db_url, m
         httpx.post(f"{srv.url}/api/v1/models/credit_scoring/challenger", json=body, headers={"If-Match": "*"})
     )
     assert audit_size(srv.settings) == chain
+
+
+def test_sync_check_over_modelreg_url(served, run, capsys):
+    """The service holds the MLflow settings: ``sync --check`` over HTTP reports what the local command reports
+    (models in MLflow outside governance), and records that finding for an operator only (audit event #N),
+    for anyone else saying why not. ``sync`` (the repair) stays on the registry database."""
+    from modelreg.integrations.mlflow import MlflowGateway
+    from tests.integration.mlflow_fixtures import log_and_register_model
+
+    s = served.settings
+    gw = MlflowGateway(s.mlflow_tracking_uri, s.mlflow_registry_uri)
+    log_and_register_model(s.mlflow_tracking_uri, experiment_id=gw.ensure_experiment("dev"), name="shadow_pd")
+    capsys.readouterr()  # MLflow's own lines while the model was logged
+
+    def normal(result: tuple[int, str, str]) -> tuple[int, str, str]:
+        code, out, err = result
+        out = re.sub(r"audit event #\d+", "audit event #N", out)
+        out = re.sub(r'"seq": \d+', '"seq": N', re.sub(r'"at": "[^"]+"', '"at": T', out))
+        return code, out, err
+
+    for user, *args in [("aud", "sync", "--check"), ("aud", "sync", "--check", "--json"),
+                        ("ops", "sync", "--check"), ("ops", "sync", "--check", "--json")]:  # fmt: skip
+        local = run(user, *args, over_http=False)
+        assert "shadow_pd" in local[1], local
+        assert normal(run(user, *args, over_http=True)) == normal(local), args
+    events = [e for e in served.registry.audit_log() if e.event == "mlflow.ungoverned_checked"]
+    assert [e.actor for e in events] == [
+        "ops"
+    ] * 4  # the operator's, locally and over HTTP; never the auditor's
+    # the repair is not served: one line, nothing changed
+    chain = audit_size(served.settings)
+    code, out, err = run("ops", "sync", over_http=True)
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(
+        "error: sync (the repair; sync --check is served) runs only on the registry database"
+    )
+    assert audit_size(served.settings) == chain
+    _unauthenticated(httpx.post(f"{served.url}/api/v1/sync/check", json={}))
+    assert audit_size(served.settings) == chain

@@ -106,6 +106,8 @@ def _has_link(reg: Registry, evaluation) -> bool:
 
 
 def check(reg: Registry) -> list[Divergence]:
+    if getattr(reg, "remote", False):
+        return reg.sync_check()["divergences"]
     gw = _gateway(reg)
     alias = reg.settings.mlflow_alias
     out: list[Divergence] = []
@@ -153,6 +155,8 @@ def ungoverned(reg: Registry) -> list[Divergence]:
     """MLflow registered models modelreg has never heard of, and versions of governed models created in
     MLflow alone (plain ``mlflow.register_model``). Reported, never repaired: bringing a version under
     governance is a developer's ``modelreg register``, not something sync may decide."""
+    if getattr(reg, "remote", False):
+        return reg.sync_check()["ungoverned"]
     gw = _gateway(reg)
     known: dict[str, set[str]] = {}
     for v in reg.list():
@@ -209,6 +213,8 @@ def record_ungoverned(reg: Registry, loose: list[Divergence]) -> dict:
     event (the gate cannot reach MLflow: the optional requirement ``mlflow_ungoverned_checked`` reads the
     latest). Recording is for an operator or admin (``sync.record_check``); anyone else still gets the report,
     with ``recorded: false`` and the reason."""
+    if getattr(reg, "remote", False):
+        return reg.sync_check()["record"]  # recorded (or refused) by the service, with its check
     from modelreg.domain.events import UNGOVERNED_CHECKED
     from modelreg.errors import PermissionDenied
 
@@ -234,6 +240,8 @@ def repair(reg: Registry) -> list[Divergence]:
     """Make MLflow agree with the registry; audited as one ``mlflow.synced`` event."""
     from modelreg.integrations.mlflow.outbox import drain
 
+    if getattr(reg, "remote", False):
+        return reg.sync_repair()
     with reg.reading("sync"):  # deny by default: refuse before looking, even when nothing would change
         pass
     drain(reg)  # queued projections first (e.g. after a crash): they are not divergences to audit
