@@ -641,10 +641,11 @@ class RemoteRegistry:
         path = f"/api/v1/models/{quote(name, safe='')}/challenger"
         return RemoteChallengerRun(self._post(path, body, if_match_of=(name, str(champion))))
 
-    def sync_check(self) -> dict:
-        """``sync --check`` as the service ran it (one request: check, ungoverned, and the record of it); the
-        CLI's three calls read the one answer."""
-        if self._sync is None:
+    def sync_check(self, *, fresh: bool = False, consume: bool = False) -> dict:
+        """``sync --check`` as the service ran it: one request runs check, ungoverned and the record of what
+        was found (so over MODELREG_URL ``check`` alone records it too, for an operator or admin). The CLI's
+        three calls read that one answer: ``check`` asks afresh, ``record_ungoverned`` consumes it."""
+        if fresh or self._sync is None:
             from modelreg.integrations.mlflow.projection import Divergence
 
             d = self.request("POST", "/api/v1/sync/check", json={}).json()
@@ -653,7 +654,10 @@ class RemoteRegistry:
                 "ungoverned": [Divergence(**x) for x in d["ungoverned"]],
                 "record": d["record"],
             }
-        return self._sync
+        answer = self._sync
+        if consume:
+            self._sync = None
+        return answer
 
     def sync_repair(self) -> list:
         raise BadInput(MSG_LOCAL_ONLY.format(what="sync (the repair; sync --check is served)", url=self.base))

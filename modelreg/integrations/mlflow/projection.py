@@ -107,7 +107,7 @@ def _has_link(reg: Registry, evaluation) -> bool:
 
 def check(reg: Registry) -> list[Divergence]:
     if getattr(reg, "remote", False):
-        return reg.sync_check()["divergences"]
+        return reg.sync_check(fresh=True)["divergences"]
     gw = _gateway(reg)
     alias = reg.settings.mlflow_alias
     out: list[Divergence] = []
@@ -214,7 +214,7 @@ def record_ungoverned(reg: Registry, loose: list[Divergence]) -> dict:
     latest). Recording is for an operator or admin (``sync.record_check``); anyone else still gets the report,
     with ``recorded: false`` and the reason."""
     if getattr(reg, "remote", False):
-        return reg.sync_check()["record"]  # recorded (or refused) by the service, with its check
+        return reg.sync_check(consume=True)["record"]  # recorded (or refused) by the service, with its check
     from modelreg.domain.events import UNGOVERNED_CHECKED
     from modelreg.errors import PermissionDenied
 
