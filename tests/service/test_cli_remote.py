@@ -109,7 +109,7 @@ def test_modelreg_serve_runs_and_the_cli_gives_the_same_output_over_http(
             "error: retire needs the role"
         )
         # a command that stays local says so in one line
-        code, _, err = run("aud", "due", remote=True)
+        code, _, err = run("aud", "sync", remote=True)
         assert code == 2 and "only on the registry database" in err
     finally:
         proc.terminate()
