@@ -309,7 +309,8 @@ def test_sync_check_over_modelreg_url(served, run, capsys):
     from tests.integration.mlflow_fixtures import log_and_register_model
 
     s = served.settings
-    gw = MlflowGateway(s.mlflow_tracking_uri, s.mlflow_registry_uri)
+    # The artifact root keeps the experiment's artifacts out of ./mlruns of the checkout (checkout hygiene).
+    gw = MlflowGateway(s.mlflow_tracking_uri, s.mlflow_registry_uri, artifact_root=s.mlflow_artifact_root)
     log_and_register_model(s.mlflow_tracking_uri, experiment_id=gw.ensure_experiment("dev"), name="shadow_pd")
     capsys.readouterr()  # MLflow's own lines while the model was logged
 
