@@ -93,8 +93,11 @@ def sign_attestations(
     return n
 
 
-def prepare_for_validation(client, german, name="credit_scoring", version="1", *, owner="dev", tier="high"):
-    """register (with the MLflow facts the gates ask for), card, data, submit attestations, submit."""
+def prepare_for_validation(
+    client, german, name="credit_scoring", version="1", *, owner="dev", tier="high", mlflow_info=None
+):
+    """register (with the MLflow facts the gates ask for, or ``mlflow_info``), card, data, submit
+    attestations, submit."""
     dev = client.as_user(owner)
     dev.registry.register(
         name,
@@ -102,7 +105,7 @@ def prepare_for_validation(client, german, name="credit_scoring", version="1", *
         owner=owner,
         risk_tier=tier,
         purpose="PD scoring for consumer loans",
-        mlflow_info=MLFLOW_INFO,
+        mlflow_info=mlflow_info or MLFLOW_INFO,
         model_card=CARD,
     )
     s = german["split"]

@@ -258,7 +258,7 @@ def challenger_service(governed, german, issuer, tmp_path):
 def test_challenger_run_over_modelreg_url(challenger_service, env_for, db_url, monkeypatch, capsys):
     """The run's refusals print alike (exit 2, one line: the checks run on the service, on the uploaded
     data); the roles are checked by the service before anything runs; no credentials is 401. (A successful
-    comparison scores both versions' MLflow models, which these versions, registered without MLflow, lack.)"""
+    comparison over HTTP, with MLflow models the service loads: ``test_challenger_http.py``.)"""
     from modelreg.cli.main import main
 
     srv = challenger_service
