@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -25,6 +26,26 @@ def verify_against_checkpoint(
 ) -> VerifyReport:
     """``report`` is the log's own verification (``audit_log.verify_snapshot``, ok); check the checkpoint's
     signature with ``public`` and that the verified log is consistent with the checkpoint's (size, root)."""
+
+    def extension(old_size: int) -> tuple[int, bytes, list[bytes]]:
+        leaves = audit_log.leaf_hashes(engine)[: report.size]  # the verified prefix, not later appends
+        tree = merkle.MerkleTree.from_leaf_hashes(leaves, tree_hash=tree_hash)
+        return len(leaves), tree.root(), tree.consistency_proof(old_size, len(leaves)) if old_size else []
+
+    return judge_checkpoint(report, checkpoint, public, tree_hash, extension)
+
+
+def judge_checkpoint(
+    report: VerifyReport,
+    checkpoint: Checkpoint,
+    public: Ed25519PublicKey,
+    tree_hash: str,
+    extension: Callable[[int], tuple[int, bytes, list[bytes]]],
+) -> VerifyReport:
+    """The checkpoint's verdict on the verified log ``report``: its signature with ``public``, its size, and the
+    consistency proof ``extension(checkpoint.size)`` gives (the size and root of the log's verified prefix and
+    the proof from the checkpoint's size to it). The one judgement of ``audit verify --checkpoint``, locally
+    (the proof computed from the leaves) and over MODELREG_URL (the proof the service sent, checked here)."""
     cp_dict = json.loads(checkpoint.to_json())
     if not verify_checkpoint_signature(checkpoint, public):
         return VerifyReport(
@@ -47,12 +68,10 @@ def verify_against_checkpoint(
             ),
             checkpoint=cp_dict,
         )
-    leaves = audit_log.leaf_hashes(engine)[: report.size]  # the verified prefix, not later appends
-    tree = merkle.MerkleTree.from_leaf_hashes(leaves, tree_hash=tree_hash)
-    proof = tree.consistency_proof(checkpoint.size, len(leaves)) if checkpoint.size else []
+    new_size, new_root, proof = extension(checkpoint.size)
     old_root = bytes.fromhex(checkpoint.root_hash)
     ok = (
-        merkle.verify_consistency(checkpoint.size, len(leaves), old_root, tree.root(), proof, tree_hash)
+        merkle.verify_consistency(checkpoint.size, new_size, old_root, new_root, proof, tree_hash)
         if checkpoint.size
         else old_root == merkle.empty_root(tree_hash)
     )

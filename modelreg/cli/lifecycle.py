@@ -43,7 +43,13 @@ def _version_line(v) -> str:
 def init_cmd(
     obj: CliContext, tree_hash: str | None, suite: str | None, pg_roles: bool, role_prefix: str, as_json: bool
 ) -> None:
-    """Create or upgrade the registry schema. Safe to run again."""
+    """Create or upgrade the registry schema. Safe to run again. Never over MODELREG_URL: the database is the
+    service operator's, who runs init where its credentials are."""
+    if obj.settings.url:
+        from modelreg.errors import BadInput
+        from modelreg.service.client import MSG_INIT_REMOTE
+
+        raise BadInput(MSG_INIT_REMOTE.format(url=obj.settings.url))
     from modelreg.client import open_registry
 
     reg = open_registry(obj.settings, actor=obj.actor)

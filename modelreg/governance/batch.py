@@ -106,10 +106,14 @@ def _text(value: Any, what: str, where: str, *, required: bool = True) -> str | 
     return text
 
 
-def read_entries(source: str | Path | list) -> list[BatchEntry]:
-    """The batch's entries, each checked for shape (not yet against the policy or the registry)."""
+def read_entries(
+    source: str | Path | list, *, name: str | None = None, lines: list[int | None] | None = None
+) -> list[BatchEntry]:
+    """The batch's entries, each checked for shape (not yet against the policy or the registry). A list
+    ``source`` may carry the ``name`` and ``lines`` of the file it was read from (``to_wire``), so the
+    registry service names an entry as the local command would."""
     if isinstance(source, list):
-        data, lines, name = source, None, "batch"
+        data, name = source, name or "batch"
     else:
         path = Path(source)
         data, lines = _parse(path)
@@ -129,7 +133,7 @@ def read_entries(source: str | Path | list) -> list[BatchEntry]:
     entries: list[BatchEntry] = []
     seen: dict[tuple[str, str, str], int] = {}
     for i, raw in enumerate(data, start=1):
-        line = lines[i - 1] if lines and len(lines) == len(data) else None
+        line = lines[i - 1] if lines and len(lines) == len(data) and isinstance(lines[i - 1], int) else None
         where = f"{name} entry {i}" + (f" (line {line})" if line else "")
         if not isinstance(raw, dict):
             raise BadInput(
@@ -156,3 +160,16 @@ def read_entries(source: str | Path | list) -> list[BatchEntry]:
         seen[key] = i
         entries.append(BatchEntry(i, line, name, model, version, control, comment or None))
     return entries
+
+
+def to_wire(entries: list[BatchEntry]) -> dict:
+    """The entries as the registry service reads them back with ``read_entries`` (same names and lines)."""
+    return {
+        "source": entries[0].source if entries else "batch",
+        "entries": [
+            {"model": e.model, "version": e.version, "control": e.control_id}
+            | ({"comment": e.comment} if e.comment is not None else {})
+            for e in entries
+        ],
+        "lines": [e.line for e in entries],
+    }

@@ -730,45 +730,91 @@ def attest_batch(
     *,
     key_path: str | Path | None = None,
     policy: str | None = None,
+    presigned: list[dict] | None = None,
+    name: str | None = None,
+    lines: list[int | None] | None = None,
 ) -> list[dict]:
     """Sign and record many attestations in ONE unit of work: all of them or none.
 
     ``source`` is a YAML or JSON file (``modelreg.governance.batch`` describes the format) or a list of entry
-    mappings (``model``, ``version``, ``control``, optional ``comment``). Each entry is signed on its own with
-    the actor's key, exactly as ``attest`` signs it, and gets its own ``attestation.signed`` event, so every
-    record verifies alone in an evidence pack. An entry that cannot be recorded (unknown control, control
-    switched off, a role the actor lacks, an unknown or retired version, a developer attesting as validator)
+    mappings (``model``, ``version``, ``control``, optional ``comment``; ``name`` and ``lines``: the file they
+    came from, for messages). Each entry is signed on its own with the actor's key, exactly as ``attest``
+    signs it, and gets its own ``attestation.signed`` event, so every record verifies alone in an evidence
+    pack. An entry that cannot be recorded (unknown control, control switched off, a role the actor lacks, an
+    unknown or retired version, a developer attesting as validator, a presigned record that does not verify)
     refuses the whole batch with a ``BadInput`` naming the entry (and its line in the file): nothing is
-    written."""
+    written. ``presigned`` (one ``{"payload", "signature"}`` per entry, in order) are records the signer made
+    on their own machine from ``attestation_batch_draft``, each checked like a presigned attestation."""
     from modelreg.governance.batch import entry_error, read_entries
 
-    if getattr(reg, "remote", False):
-        # One unit of work is the batch's promise; over HTTP each attestation is its own request.
+    if getattr(reg, "remote", False):  # MODELREG_URL: drafted, signed here, recorded by the service at once
+        return reg.attest_batch(source, key_path=key_path, policy=policy)
+    entries = read_entries(source, name=name, lines=lines)
+    if presigned is not None and len(presigned) != len(entries):
         raise BadInput(
-            "attest --batch records in one transaction of the registry database; over MODELREG_URL sign each "
-            "attestation with `attest --control`"
+            f"a presigned batch needs one signed record per entry ({len(entries)}). Got {len(presigned)} instead."
         )
-    entries = read_entries(source)
     pack = load_policy(reg, policy)
+    controls = _batch_controls(pack, entries)
+    key = None if presigned is not None else _key(reg, key_path)
+    done: list[dict] = []
+    with reg.change("attest") as tx:
+        assert tx.user is not None
+        for i, (entry, control) in enumerate(zip(entries, controls, strict=True)):
+            signed_here = presigned[i] if presigned is not None else None
+            try:
+                tx.require_proven(entry.model, entry.version)
+                target = repo.find_version(tx.session, entry.model, entry.version)
+                record = _attest_in(
+                    tx, pack, control, key, target, comment=entry.comment, presigned=signed_here
+                )
+            except ModelregError as exc:
+                raise entry_error(entry, exc) from None
+            done.append({"entry": entry.index, **record})
+    return done
+
+
+def _batch_controls(pack, entries) -> list:
+    """Each entry's attestation control, or the batch refused naming the first entry whose control is not one."""
+    from modelreg.governance.batch import entry_error
+
     controls = []
     for entry in entries:
         try:
             controls.append(_attestation_control(pack, entry.control_id))
         except ModelregError as exc:
             raise entry_error(entry, exc) from None
-    key = _key(reg, key_path)
-    done: list[dict] = []
-    with reg.change("attest") as tx:
-        assert tx.user is not None
+    return controls
+
+
+def attestation_batch_draft(
+    reg: Registry,
+    source: str | Path | list,
+    *,
+    policy: str | None = None,
+    name: str | None = None,
+    lines: list[int | None] | None = None,
+) -> list[dict]:
+    """The payload ``attest_batch`` would sign now for each entry (``{"entry", "payload"}``), for a signer who
+    signs on their own machine: the same checks per entry, nothing written."""
+    from modelreg.governance.batch import entry_error, read_entries
+
+    entries = read_entries(source, name=name, lines=lines)
+    pack = load_policy(reg, policy)
+    controls = _batch_controls(pack, entries)
+    now = clock.now()
+    out: list[dict] = []
+    with reg.reading("attest") as rd:
+        if rd.user is None:
+            raise PermissionDenied(reg.unknown_user_message())
         for entry, control in zip(entries, controls, strict=True):
             try:
-                tx.require_proven(entry.model, entry.version)
-                target = repo.find_version(tx.session, entry.model, entry.version)
-                record = _attest_in(tx, pack, control, key, target, comment=entry.comment)
+                target = repo.find_version(rd.session, entry.model, entry.version)
+                payload = _attestation_payload(reg.actor, rd.user, target, pack, control, entry.comment, now)
             except ModelregError as exc:
                 raise entry_error(entry, exc) from None
-            done.append({"entry": entry.index, **record})
-    return done
+            out.append({"entry": entry.index, "payload": payload})
+    return out
 
 
 def attestation_draft(

@@ -13,8 +13,15 @@ the client's. Every request is signed (RFC 9421,
 which key file that is; the service decides who the key belongs to. Approvals are signed here, on the
 signer's machine: the service sends the payload it would record and verifies the signature.
 
+``report validation`` reads the report's data from the service and writes the document here (the template
+and the evidence pack are the caller's files; the pack is hashed here, never uploaded). ``attest --batch``
+reads the file here, the service drafts every entry, each is signed here and one request records all or
+none. ``audit verify --checkpoint`` is judged here: the service sends the consistency proof from the
+checkpoint's size to its current signed checkpoint, and the client checks it with the auditor's key.
+
 Only httpx and the standard library at import: the light CLI commands stay light. Commands with no
-remote form (``init``, ``sync``, ``report``, ...) say so in one line.
+remote form (``init``, which needs the database's credentials, ``demo``, ``evidence verify/recompute``) say so
+in one line.
 """
 
 from __future__ import annotations
@@ -48,25 +55,39 @@ REMOTE_COMMANDS = (
     "retire",
     "approve",
     "reject",
-    "attest",
+    "attest (--batch too)",
     "waive",
     "finding list/show/assign/propose/close",
     "evidence pack",
     "audit log",
-    "audit verify",
+    "audit verify (--checkpoint too, judged by the client)",
     "audit proof",
     "audit checkpoint",
+    "audit rotate-key",
     "user add/roles/list",
     "keys register",
     "outcomes add/report",
     "inventory",
     "due",
     "challenger run",
-    "sync --check",
+    "sync (--check and the repair)",
+    "report validation",
 )
 MSG_LOCAL_ONLY = (
     "{what} runs only on the registry database (embedded mode), not through the service at {url}; "
     "over MODELREG_URL these commands work: " + ", ".join(REMOTE_COMMANDS)
+)
+
+#: ``init`` stays local on purpose: it creates or upgrades the database, which needs the database's credentials.
+MSG_INIT_REMOTE = (
+    "init creates or upgrades the registry database, so it runs only where the database's credentials are: the "
+    "service's operator runs `modelreg init` on the service's host (MODELREG_DATABASE_URL), never through the "
+    "service at {url}; unset MODELREG_URL to initialise a registry of your own"
+)
+
+MSG_SERVICE_ANSWER = (
+    "the service at {url} sent a current checkpoint that is not signed by its audit key or does not state the "
+    "log it verified: its answer cannot be trusted"
 )
 
 
@@ -264,11 +285,60 @@ class RemoteRegistry:
     def audit_verify(
         self, checkpoint_path=None, *, trusted_key=None, tables: bool = True, progress=None
     ) -> VerifyReport:
-        if checkpoint_path is not None or trusted_key is not None:
-            raise BadInput(
-                MSG_LOCAL_ONLY.format(what="audit verify --checkpoint/--trusted-key", url=self.base)
+        """The log verified by the service; with a checkpoint, judged HERE (``judge_checkpoint``, as locally):
+        the checkpoint's signature with ``trusted_key`` (default: the service's audit key, as locally the
+        registry's), its size, and the consistency proof from it to the service's current, signed checkpoint."""
+        if checkpoint_path is None:
+            return VerifyReport(**self._get("/api/v1/audit/verify"))
+        return self._verify_checkpoint(checkpoint_path, trusted_key)
+
+    def _verify_checkpoint(self, checkpoint_path, trusted_key) -> VerifyReport:
+        import json
+        from dataclasses import replace
+
+        from modelreg import signing
+        from modelreg.audit.checkpoint import Checkpoint, verify_checkpoint_signature
+        from modelreg.audit.consistency import judge_checkpoint
+        from modelreg.registry.audit import MSG_MIXED_CHECKPOINT
+
+        checkpoint = Checkpoint.load(checkpoint_path)
+        d = self._get("/api/v1/audit/consistency", size=checkpoint.size)
+        full = VerifyReport(**d["report"])
+        if not full.ok and full.replay is None:
+            return full  # the log failed its own verification: the checkpoint is not looked at (as locally)
+        verified = replace(full, ok=True, first_bad_seq=None, problem=None, replay=None)
+        public = signing.load_public_key(Path(trusted_key) if trusted_key else d["public_key_pem"].encode())
+        if checkpoint.tree_hash != d["tree_hash"]:
+            raise BadInput(MSG_MIXED_CHECKPOINT.format(have=d["tree_hash"], got=checkpoint.tree_hash))
+        current = Checkpoint.from_dict(d["current"], source="of the service's current log")
+        served = signing.load_public_key(d["public_key_pem"].encode())
+        said = (current.size, current.root_hash, current.tree_hash)
+        if not verify_checkpoint_signature(current, served) or said != (
+            verified.size,
+            verified.root_hash,
+            d["tree_hash"],
+        ):
+            return VerifyReport(
+                False,
+                verified.size,
+                verified.root_hash,
+                problem=MSG_SERVICE_ANSWER.format(url=self.base),
+                checkpoint=json.loads(checkpoint.to_json()),
             )
-        return VerifyReport(**self._get("/api/v1/audit/verify"))
+        proof = [bytes.fromhex(p) for p in d["proof"] or []]
+        verdict = judge_checkpoint(
+            verified, checkpoint, public, d["tree_hash"], lambda _size: (current.size, current.root, proof)
+        )
+        if not verdict.ok:
+            return verdict
+        return replace(
+            verdict, ok=full.ok, first_bad_seq=full.first_bad_seq, problem=full.problem, replay=full.replay
+        )
+
+    def rotate_event_key(self) -> dict:
+        """``audit rotate-key`` (admin): the service's event key is rotated; ``retired_key`` is a path on the
+        service's host, where the old private key is kept."""
+        return self._post("/api/v1/audit/rotate-key", {})
 
     def audit_proof(self, seq: int, size: int | None = None) -> dict:
         return self._get(f"/api/v1/audit/proof/{int(seq)}", size=size)
@@ -491,6 +561,32 @@ class RemoteRegistry:
         body = {**ask, "payload": payload, "signature": sig}
         return self.request("POST", path, json=body, headers={"If-Match": etag}).json()
 
+    def attest_batch(
+        self, source: Any, *, key_path: str | Path | None = None, policy: str | None = None
+    ) -> list:
+        """``attest --batch``: the file is read here (the same shape checks and messages), the service drafts
+        every entry's payload, each is checked and signed here with the signer's key, and one request records
+        them all or none."""
+        from modelreg.governance.batch import read_entries, to_wire
+
+        if policy is not None:
+            raise BadInput("over MODELREG_URL the batch is checked against the service's policy pack")
+        wire = to_wire(read_entries(source))
+        drafts = self._post("/api/v1/attestations/batch/draft", wire)["drafts"]
+        if len(drafts) != len(wire["entries"]):
+            raise BadInput("the service offered a draft that does not hold every entry of the batch: refused")
+        signed = []
+        for entry, draft in zip(wire["entries"], drafts, strict=True):
+            expected = {
+                "model": entry["model"],
+                "version": entry["version"],
+                "control_id": entry["control"],
+                "comment": entry.get("comment") or "",
+            }
+            sig = self._sign_draft(draft["payload"], expected, key_path)
+            signed.append({"payload": draft["payload"], "signature": sig})
+        return self._post("/api/v1/attestations/batch", {**wire, "signed": signed})["attestations"]
+
     def waive(self, name: str, version: str, *, until: Any, reason: str, control_id: str | None = None,
               control: str | None = None, gate: str = "deploy", key_path: str | Path | None = None) -> dict:  # fmt: skip
         control_id = control_id or control
@@ -660,7 +756,23 @@ class RemoteRegistry:
         return answer
 
     def sync_repair(self) -> list:
-        raise BadInput(MSG_LOCAL_ONLY.format(what="sync (the repair; sync --check is served)", url=self.base))
+        """``sync`` (the repair) as the service ran it: the repair, what MLflow holds outside governance and
+        that finding recorded, in one request; the CLI's ``ungoverned`` and ``record_ungoverned`` then read (and
+        consume) that same answer, as after ``sync_check``."""
+        from modelreg.integrations.mlflow.projection import Divergence
+
+        d = self.request("POST", "/api/v1/sync/repair", json={}).json()
+        self._sync = {
+            "divergences": [Divergence(**x) for x in d["divergences"]],
+            "ungoverned": [Divergence(**x) for x in d["ungoverned"]],
+            "record": d["record"],
+        }
+        return self._sync["divergences"]
+
+    # -- the validation report ----------------------------------------------------------------------------
+    def report_data(self, name: str, version: str, *, policy: str | None = None) -> dict:
+        """The report's data as the service read it (``report_data``); the document is written here."""
+        return self._get(f"{self._vpath(name, version)}/report", policy=policy)
 
     # -- users and keys ---------------------------------------------------------------------------------------
     def users(self) -> list:

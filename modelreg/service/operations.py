@@ -125,6 +125,18 @@ class AttestBody(AttestDraftBody):
     signature: dict
 
 
+class BatchDraftBody(BaseModel):
+    source: str = Field(default="batch", max_length=1000, description="the batch file's name, for messages")
+    entries: list[dict] = Field(description="model, version, control, comment per entry (the file's entries)")
+    lines: list[int | None] | None = Field(default=None, description="each entry's line in the file")
+
+
+class BatchBody(BatchDraftBody):
+    signed: list[dict] = Field(
+        description="one {payload, signature} per entry, in order, signed by the caller"
+    )
+
+
 class WaiverDraftBody(BaseModel):
     control_id: str
     until: str
@@ -365,6 +377,26 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         response.status_code = 201
         return response
 
+    @app.post(f"{API}/attestations/batch/draft", tags=["governance"])
+    def attestation_batch_draft(req: BatchDraftBody, ident: Identity = Depends(h.requires("attest"))) -> dict:
+        """``attest --batch``: the payload of each entry to sign on your own machine, then POST them all to
+        ``attestations/batch``. Refused as a whole, naming the entry, as the local batch is."""
+        from modelreg.governance.service import attestation_batch_draft as draft
+
+        drafts = draft(h.as_user(ident), req.entries, name=req.source, lines=req.lines)
+        return {"drafts": drafts}
+
+    @app.post(f"{API}/attestations/batch", tags=["governance"], status_code=201)
+    def attest_batch(req: BatchBody, ident: Identity = Depends(h.requires("attest"))) -> Response:
+        """Record every signed entry in one unit of work or none (``attest_batch`` with presigned records).
+        No If-Match: the batch spans versions; each signed payload must still be exactly what the registry
+        would record, which is the check a changed version fails."""
+        from modelreg.governance.service import attest_batch as record
+
+        signed = [_presigned(x.get("payload"), x.get("signature")) for x in req.signed]
+        done = record(h.as_user(ident), req.entries, presigned=signed, name=req.source, lines=req.lines)
+        return _as_cli_json({"attestations": done}, 201)
+
     @app.post(f"{VERSION}/waivers/draft", tags=["governance"])
     def waiver_draft(
         model: str, version: str, req: WaiverDraftBody, ident: Identity = Depends(h.requires("waive"))
@@ -497,6 +529,48 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
             public = Path(result["public_key"]).read_text(encoding="utf-8")
         return {"checkpoint": result["checkpoint"], "public_key_pem": public}
 
+    @app.get(f"{API}/audit/consistency", tags=["audit"])
+    def audit_consistency(
+        size: int = Query(0, ge=0, description="the tree size of the checkpoint you kept"),
+        ident: Identity = Depends(h.requires("audit.verify")),
+    ) -> Response:
+        """What ``audit verify --checkpoint`` needs to judge the log on the auditor's machine: the log's own
+        verification (as ``GET /audit/verify``: leaves, roots, event signatures, the tables' replay), and, when
+        the log verified, a checkpoint of its verified prefix signed now with the audit key (not recorded: a
+        verification writes nothing), that key, and the RFC 6962 consistency proof from ``size`` to it."""
+        from modelreg import clock, signing
+        from modelreg.audit import checkpoint as cp_mod
+        from modelreg.audit import log as audit_log
+        from modelreg.audit import merkle
+
+        reg = h.as_user(ident)
+        full = reg.audit_verify()
+        tree_hash, _ = audit_log.crypto_settings(reg.engine)
+        out: dict = {"report": full.to_dict(), "tree_hash": tree_hash, "proof": None, "current": None}
+        if full.ok or full.replay is not None:  # the log verified (the tables' replay is judged after)
+            leaves = reg.audit_leaf_hashes()[: full.size]
+            tree = merkle.MerkleTree.from_leaf_hashes(leaves, tree_hash=tree_hash)
+            if 0 < size <= len(leaves):
+                out["proof"] = [p.hex() for p in tree.consistency_proof(size, len(leaves))]
+            key = reg.registry_key(reg.settings.audit_key_path)
+            now = clock.isoformat(clock.now())
+            current = cp_mod.sign_checkpoint(len(leaves), tree.root(), key, time=now, tree_hash=tree_hash)
+            out["current"] = current.to_dict()
+            out["public_key_pem"] = signing.public_key_to_pem(key.public_key()).decode("ascii")
+        return _as_cli_json(out)
+
+    @app.post(f"{API}/audit/rotate-key", tags=["audit"])
+    def audit_rotate_key(ident: Identity = Depends(h.requires("audit.rotate_key"))) -> dict:
+        """``modelreg audit rotate-key`` (admin): the service's event key is replaced (``rotate_event_key``), the
+        old key endorsing the new one in the log; the retired private key stays on the service's host, at the
+        path the answer names. This process signs with the new key from now on; other workers or processes of
+        the service holding the old key refuse to write until restarted (as after a local rotation)."""
+        reg = h.as_user(ident)
+        result = reg.rotate_event_key()
+        h.base._event_signer = reg._event_signer  # later requests (as_user copies of the base) sign with it
+        h.base._key_introduced = reg._key_introduced
+        return result
+
     # -- users and keys -----------------------------------------------------------------------------------
     @app.get(f"{API}/users", tags=["users"])
     def users(ident: Identity = Depends(h.requires("user.list"))) -> list[dict]:
@@ -606,6 +680,39 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
                 "record": record,
             }
         )
+
+    @app.post(f"{API}/sync/repair", tags=["mlflow"])
+    def sync_repair(ident: Identity = Depends(h.requires("sync"))) -> Response:
+        """``modelreg sync`` (the repair) on the service's MLflow settings: ``projection.repair`` (the same
+        role as locally, ``sync``; audited as one ``mlflow.synced`` event), then what MLflow holds outside
+        governance and that finding recorded, as the local command does after its repair."""
+        from modelreg.integrations.mlflow import projection
+
+        reg = h.as_user(ident)
+        fixed = projection.repair(reg)
+        loose = projection.ungoverned(reg)
+        record = projection.record_ungoverned(reg, loose)
+        return _as_cli_json(
+            {
+                "divergences": [d.to_dict() for d in fixed],
+                "ungoverned": [d.to_dict() for d in loose],
+                "record": record,
+            }
+        )
+
+    # -- the validation report's data (the document is written on the caller's machine) -----------------
+    @app.get(f"{VERSION}/report", tags=["read"])
+    def report(
+        model: str,
+        version: str,
+        policy: str | None = Query(None),
+        ident: Identity = Depends(h.requires("show")),
+    ) -> Response:
+        """What ``modelreg report validation`` writes (``report_data``, without an evidence pack: the caller
+        names their own pack file and the client adds its name and SHA-256)."""
+        from modelreg.operations.report import report_data
+
+        return _as_cli_json(report_data(h.as_user(ident), model, version, policy=policy))
 
     @app.post(f"{API}/models/{{model}}/challenger", tags=["governance"], status_code=201)
     def challenger_run(

@@ -109,8 +109,9 @@ def test_modelreg_serve_runs_and_the_cli_gives_the_same_output_over_http(
             "error: retire needs the role"
         )
         # a command that stays local says so in one line
-        code, _, err = run("aud", "sync", remote=True)
-        assert code == 2 and "only on the registry database" in err
+        code, _, err = run("admin", "init", remote=True)
+        assert code == 2 and "runs only where the database's credentials are" in err
+        assert len(err.strip().splitlines()) == 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)

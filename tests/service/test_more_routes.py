@@ -304,7 +304,7 @@ def test_challenger_run_over_modelreg_url(challenger_service, env_for, db_url, m
 def test_sync_check_over_modelreg_url(served, run, capsys):
     """The service holds the MLflow settings: ``sync --check`` over HTTP reports what the local command reports
     (models in MLflow outside governance), and records that finding for an operator only (audit event #N),
-    for anyone else saying why not. ``sync`` (the repair) stays on the registry database."""
+    for anyone else saying why not. (The repair over HTTP: tests/service/test_remote_cmds.py.)"""
     from modelreg.integrations.mlflow import MlflowGateway
     from tests.integration.mlflow_fixtures import log_and_register_model
 
@@ -329,13 +329,6 @@ def test_sync_check_over_modelreg_url(served, run, capsys):
     assert [e.actor for e in events] == [
         "ops"
     ] * 4  # the operator's, locally and over HTTP; never the auditor's
-    # the repair is not served: one line, nothing changed
     chain = audit_size(served.settings)
-    code, out, err = run("ops", "sync", over_http=True)
-    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1, err
-    assert err.startswith(
-        "error: sync (the repair; sync --check is served) runs only on the registry database"
-    )
-    assert audit_size(served.settings) == chain
     _unauthenticated(httpx.post(f"{served.url}/api/v1/sync/check", json={}))
     assert audit_size(served.settings) == chain

@@ -46,6 +46,10 @@ def report_data(
     from modelreg.operations.findings import ACCEPTANCE_KIND, list_findings
 
     version = str(version)
+    if getattr(reg, "remote", False):
+        # MODELREG_URL: the service reads the registry (this same function); the pack is the caller's file
+        data = reg.report_data(name, version, policy=policy)
+        return {**data, "evidence_pack": _evidence(evidence_pack)}
     mv = reg.show(name, version)
     evs = service.latest(reg, name, version, "validation")
     if not evs:
@@ -84,12 +88,7 @@ def report_data(
                 "reason": d.get("reason") or "",
             }
         )
-    evidence = None
-    if evidence_pack is not None:
-        p = Path(evidence_pack)
-        if not p.is_file():
-            raise BadInput(f"--evidence-pack {p} is not a file")
-        evidence = {"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    evidence = _evidence(evidence_pack)
     vendor = vendor_of(mv)
     vm = pack.vendor_models if vendor else None
     return {
@@ -185,6 +184,17 @@ def report_data(
         "conclusion": conclusion([c for c in controls]),
         "evidence_pack": evidence,
     }
+
+
+def _evidence(evidence_pack: str | Path | None) -> dict | None:
+    """The evidence pack the report refers to: its file name and SHA-256, read where the file is (the
+    caller's machine, also over MODELREG_URL: the pack is never uploaded)."""
+    if evidence_pack is None:
+        return None
+    p = Path(evidence_pack)
+    if not p.is_file():
+        raise BadInput(f"--evidence-pack {p} is not a file")
+    return {"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
 
 
 def _review_status(reg: Any, pack: Any, name: str, version: str) -> str:
