@@ -38,6 +38,9 @@ _KEYS = (
     "MODELREG_OIDC_USER_CLAIM",
     "MODELREG_OIDC_ROLES_CLAIM",
     "MODELREG_OIDC_ROLE_MAP",
+    "MODELREG_SERVICE_DATA_ROOTS",
+    "MODELREG_SERVICE_UPLOAD_DAYS",
+    "MODELREG_SERVICE_PACK_HOURS",
 )
 
 
@@ -114,6 +117,13 @@ class Settings:
     oidc_roles_claim: str = "groups"
     # IdP group -> modelreg role, "group=role,group=role"; empty: a group named like a role maps to it.
     oidc_role_map: tuple[tuple[str, str], ...] = ()
+    # The service's server-side data: "landing=/srv/landing,warehouse=/data/wh"; requests name a file in one
+    # as server:<root>/<relative path> instead of uploading it.
+    service_data_roots: tuple[tuple[str, Path], ...] = ()
+    # The service's working files: uploads not used for this many days, evidence packs older than this many
+    # hours are removed by the retention sweep (at start, hourly while serving, `modelreg serve --sweep`).
+    service_upload_days: float = 7.0
+    service_pack_hours: float = 24.0
 
     @property
     def policy_paths(self) -> tuple[Path, ...]:
@@ -239,7 +249,47 @@ def load(start: Path | None = None, environ: dict[str, str] | None = None) -> Se
         oidc_user_claim=get("MODELREG_OIDC_USER_CLAIM", "preferred_username"),
         oidc_roles_claim=get("MODELREG_OIDC_ROLES_CLAIM", "groups"),
         oidc_role_map=parse_role_map(get("MODELREG_OIDC_ROLE_MAP", "")),
+        service_data_roots=parse_data_roots(
+            get("MODELREG_SERVICE_DATA_ROOTS", ""), base_for("MODELREG_SERVICE_DATA_ROOTS")
+        ),
+        service_upload_days=_positive(
+            "MODELREG_SERVICE_UPLOAD_DAYS", get("MODELREG_SERVICE_UPLOAD_DAYS", "7")
+        ),
+        service_pack_hours=_positive("MODELREG_SERVICE_PACK_HOURS", get("MODELREG_SERVICE_PACK_HOURS", "24")),
     )
+
+
+DATA_ROOT_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+
+
+def parse_data_roots(text: str, base: Path) -> tuple[tuple[str, Path], ...]:
+    """``MODELREG_SERVICE_DATA_ROOTS=landing=/srv/landing,warehouse=/data/wh``: NAME=FOLDER items, comma
+    separated; a relative folder is relative to where the value came from (as every path here)."""
+    import re
+
+    roots: dict[str, Path] = {}
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        name, sep, folder = item.partition("=")
+        name, folder = name.strip(), folder.strip()
+        if not sep or not re.fullmatch(DATA_ROOT_NAME, name) or not folder or name in roots:
+            raise ConfigError(
+                "MODELREG_SERVICE_DATA_ROOTS items must be NAME=FOLDER with distinct names of letters, digits, "
+                f"'_' and '-' (e.g. landing=/srv/landing). Got {item!r} instead."
+            )
+        roots[name] = _resolve_path(folder, base)
+    return tuple(roots.items())
+
+
+def _positive(key: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigError(f"{key} must be a positive number. Got {value!r} instead.")
+    return number
 
 
 def parse_role_map(text: str) -> tuple[tuple[str, str], ...]:

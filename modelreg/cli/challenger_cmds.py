@@ -6,6 +6,7 @@ import click
 
 from modelreg.cli.common import (
     CliContext,
+    DataPath,
     emit,
     encoding_option,
     json_option,
@@ -25,7 +26,10 @@ def challenger_group() -> None:
 @click.option("--champion", required=True, help="The deployed version (the champion).")
 @click.option("--challenger", required=True, help="A version in stage validate (the challenger).")
 @click.option(
-    "--data", required=True, type=click.Path(exists=True), help="Labelled monitoring data (CSV/Parquet)."
+    "--data",
+    required=True,
+    type=DataPath(exists=True),
+    help="Labelled monitoring data (CSV/Parquet; over MODELREG_URL also server:<root>/<path>).",
 )
 @click.option("--target", required=True, help="Target column (the outcome).")
 @click.option("--positive-label", help="The target's positive class when its labels are not 0/1.")

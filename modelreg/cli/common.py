@@ -42,6 +42,36 @@ class CliContext:
 
 pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
 
+SERVER_PREFIX = "server:"
+MSG_SERVER_LOCAL = (
+    "{option} {value} names a file in a data root of the registry service: it works over MODELREG_URL "
+    "only; here, give the file's own path"
+)
+
+
+class DataPath(click.Path):
+    """A data option's value: a local path (``click.Path``'s checks), or over ``MODELREG_URL`` a
+    ``server:<root>/<relative path>`` reference the service resolves in its own data roots. Locally such a
+    reference is one line of bad input (exit 2). ``check_path=False``: any text passes (``monitor --data``
+    also takes duckdb:/spark: tables)."""
+
+    def __init__(self, *, check_path: bool = True, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.check_path = check_path
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and value.startswith(SERVER_PREFIX):
+            obj = ctx.find_object(CliContext) if ctx is not None else None
+            if obj is None or not obj.settings.url:
+                from modelreg.errors import BadInput
+
+                option = param.opts[0] if param is not None and param.opts else "the data"
+                raise BadInput(MSG_SERVER_LOCAL.format(option=option, value=value))
+            return value
+        if not self.check_path:
+            return value
+        return super().convert(value, param, ctx)
+
 
 def json_option(fn: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(fn)

@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 import click
 
-from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx, progress
+from modelreg.cli.common import (
+    CliContext,
+    DataPath,
+    emit,
+    encoding_option,
+    json_option,
+    pass_ctx,
+    progress,
+)
 from modelreg.domain.roles import Role
 from modelreg.domain.stages import EVALUATION_PURPOSES
 
@@ -50,12 +58,12 @@ def _data_options(fn: Callable) -> Callable:
             "--data",
             "data",
             required=True,
-            type=click.Path(exists=True),
-            help="Hold-out / scoring data (CSV or Parquet).",
+            type=DataPath(exists=True),
+            help="Hold-out / scoring data (CSV or Parquet; over MODELREG_URL also server:<root>/<path>).",
         ),
         click.option(
             "--reference",
-            type=click.Path(exists=True),
+            type=DataPath(exists=True),
             help="Training / reference data for drift and explanation stability.",
         ),
         click.option("--target", help="Target column (1 = the positive class, e.g. default)."),
@@ -150,7 +158,9 @@ def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **opti
     "--data",
     "data",
     required=True,
-    help="Scoring data: a CSV or Parquet file, a Parquet folder or glob, duckdb:PATH::TABLE or spark:TABLE.",
+    type=DataPath(check_path=False),
+    help="Scoring data: a CSV or Parquet file, a Parquet folder or glob, duckdb:PATH::TABLE or spark:TABLE "
+    "(over MODELREG_URL: a file to upload or server:<root>/<path> in the service's data roots).",
 )
 @click.option(
     "--engine",
@@ -170,7 +180,7 @@ def precheck_cmd(obj: CliContext, name: str, version: str, as_json: bool, **opti
 @click.option(
     "--reference-period",
     "period_reference",
-    type=click.Path(exists=True),
+    type=DataPath(exists=True),
     help="Reference period data (CSV/Parquet) for per-segment drift and score-band stability; drift keeps "
     "the profile stored at validation.",
 )

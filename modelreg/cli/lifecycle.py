@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx, table
+from modelreg.cli.common import CliContext, DataPath, emit, encoding_option, json_option, pass_ctx, table
 from modelreg.domain.stages import REPLACEMENTS, DataRole, RiskTier, Stage, values
 
 
@@ -144,7 +144,13 @@ def register_cmd(
     required=True,
     type=click.Choice(values(DataRole)),
 )
-@click.option("--data", "path", required=True, type=click.Path(dir_okay=True), help="CSV or Parquet file.")
+@click.option(
+    "--data",
+    "path",
+    required=True,
+    type=DataPath(dir_okay=True),
+    help="CSV or Parquet file (over MODELREG_URL also server:<root>/<path> in the service's data roots).",
+)
 @click.option("--owner", help="Accountable data owner.")
 @encoding_option
 @json_option

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelreg.cli.common import CliContext, emit, encoding_option, json_option, pass_ctx, table
+from modelreg.cli.common import CliContext, DataPath, emit, encoding_option, json_option, pass_ctx, table
 
 
 @click.group("outcomes")
@@ -27,7 +27,7 @@ def _num(value) -> str:
 @outcomes_group.command("add")
 @click.argument("name")
 @click.argument("version")
-@click.argument("file", type=click.Path(exists=True, dir_okay=True))
+@click.argument("file", type=DataPath(exists=True, dir_okay=True))
 @click.option("--id-column", help="Decision id column (default: the model card's decision_id_column).")
 @click.option("--outcome-column", help="Outcome column (default: the model card's outcome_column).")
 @click.option(

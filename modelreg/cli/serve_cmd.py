@@ -30,8 +30,18 @@ MSG_NO_AS = (
     type=click.IntRange(1024),
     help="Size limit of a data upload (CSV/Parquet for attach-data and evaluations), bytes.",
 )
+@click.option(
+    "--sweep",
+    is_flag=True,
+    default=False,
+    help="Run the retention sweep of the service's working files once (uploads unused for "
+    "MODELREG_SERVICE_UPLOAD_DAYS, evidence packs older than MODELREG_SERVICE_PACK_HOURS), print what it "
+    "removed and exit; the service also sweeps at start and hourly.",
+)
 @pass_ctx
-def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int, max_upload: int) -> None:
+def serve_cmd(
+    obj: CliContext, host: str, port: int, workers: int, max_body: int, max_upload: int, sweep: bool
+) -> None:
     """Serve the registry over HTTP: REST API under /api/v1 (OpenAPI at /api/v1/openapi.json)."""
     from modelreg.errors import BadInput, ConfigError, MissingExtra
 
@@ -41,6 +51,9 @@ def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int
         raise ConfigError(
             "MODELREG_URL is set: this process would be a client of another service, not serve one"
         )
+    if sweep:
+        _sweep_once(obj.settings)
+        return
     try:
         import fastapi  # noqa: F401
         import uvicorn
@@ -63,6 +76,24 @@ def serve_cmd(obj: CliContext, host: str, port: int, workers: int, max_body: int
         err=True,
     )
     uvicorn.run(app, host=host, port=port, server_header=False, log_level="info", proxy_headers=False)
+
+
+def _sweep_once(settings) -> None:
+    """``serve --sweep``: one retention sweep, each removal printed, one line in the security/operations log."""
+    from modelreg.service import retention
+    from modelreg.store.engine import make_engine
+
+    report = retention.sweep(
+        settings.home, upload_days=settings.service_upload_days, pack_hours=settings.service_pack_hours
+    )
+    engine = make_engine(settings.database_url)
+    try:
+        retention.log(engine, report, subject="modelreg serve --sweep")
+    finally:
+        engine.dispose()
+    for line in report.removed:
+        click.echo(f"removed {line}")
+    click.echo(report.summary())
 
 
 def _refuse_privileged(settings) -> None:

@@ -308,7 +308,7 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         )
 
     # -- identity -----------------------------------------------------------------------------------------
-    def verify_signature(method: str, url: str, headers: dict[str, str], raw: bytes) -> Identity:
+    def verify_signature(method: str, url: str, headers: dict[str, str], raw: bytes | None) -> Identity:
         parsed = httpsig.parse(headers["signature-input"], headers.get("signature", ""))
         check_window(parsed.created, config.window_seconds)
         user = service_rows.user_by_key_id(engine, parsed.keyid)
@@ -341,7 +341,9 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
                     )
                 ident = await run_in_threadpool(oidc.identity, auth[7:].strip())
             elif "signature-input" in request.headers:
-                raw = await request.body()
+                # The upload route streams its body to disk and checks it against the signed Content-Digest
+                # itself (httpsig.verify with body None); every other body is read and checked here.
+                raw = None if request.scope["path"] == UPLOADS else await request.body()
                 ident = await run_in_threadpool(
                     verify_signature, request.method, str(request.url), dict(request.headers), raw
                 )

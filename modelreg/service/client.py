@@ -6,7 +6,9 @@ users and keys) with the same domain objects, read from the service's JSON, so t
 output. The library functions the CLI calls (``attach_file``, ``run_evaluation``, ``attest``, ``waive``,
 ``approve``, ``latest``, ``signed``, the finding operations, ``build_pack``, ``register_from_mlflow``) hand a
 ``RemoteRegistry`` to the method of the same purpose here, and the service runs that same function.
-Data files are uploaded (``POST /api/v1/uploads``) and named by their id; the service never reads a path of
+Data files are uploaded (``POST /api/v1/uploads``, streamed from disk: the file is read once for its signed
+Content-Digest, then sent in chunks) and named by their id; a ``server:<root>/<path>`` value names a file in
+one of the service's data roots and is passed as it is, never uploaded; the service never reads a path of
 the client's. Every request is signed (RFC 9421,
 ``modelreg.service.httpsig``) with the user's private key found where the CLI finds it today
 (``$MODELREG_SIGNING_KEY``, else ``<home>/keys/<user>.key``); ``--as`` / ``MODELREG_USER`` only choose
@@ -73,6 +75,7 @@ REMOTE_COMMANDS = (
     "sync (--check and the repair)",
     "report validation",
 )
+SERVER_PREFIX = "server:"  # server:<root>/<relative path>: a file in one of the service's data roots
 MSG_LOCAL_ONLY = (
     "{what} runs only on the registry database (embedded mode), not through the service at {url}; "
     "over MODELREG_URL these commands work: " + ", ".join(REMOTE_COMMANDS)
@@ -196,27 +199,39 @@ class RemoteRegistry:
         params: dict | None = None,
         headers: dict | None = None,
         content: bytes | None = None,
+        file: Path | None = None,
     ):
+        """One signed request. ``file``: the body is that file, streamed from disk in chunks; its
+        Content-Digest (which the signature covers) is computed first by reading it once."""
         import json as jsonlib
 
         import httpx
 
         key = self._signing_key()
         url = httpx.URL(self.base + path, params={k: v for k, v in (params or {}).items() if v is not None})
-        if content is not None:
-            raw = content
+        body: Any
+        digest = None
+        if file is not None:
+            raw = b""
+            digest = httpsig.file_digest(file)
+            size = file.stat().st_size
+            body = _file_chunks(file, size)
+        elif content is not None:
+            raw = body = content
         else:
-            raw = b"" if json is None else jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
+            raw = body = b"" if json is None else jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
         signed = httpsig.sign_request(
-            key, self._key_id or "", method, str(url), raw, created=int(time.time())
+            key, self._key_id or "", method, str(url), raw, created=int(time.time()), digest=digest
         )
         all_headers = {**signed, **(headers or {})}
         if json is not None:
             all_headers["Content-Type"] = "application/json"
-        elif content is not None:
+        elif content is not None or file is not None:
             all_headers["Content-Type"] = "application/octet-stream"
+        if file is not None:
+            all_headers["Content-Length"] = str(size)  # not chunked: the service's limit is checked up front
         try:
-            resp = self._http.request(method, url, content=raw, headers=all_headers)
+            resp = self._http.request(method, url, content=body, headers=all_headers)
         except httpx.HTTPError as exc:
             raise DatabaseUnavailable(f"cannot reach the registry service at {self.base}: {exc}") from None
         if resp.status_code >= 400:
@@ -429,18 +444,23 @@ class RemoteRegistry:
         return signing.sign(key, canonical_json(payload)).to_dict()
 
     def upload(self, path: str | Path) -> str:
-        """Upload a CSV or Parquet file; the id the service names it by."""
+        """Upload a CSV or Parquet file (streamed from disk); the id the service names it by."""
         path = Path(path)
         if not path.is_file():
             raise BadInput(
-                f"{path} is not a file: over MODELREG_URL data is a CSV or Parquet file uploaded to the service"
+                f"{path} is not a file: over MODELREG_URL data is a CSV or Parquet file uploaded to the service "
+                "(or server:<root>/<path>, a file in one of the service's data roots)"
             )
-        resp = self.request("POST", "/api/v1/uploads", params={"name": path.name}, content=path.read_bytes())
+        resp = self.request("POST", "/api/v1/uploads", params={"name": path.name}, file=path)
         return resp.json()["upload"]
 
     def _upload_any(self, data: Any, what: str) -> str | None:
+        """What a request's data field says: a ``server:`` reference as it is, else the upload id of the file
+        (a DataFrame is written to Parquet first)."""
         if data is None:
             return None
+        if isinstance(data, (str, Path)) and str(data).startswith(SERVER_PREFIX):
+            return str(data)
         import pandas as pd
 
         if isinstance(data, pd.DataFrame):
@@ -470,7 +490,7 @@ class RemoteRegistry:
         )
 
     def attach_file(self, name: str, version: str, *, role: str, path, owner=None, encoding=None) -> Dataset:
-        upload = self.upload(path)
+        upload = self._upload_any(path, "data")
         body = {"role": role, "upload": upload, "owner": owner, "encoding": encoding}
         d = self._post(f"{self._vpath(name, version)}/data", body, if_match_of=(name, version))
         return Dataset(**{**d, "at": _dt(d["at"])})
@@ -805,6 +825,19 @@ class RemoteRegistry:
 
         who = quote(user or self.actor or "", safe="")
         return user_from(self._post(f"/api/v1/users/{who}/key", {"public_key_pem": public_key_pem}))
+
+
+def _file_chunks(path: Path, size: int, chunk: int = httpsig.CHUNK):
+    """The file's bytes in chunks, exactly ``size`` of them (the Content-Length sent): a file that grew since
+    its digest was taken is cut there, one that shrank ends short, and the service refuses either."""
+    left = size
+    with path.open("rb") as fh:
+        while left > 0:
+            piece = fh.read(min(chunk, left))
+            if not piece:
+                return
+            left -= len(piece)
+            yield piece
 
 
 def _fid(finding_id) -> str:

@@ -14,6 +14,11 @@ The signature base is RFC 9421 section 2.5: one line per component, ``"<name>": 
 ``created`` within ±``WINDOW_SECONDS`` of its clock and each (keyid, nonce) once (a database table, so a
 replay is refused across restarts and workers). Standard library + ``cryptography`` only: both the CLI and
 the service import this.
+
+A data upload is too large to hold in memory: the client computes its ``Content-Digest`` by reading the file
+once (``file_digest``) and then streams it; the server checks the signature over that claimed digest before
+the body arrives (``verify`` with ``body=None``) and the bytes against it as they are written
+(``digest_value``), and keeps the file only if they match.
 """
 
 from __future__ import annotations
@@ -38,8 +43,34 @@ _PARAM = re.compile(r';([a-z]+)=("([^"]*)"|\d+)')
 _SIG = re.compile(r"^(?P<label>[a-z0-9_-]+)=:(?P<b64>[A-Za-z0-9+/=]+):$")
 
 
+CHUNK = 1_048_576
+_DIGEST = re.compile(r"^sha-256=:([A-Za-z0-9+/]{43}=):$")
+
+
+def _digest_text(raw: bytes) -> str:
+    return "sha-256=:" + base64.b64encode(raw).decode("ascii") + ":"
+
+
 def content_digest(body: bytes) -> str:
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"
+    return _digest_text(hashlib.sha256(body).digest())
+
+
+def file_digest(path) -> str:
+    """The ``Content-Digest`` of a file's bytes, read in chunks (never the whole file in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return _digest_text(h.digest())
+
+
+def digest_value(header: str | None) -> bytes | None:
+    """The 32 sha-256 bytes a ``Content-Digest: sha-256=:…:`` header names, or None if it names none."""
+    m = _DIGEST.match((header or "").strip())
+    if m is None:
+        return None
+    raw = base64.b64decode(m.group(1))
+    return raw if len(raw) == 32 else None
 
 
 def _params_text(created: int, nonce: str, keyid: str) -> str:
@@ -66,8 +97,10 @@ def sign_request(
     *,
     created: int,
     nonce: str | None = None,
+    digest: str | None = None,
 ) -> dict[str, str]:
-    """The three headers that sign a request (Ed25519 keys only)."""
+    """The three headers that sign a request (Ed25519 keys only). ``digest``: the body's Content-Digest
+    computed beforehand (``file_digest`` of a streamed upload); then ``body`` is not read."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     if not isinstance(private_key, Ed25519PrivateKey):
@@ -75,7 +108,7 @@ def sign_request(
             "request signatures need an Ed25519 key; SM2 keys sign records but not service requests"
         )
     nonce = nonce or secrets.token_urlsafe(18)
-    digest = content_digest(body)
+    digest = digest or content_digest(body)
     params = _params_text(created, nonce, key_id)
     sig = private_key.sign(signature_base(method, target_uri, digest, params))
     return {
@@ -141,14 +174,23 @@ def verify(
     method: str,
     target_uri: str,
     digest_header: str | None,
-    body: bytes,
+    body: bytes | None,
 ) -> None:
-    """Raise AuthenticationFailed unless the body matches its digest and the signature verifies."""
+    """Raise AuthenticationFailed unless the body matches its digest and the signature verifies.
+
+    ``body=None``: the body is streamed after this check (a data upload); the signature is verified over the
+    digest the request claims, which must be a well-formed sha-256 ``Content-Digest``, and the caller must
+    compare the bytes it receives with ``digest_value(digest_header)`` before it keeps or uses any of them."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    expected = content_digest(body)
+    if body is None:
+        if digest_value(digest_header) is None:
+            raise AuthenticationFailed("a streamed upload needs a Content-Digest: sha-256=:<base64>: header")
+        expected = digest_header.strip()  # type: ignore[union-attr]
+    else:
+        expected = content_digest(body)
     if digest_header is None or digest_header.strip() != expected:
         raise AuthenticationFailed("Content-Digest does not match the request body")
     key = load_pem_public_key(public_pem.encode("utf-8"))

@@ -1,9 +1,15 @@
 """The service's routes for the rest of the registry's operations, each calling the function the CLI calls.
 
 * data: ``POST /uploads`` takes a CSV or Parquet file as the raw request body (its own size limit,
-  ``AuthConfig.max_upload_bytes``), stores it content-addressed under ``<home>/service/uploads`` and answers
-  its id (``sha256:<hex>/<name>``); ``attach-data``, ``precheck``, ``validate`` and ``monitor`` name uploads by that
-  id, never by a path on the server, and run the same ``attach_file`` / ``run_evaluation`` as the CLI.
+  ``AuthConfig.max_upload_bytes``), streamed to a partial file in chunks while it is hashed (never the whole
+  body in memory; a signed upload's bytes are checked against its signed Content-Digest before the file is
+  kept), renamed into place content-addressed under ``<home>/service/uploads`` and answered by its id
+  (``sha256:<hex>/<name>``); a cut-short or refused (413) upload leaves nothing behind. ``attach-data``,
+  ``precheck``, ``validate``, ``monitor``, ``outcomes add`` and ``challenger run`` name their data by an upload
+  id or by ``server:<root>/<relative path>``, a file in one of the operator's data roots
+  (``MODELREG_SERVICE_DATA_ROOTS``: the bank's landing zone, never copied through the API), resolved strictly
+  inside its root; never by any other path on the server. They run the same ``attach_file`` /
+  ``run_evaluation`` as the CLI. Uploads and built evidence packs are swept by ``modelreg.service.retention``.
 * signed records (attestations, waivers, finding acceptances): ``.../draft`` answers the payload the registry
   would record now; the signer signs it on their own machine and POSTs payload and signature, which the
   registry checks against what it would record and against the signer's registered key (as for approvals).
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import tempfile
@@ -28,10 +35,14 @@ from typing import Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from modelreg.domain.roles import allowed
-from modelreg.errors import BadInput, NotFound, PermissionDenied
+from modelreg.errors import AuthenticationFailed, BadInput, NotFound, PermissionDenied
+from modelreg.service import httpsig, retention
 from modelreg.service.auth import Identity
+from modelreg.service.errors import body as error_body
 
 API = "/api/v1"
 VERSION = f"{API}/models/{{model}}/versions/{{version}}"
@@ -45,9 +56,24 @@ PURPOSE_OF = {"precheck": "precheck", "validate": "validation", "monitor": "moni
 
 MSG_UPLOAD_NAME = "name must be a plain file name ending in {suffixes} (letters, digits, '.', '_', '-'). Got {got!r} instead."
 MSG_UPLOAD_ID = (
-    "{field} must be the id of an uploaded file (sha256:<64 hex digits>/<name>, from POST /api/v1/uploads). "
-    "Got {got!r} instead."
+    "{field} must be the id of an uploaded file (sha256:<64 hex digits>/<name>, from POST /api/v1/uploads) "
+    "or server:<root>/<relative path> (a file in one of the service's data roots). Got {got!r} instead."
 )
+MSG_UPLOAD_GONE = (
+    "{field}: no uploaded file {got} on this service: it was never uploaded here, or it was removed after "
+    "{days:g} days without use; upload it again (POST /api/v1/uploads) and use the id that answers"
+)
+MSG_NO_ROOT = (
+    "{field}: the service has no data root {root!r}; its data roots are {roots} "
+    "(MODELREG_SERVICE_DATA_ROOTS). Got {got!r} instead."
+)
+MSG_BAD_REL = (
+    "{field}: server:<root>/<relative path> must name a path inside the root: no absolute path, no '..', "
+    "no symlink leading out of it. Got {got!r} instead."
+)
+MSG_NO_SERVER_FILE = "{field}: {got} does not exist on the service (in data root {root!r})"
+SERVER_REF = re.compile(r"^server:([A-Za-z0-9][A-Za-z0-9_-]{0,63})/(.*)$", re.S)
+UPLOAD_CHUNK_BYTES = 1_048_576  # written to disk (and hashed) in pieces of this size while an upload arrives
 MSG_MODEL_URI = "model_uri must be an MLflow models:/ or runs:/ URI over the service. Got {got!r} instead."
 
 
@@ -65,15 +91,19 @@ class Helpers:
 # -- request bodies ---------------------------------------------------------------------------------------
 class AttachBody(BaseModel):
     role: str
-    upload: str
+    upload: str = Field(description="upload id, or server:<root>/<relative path> in a data root")
     owner: str | None = None
     encoding: str | None = None
 
 
 class EvaluationBody(BaseModel):
-    data: str = Field(description="upload id of the hold-out / scoring data")
-    reference: str | None = Field(default=None, description="upload id of the training / reference data")
-    period_reference: str | None = Field(default=None, description="upload id (monitor --reference-period)")
+    data: str = Field(description="upload id (or server:<root>/<path>) of the hold-out / scoring data")
+    reference: str | None = Field(
+        default=None, description="upload id (or server:<root>/<path>) of the training / reference data"
+    )
+    period_reference: str | None = Field(
+        default=None, description="upload id (or server:<root>/<path>) (monitor --reference-period)"
+    )
     target: str | None = None
     positive_label: str | int | None = None
     prediction: str | None = None
@@ -89,7 +119,9 @@ class EvaluationBody(BaseModel):
 
 
 class OutcomesBody(BaseModel):
-    upload: str = Field(description="upload id of the outcomes file (CSV or Parquet)")
+    upload: str = Field(
+        description="upload id (or server:<root>/<path>) of the outcomes file (CSV or Parquet)"
+    )
     id_column: str | None = None
     outcome_column: str | None = None
     time_column: str | None = None
@@ -101,7 +133,7 @@ class OutcomesBody(BaseModel):
 class ChallengerBody(BaseModel):
     champion: str
     challenger: str
-    data: str = Field(description="upload id of the labelled monitoring data")
+    data: str = Field(description="upload id (or server:<root>/<path>) of the labelled monitoring data")
     target: str
     positive_label: str | int | None = None
     segments: list[str] = Field(default_factory=list)
@@ -216,47 +248,151 @@ def _as_cli_json(obj: Any, status_code: int = 200) -> Response:
     return Response(text, status_code=status_code, media_type="application/json")
 
 
+def resolve_server_ref(value: str, field: str, roots: dict[str, Path]) -> Path:
+    """``server:<root>/<relative path>`` as the path it names, strictly inside the root: an unknown root, an
+    absolute path, a ``..`` component or a symlink (of the path, or inside a Parquet folder it names) that
+    leads out of the root is bad input; a path that is not there is not found."""
+    m = SERVER_REF.match(value)
+    if m is None:
+        raise BadInput(MSG_UPLOAD_ID.format(field=field, got=value))
+    root_name, rel = m.group(1), m.group(2)
+    if root_name not in roots:
+        known = ", ".join(sorted(roots)) or "none (none is configured)"
+        raise BadInput(MSG_NO_ROOT.format(field=field, root=root_name, roots=known, got=value))
+    parts = rel.replace("\\", "/").split("/")
+    if not rel or rel.startswith("/") or "\0" in rel or any(p in ("..", "") for p in parts):
+        raise BadInput(MSG_BAD_REL.format(field=field, got=value))
+    root = roots[root_name].resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root):
+        raise BadInput(MSG_BAD_REL.format(field=field, got=value))
+    if not target.exists():
+        raise NotFound(MSG_NO_SERVER_FILE.format(field=field, got=value, root=root_name))
+    if target.is_dir():  # a Parquet folder: every file the reader may open must stay inside the root too
+        for folder, dirs, files in os.walk(target):
+            for entry in (*dirs, *files):
+                if not (Path(folder) / entry).resolve().is_relative_to(root):
+                    raise BadInput(MSG_BAD_REL.format(field=field, got=value))
+    return target
+
+
+def _take(fh, hasher, buf: bytes) -> None:
+    hasher.update(buf)
+    fh.write(buf)
+
+
 def add_routes(app: FastAPI, h: Helpers) -> None:
     settings = h.base.settings
-    uploads = Path(settings.home) / "service" / "uploads"
-    packs = Path(settings.home) / "service" / "evidence"
+    uploads, packs = retention.folders(settings.home)
+    roots = {name: Path(folder) for name, folder in settings.service_data_roots}
+    engine = h.base.engine
 
-    def upload_path(value: str | None, field: str) -> Path | None:
+    def log_sweep(report: retention.SweepReport) -> None:
+        if report.uploads or report.packs or report.partials:  # a sweep that removed nothing is no news
+            retention.log(engine, report)
+
+    sweeper = retention.Sweeper(
+        settings.home,
+        upload_days=settings.service_upload_days,
+        pack_hours=settings.service_pack_hours,
+        record=log_sweep,
+    )
+    sweeper.run_once()  # at start: what piled up while the service was down goes first
+    app.state.sweeper = sweeper
+
+    def upload_path(value: str | None, field: str, ident: Identity | None = None) -> Path | None:
+        """The file a data field names: an upload id (touched: the sweep goes by last use) or a
+        ``server:<root>/<path>`` reference into an operator's data root (for a caller who may upload)."""
         if value is None:
             return None
-        m = UPLOAD_ID.match(str(value))
+        sweeper.due()
+        text = str(value)
+        if text.startswith("server:"):
+            if ident is not None:
+                _may_send_data(ident, "reading server-side data")
+            return resolve_server_ref(text, field, roots)
+        m = UPLOAD_ID.match(text)
         if m is None:
             raise BadInput(MSG_UPLOAD_ID.format(field=field, got=value))
         path = uploads / m.group(1) / m.group(2)
         if not path.is_file():
-            raise NotFound(f"{field}: no uploaded file {value} on this service (upload it first)")
+            raise NotFound(MSG_UPLOAD_GONE.format(field=field, got=value, days=settings.service_upload_days))
+        retention.touch(path)
         return path
 
     # -- data -------------------------------------------------------------------------------------------
-    async def may_upload(ident: Identity = Depends(h.identity)) -> Identity:
+    def _may_send_data(ident: Identity, what: str) -> None:
         if not any(allowed(a, ident.roles) for a in DATA_ACTIONS):
             raise PermissionDenied(
-                f"uploading data needs a role that may {', '.join(DATA_ACTIONS)}; {ident.user!r} may use "
+                f"{what} needs a role that may {', '.join(DATA_ACTIONS)}; {ident.user!r} may use "
                 f"{', '.join(sorted(ident.roles)) or 'no roles'} here"
             )
+
+    async def may_upload(ident: Identity = Depends(h.identity)) -> Identity:
+        _may_send_data(ident, "uploading data")
         return ident
 
     @app.post(f"{API}/uploads", tags=["data"], status_code=201)
-    async def upload(request: Request, name: str = Query(...), ident: Identity = Depends(may_upload)) -> dict:
-        """A CSV or Parquet file as the raw body; answers the id attach-data and the evaluations name it by."""
+    async def upload(request: Request, name: str = Query(...), ident: Identity = Depends(may_upload)):
+        """A CSV or Parquet file as the raw body; answers the id attach-data and the evaluations name it by.
+        The body is streamed to a partial file while it is hashed and renamed into place once complete (and,
+        for a signed request, once its bytes match the signed Content-Digest); otherwise it is deleted."""
         if not SAFE_NAME.match(name) or not name.lower().endswith(UPLOAD_SUFFIXES):
             raise BadInput(MSG_UPLOAD_NAME.format(suffixes="/".join(UPLOAD_SUFFIXES), got=name))
-        raw = await request.body()
-        if not raw:
-            raise BadInput("the upload is empty: send the file as the request body")
-        digest = hashlib.sha256(raw).hexdigest()
-        folder = uploads / digest
-        if not (folder / name).exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as fh:
-                fh.write(raw)
-            Path(fh.name).replace(folder / name)
-        return {"upload": f"sha256:{digest}/{name}", "name": name, "bytes": len(raw), "sha256": digest}
+        claimed = request.headers.get("content-digest")
+        expected = httpsig.digest_value(claimed)
+        if ident.method == "signature" and expected is None:  # verify() already refused this; belt and braces
+            raise AuthenticationFailed("a streamed upload needs a Content-Digest: sha-256=:<base64>: header")
+        if claimed is not None and expected is None:
+            raise BadInput("Content-Digest must be sha-256=:<base64 of the body's SHA-256>:")
+        sweeper.due()
+        partial = uploads / retention.PARTIAL
+        partial.mkdir(parents=True, exist_ok=True)
+        tmp = partial / f"{secrets.token_hex(16)}.part"
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with tmp.open("wb") as fh:
+                buf = bytearray()
+                try:
+                    async for chunk in request.stream():
+                        buf += chunk
+                        size += len(chunk)
+                        while len(buf) >= UPLOAD_CHUNK_BYTES:
+                            await run_in_threadpool(_take, fh, hasher, bytes(buf[:UPLOAD_CHUNK_BYTES]))
+                            del buf[:UPLOAD_CHUNK_BYTES]
+                except ClientDisconnect:
+                    # the client went away, or the size guard answered 413 and cut the body off: nothing kept
+                    message = "the upload was cut short before its end: nothing was stored; send it again"
+                    return JSONResponse(error_body("bad_input", message), status_code=400)
+                if buf:
+                    await run_in_threadpool(_take, fh, hasher, bytes(buf))
+            if size == 0:
+                raise BadInput("the upload is empty: send the file as the request body")
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) != size:
+                raise BadInput(f"the upload ended after {size} of its {length} bytes: nothing was stored")
+            if expected is not None and hasher.digest() != expected:
+                raise AuthenticationFailed("Content-Digest does not match the request body")
+            digest = hasher.hexdigest()
+            await run_in_threadpool(_place, tmp, uploads / digest / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {"upload": f"sha256:{digest}/{name}", "name": name, "bytes": size, "sha256": digest}
+
+    def _place(tmp: Path, target: Path) -> None:
+        for _ in range(3):  # the sweep may remove the (empty) folder between mkdir and the rename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # the same bytes under the same name: keep the one there, mark it used
+                retention.touch(target)
+                return
+            try:
+                os.replace(tmp, target)
+                return
+            except FileNotFoundError:
+                if not tmp.exists():
+                    raise
+        raise BadInput("the upload could not be put in place (its folder kept vanishing); send it again")
 
     @app.post(f"{VERSION}/data", tags=["data"], status_code=201)
     def attach_data(
@@ -268,11 +404,12 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
     ) -> JSONResponse:
         from modelreg.datasets import attach_file
 
-        path = upload_path(req.upload, "upload")
+        path = upload_path(req.upload, "upload", ident)
         reg = h.with_if_match(h.as_user(ident), if_match)
-        ds = attach_file(
-            reg, model, version, role=req.role, path=path, owner=req.owner, encoding=req.encoding
-        )
+        with retention.pinned(path):
+            ds = attach_file(
+                reg, model, version, role=req.role, path=path, owner=req.owner, encoding=req.encoding
+            )
         response = h.moved(reg, model, version, ds)
         response.status_code = 201
         return response
@@ -305,9 +442,9 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
                     f"engine must be auto, pandas or duckdb over the service. Got {engine!r} instead."
                 )
             inp = EvaluationInput(
-                data=upload_path(req.data, "data"),
-                reference=upload_path(req.reference, "reference"),
-                period_reference=upload_path(req.period_reference, "period_reference"),
+                data=upload_path(req.data, "data", ident),
+                reference=upload_path(req.reference, "reference", ident),
+                period_reference=upload_path(req.period_reference, "period_reference", ident),
                 target=req.target,
                 positive_label=req.positive_label,
                 prediction=req.prediction,
@@ -321,7 +458,8 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
                 engine=engine,
             )
             reg = h.with_if_match(reg, if_match)
-            ev = run_evaluation(reg, model, version, inp, purpose=purpose, policy=req.policy)
+            with retention.pinned(inp.data, inp.reference, inp.period_reference):
+                ev = run_evaluation(reg, model, version, inp, purpose=purpose, policy=req.policy)
             response = h.moved(reg, model, version, ev)
             response.status_code = 201
             return response
@@ -503,6 +641,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         """Build the signed pack on the server; download it (the builder only) from ``download``."""
         from modelreg.evidence.pack import build_pack
 
+        sweeper.due()
         packs.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(24)
         summary = build_pack(h.as_user(ident), model, version, packs / f"{token}.zip", as_of=req.as_of)
@@ -604,20 +743,21 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         """Record an uploaded outcomes file for the version (``add_outcomes``: all or nothing, audited)."""
         from modelreg.governance.outcomes import add_outcomes
 
-        path = upload_path(req.upload, "upload")
+        path = upload_path(req.upload, "upload", ident)
         reg = h.with_if_match(h.as_user(ident), if_match)
-        done = add_outcomes(
-            reg,
-            model,
-            version,
-            path,
-            id_column=req.id_column,
-            outcome_column=req.outcome_column,
-            time_column=req.time_column,
-            positive_label=req.positive_label,
-            encoding=req.encoding,
-            strict=req.strict,
-        )
+        with retention.pinned(path):
+            done = add_outcomes(
+                reg,
+                model,
+                version,
+                path,
+                id_column=req.id_column,
+                outcome_column=req.outcome_column,
+                time_column=req.time_column,
+                positive_label=req.positive_label,
+                encoding=req.encoding,
+                strict=req.strict,
+            )
         return _as_cli_json(done, 201)
 
     @app.get(f"{VERSION}/outcomes/report", tags=["outcomes"])
@@ -725,20 +865,21 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         is the champion's ETag."""
         from modelreg.governance.challenger import run_challenger
 
-        path = upload_path(req.data, "data")
+        path = upload_path(req.data, "data", ident)
         reg = h.with_if_match(h.as_user(ident), if_match)
-        done = run_challenger(
-            reg,
-            model,
-            champion=req.champion,
-            challenger=req.challenger,
-            data=path,
-            target=req.target,
-            segments=tuple(req.segments),
-            positive_label=req.positive_label,
-            min_segment_size=req.min_segment_size,
-            confidence=req.confidence,
-            policy=req.policy,
-            encoding=req.encoding,
-        )
+        with retention.pinned(path):
+            done = run_challenger(
+                reg,
+                model,
+                champion=req.champion,
+                challenger=req.challenger,
+                data=path,
+                target=req.target,
+                segments=tuple(req.segments),
+                positive_label=req.positive_label,
+                min_segment_size=req.min_segment_size,
+                confidence=req.confidence,
+                policy=req.policy,
+                encoding=req.encoding,
+            )
         return _as_cli_json(done.to_dict(), 201)
