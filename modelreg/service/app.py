@@ -401,9 +401,11 @@ def create_app(settings: Settings, auth_config: AuthConfig | None = None) -> Fas
         with reg.reading(model=model, version=version) as rd:
             return etag_of(rd.session, rd.target)
 
-    def moved(reg: Registry, model: str, version: str, result: Any) -> JSONResponse:
+    def moved(reg: Registry, model: str, version: str, result: Any, status_code: int = 200) -> JSONResponse:
+        """The result of a version-scoped write with the version's new ETag (the next If-Match)."""
         return JSONResponse(
             result.to_dict() if hasattr(result, "to_dict") else result,
+            status_code=status_code,
             headers={"ETag": current_etag(reg, model, version)},
         )
 

@@ -282,6 +282,10 @@ def _take(fh, hasher, buf: bytes) -> None:
 
 
 def add_routes(app: FastAPI, h: Helpers) -> None:
+    def writer(ident: Identity, if_match: str | None) -> Any:
+        """The registry as the caller, its version-scoped write bound to ``If-Match`` (428/412 otherwise)."""
+        return h.with_if_match(h.as_user(ident), if_match)
+
     settings = h.base.settings
     uploads, packs = retention.folders(settings.home)
     roots = {name: Path(folder) for name, folder in settings.service_data_roots}
@@ -405,14 +409,12 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         from modelreg.datasets import attach_file
 
         path = upload_path(req.upload, "upload", ident)
-        reg = h.with_if_match(h.as_user(ident), if_match)
+        reg = writer(ident, if_match)
         with retention.pinned(path):
             ds = attach_file(
                 reg, model, version, role=req.role, path=path, owner=req.owner, encoding=req.encoding
             )
-        response = h.moved(reg, model, version, ds)
-        response.status_code = 201
-        return response
+        return h.moved(reg, model, version, ds, 201)
 
     def _evaluation_route(action: str) -> None:
         purpose = PURPOSE_OF[action]
@@ -460,9 +462,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
             reg = h.with_if_match(reg, if_match)
             with retention.pinned(inp.data, inp.reference, inp.period_reference):
                 ev = run_evaluation(reg, model, version, inp, purpose=purpose, policy=req.policy)
-            response = h.moved(reg, model, version, ev)
-            response.status_code = 201
-            return response
+            return h.moved(reg, model, version, ev, 201)
 
         route.__name__ = action
         app.post(f"{VERSION}/{action}", tags=["governance"], name=action, status_code=201)(route)
@@ -479,41 +479,68 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         if_match: str | None = Header(None),
         ident: Identity = Depends(h.requires("update_card")),
     ) -> JSONResponse:
-        reg = h.with_if_match(h.as_user(ident), if_match)
+        reg = writer(ident, if_match)
         return h.moved(reg, model, version, reg.update_card(model, version, req.fields))
 
     # -- attestations and waivers (signed on the signer's machine) -------------------------------------
-    @app.post(f"{VERSION}/attestations/draft", tags=["governance"])
-    def attestation_draft(
-        model: str, version: str, req: AttestDraftBody, ident: Identity = Depends(h.requires("attest"))
-    ) -> dict:
-        """The payload to sign on your own machine (RFC 8785 JSON), then POST it to ``attestations``."""
-        from modelreg.governance.service import attestation_draft as draft
+    def signed_record_routes(
+        path: str,
+        action: str,
+        drafter: str,
+        draft_body: type[BaseModel],
+        body: type[BaseModel],
+        fields: tuple[str, ...],
+    ) -> None:
+        """A signed record's two routes: ``…/{path}/draft`` answers the payload the registry would record now
+        (RFC 8785 JSON, to sign on the signer's machine); ``…/{path}`` records it with its signature, which
+        the registry checks against what it would record and against the signer's registered key. The
+        attestation and the waiver differ only in their fields and their functions in governance.service
+        (``action`` records, ``drafter`` drafts)."""
+        draft_name, record_name = drafter, action
 
-        return draft(h.as_user(ident), model, version, control_id=req.control_id, comment=req.comment)
+        def draft(model: str, version: str, req, ident: Identity = Depends(h.requires(action))) -> dict:
+            from modelreg.governance import service
 
-    @app.post(f"{VERSION}/attestations", tags=["governance"], status_code=201)
-    def attest(
-        model: str,
-        version: str,
-        req: AttestBody,
-        if_match: str | None = Header(None),
-        ident: Identity = Depends(h.requires("attest")),
-    ) -> JSONResponse:
-        from modelreg.governance.service import attest as record
+            return getattr(service, drafter)(
+                h.as_user(ident), model, version, **{f: getattr(req, f) for f in fields}
+            )
 
-        reg = h.with_if_match(h.as_user(ident), if_match)
-        result = record(
-            reg,
-            model,
-            version,
-            control_id=req.control_id,
-            comment=req.comment,
-            presigned=_presigned(req.payload, req.signature),
+        def record(
+            model: str,
+            version: str,
+            req,
+            if_match: str | None = Header(None),
+            ident: Identity = Depends(h.requires(action)),
+        ) -> JSONResponse:
+            from modelreg.governance import service
+
+            reg = writer(ident, if_match)
+            presigned = _presigned(req.payload, req.signature)
+            kw = {f: getattr(req, f) for f in fields}
+            result = getattr(service, record_name)(reg, model, version, **kw, presigned=presigned)
+            return h.moved(reg, model, version, result, 201)
+
+        # The body types are set here, not annotated above: with postponed annotations FastAPI would look
+        # the names up among the module's globals, where these parameters are not.
+        draft.__annotations__["req"], record.__annotations__["req"] = draft_body, body
+        draft.__name__, record.__name__ = draft_name, record_name
+        draft.__doc__ = (
+            f"The payload to sign on your own machine (RFC 8785 JSON), then POST it to ``{path}``."
         )
-        response = h.moved(reg, model, version, result)
-        response.status_code = 201
-        return response
+        app.post(f"{VERSION}/{path}/draft", tags=["governance"], name=draft_name)(draft)
+        app.post(f"{VERSION}/{path}", tags=["governance"], name=record_name, status_code=201)(record)
+
+    signed_record_routes(
+        "attestations", "attest", "attestation_draft", AttestDraftBody, AttestBody, ("control_id", "comment")
+    )
+    signed_record_routes(
+        "waivers",
+        "waive",
+        "waiver_draft",
+        WaiverDraftBody,
+        WaiverBody,
+        ("control_id", "until", "reason", "gate"),
+    )
 
     @app.post(f"{API}/attestations/batch/draft", tags=["governance"])
     def attestation_batch_draft(req: BatchDraftBody, ident: Identity = Depends(h.requires("attest"))) -> dict:
@@ -534,48 +561,6 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         signed = [_presigned(x.get("payload"), x.get("signature")) for x in req.signed]
         done = record(h.as_user(ident), req.entries, presigned=signed, name=req.source, lines=req.lines)
         return _as_cli_json({"attestations": done}, 201)
-
-    @app.post(f"{VERSION}/waivers/draft", tags=["governance"])
-    def waiver_draft(
-        model: str, version: str, req: WaiverDraftBody, ident: Identity = Depends(h.requires("waive"))
-    ) -> dict:
-        """The payload to sign on your own machine (RFC 8785 JSON), then POST it to ``waivers``."""
-        from modelreg.governance.service import waiver_draft as draft
-
-        return draft(
-            h.as_user(ident),
-            model,
-            version,
-            control_id=req.control_id,
-            until=req.until,
-            reason=req.reason,
-            gate=req.gate,
-        )
-
-    @app.post(f"{VERSION}/waivers", tags=["governance"], status_code=201)
-    def waive(
-        model: str,
-        version: str,
-        req: WaiverBody,
-        if_match: str | None = Header(None),
-        ident: Identity = Depends(h.requires("waive")),
-    ) -> JSONResponse:
-        from modelreg.governance.service import waive as record
-
-        reg = h.with_if_match(h.as_user(ident), if_match)
-        result = record(
-            reg,
-            model,
-            version,
-            control_id=req.control_id,
-            until=req.until,
-            reason=req.reason,
-            gate=req.gate,
-            presigned=_presigned(req.payload, req.signature),
-        )
-        response = h.moved(reg, model, version, result)
-        response.status_code = 201
-        return response
 
     # -- findings ---------------------------------------------------------------------------------------
     @app.get(f"{API}/findings", tags=["findings"])
@@ -744,7 +729,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         from modelreg.governance.outcomes import add_outcomes
 
         path = upload_path(req.upload, "upload", ident)
-        reg = h.with_if_match(h.as_user(ident), if_match)
+        reg = writer(ident, if_match)
         with retention.pinned(path):
             done = add_outcomes(
                 reg,
@@ -866,7 +851,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         from modelreg.governance.challenger import run_challenger
 
         path = upload_path(req.data, "data", ident)
-        reg = h.with_if_match(h.as_user(ident), if_match)
+        reg = writer(ident, if_match)
         with retention.pinned(path):
             done = run_challenger(
                 reg,
