@@ -281,6 +281,22 @@ def _take(fh, hasher, buf: bytes) -> None:
     fh.write(buf)
 
 
+def _sync_answer(reg: Any, divergences: list) -> Response:
+    """What ``sync`` answers after its check or repair: the divergences, what MLflow holds outside governance,
+    and that finding recorded (an operator's or admin's; for anyone else, the reason it was not)."""
+    from modelreg.integrations.mlflow import projection
+
+    loose = projection.ungoverned(reg)
+    record = projection.record_ungoverned(reg, loose)
+    return _as_cli_json(
+        {
+            "divergences": [d.to_dict() for d in divergences],
+            "ungoverned": [d.to_dict() for d in loose],
+            "record": record,
+        }
+    )
+
+
 def add_routes(app: FastAPI, h: Helpers) -> None:
     def writer(ident: Identity, if_match: str | None) -> Any:
         """The registry as the caller, its version-scoped write bound to ``If-Match`` (428/412 otherwise)."""
@@ -795,16 +811,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         from modelreg.integrations.mlflow import projection
 
         reg = h.as_user(ident)
-        found = projection.check(reg)
-        loose = projection.ungoverned(reg)
-        record = projection.record_ungoverned(reg, loose)
-        return _as_cli_json(
-            {
-                "divergences": [d.to_dict() for d in found],
-                "ungoverned": [d.to_dict() for d in loose],
-                "record": record,
-            }
-        )
+        return _sync_answer(reg, projection.check(reg))
 
     @app.post(f"{API}/sync/repair", tags=["mlflow"])
     def sync_repair(ident: Identity = Depends(h.requires("sync"))) -> Response:
@@ -814,16 +821,7 @@ def add_routes(app: FastAPI, h: Helpers) -> None:
         from modelreg.integrations.mlflow import projection
 
         reg = h.as_user(ident)
-        fixed = projection.repair(reg)
-        loose = projection.ungoverned(reg)
-        record = projection.record_ungoverned(reg, loose)
-        return _as_cli_json(
-            {
-                "divergences": [d.to_dict() for d in fixed],
-                "ungoverned": [d.to_dict() for d in loose],
-                "record": record,
-            }
-        )
+        return _sync_answer(reg, projection.repair(reg))
 
     # -- the validation report's data (the document is written on the caller's machine) -----------------
     @app.get(f"{VERSION}/report", tags=["read"])

@@ -202,3 +202,24 @@ def audit_size(settings) -> int:
         return reg.audit_verify().size
     finally:
         reg.engine.dispose()
+
+
+def cli_runner(url: str, env: dict[str, str], monkeypatch, capsys):
+    """``run(user, *args, over_http=...)``: the CLI as ``user``, on the registry database or over
+    ``MODELREG_URL`` (the service at ``url``), with the test's settings in the environment; answers (exit
+    code, stdout, stderr). A traceback on stderr fails the test: bad input is one line, never a crash."""
+    from modelreg.cli.main import main
+
+    def run(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        if over_http:
+            monkeypatch.setenv("MODELREG_URL", url)
+        else:
+            monkeypatch.delenv("MODELREG_URL", raising=False)
+        code = main(["--as", user, *args])
+        out = capsys.readouterr()
+        assert "Traceback" not in out.err
+        return code, out.out, out.err
+
+    return run

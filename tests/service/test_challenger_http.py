@@ -20,7 +20,7 @@ from tests.operations.conftest import (
     prepare_for_validation,
     validate,
 )
-from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size
+from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size, cli_runner
 
 __all__ = ["german", "governed"]
 NAME = "credit_scoring"
@@ -80,19 +80,10 @@ def served(governed, german, issuer, tmp_path):
 def test_challenger_comparison_over_http_equals_local_and_sklearn(
     served, german, env_for, db_url, monkeypatch, capsys
 ):
-    from modelreg.cli.main import main
+    ops = cli_runner(served.url, env_for(db_url), monkeypatch, capsys)
 
     def run(*args: str, over_http: bool) -> tuple[int, str, str]:
-        for k, v in env_for(db_url).items():
-            monkeypatch.setenv(k, v)
-        if over_http:
-            monkeypatch.setenv("MODELREG_URL", served.url)
-        else:
-            monkeypatch.delenv("MODELREG_URL", raising=False)
-        code = main(["--as", "ops", *args])
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err
-        return code, out.out, out.err
+        return ops("ops", *args, over_http=over_http)
 
     client = served.registry
     history = {v: len(client.registry.history(NAME, v)) for v in ("1", "2")}

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.service.conftest import free_port, make_retirable
+from tests.service.conftest import cli_runner, free_port, make_retirable
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -65,18 +65,7 @@ def test_modelreg_serve_runs_and_the_cli_gives_the_same_output_over_http(
                 time.sleep(0.2)
         assert doc.status_code == 200 and "server" not in doc.headers
 
-        from modelreg.cli.main import main
-
-        def run(user: str, *args: str, remote: bool) -> tuple[int, str, str]:
-            for k, v in env.items():
-                monkeypatch.setenv(k, v)
-            if remote:
-                monkeypatch.setenv("MODELREG_URL", url)
-            else:
-                monkeypatch.delenv("MODELREG_URL", raising=False)
-            code = main(["--as", user, *args])
-            out = capsys.readouterr()
-            return code, out.out, out.err
+        run = cli_runner(url, env, monkeypatch, capsys)
 
         reads = [
             ("aud", "list"),
@@ -90,26 +79,26 @@ def test_modelreg_serve_runs_and_the_cli_gives_the_same_output_over_http(
 
         def same_reads() -> None:
             for user, *args in reads:
-                local, over_http = run(user, *args, remote=False), run(user, *args, remote=True)
+                local, over_http = run(user, *args, over_http=False), run(user, *args, over_http=True)
                 assert over_http == local, args
 
         same_reads()
         # a move over HTTP prints what a local move prints: the new state and the audit event it recorded
-        code, out, _ = run("app1", "retire", "credit_scoring", "1", "--reason", "superseded", remote=True)
+        code, out, _ = run("app1", "retire", "credit_scoring", "1", "--reason", "superseded", over_http=True)
         assert code == 0
         seq = service_registry.audit_log("credit_scoring", "1")[-1].seq
         assert out.strip() == f"credit_scoring 1: retire (audit event #{seq})"
         assert service_registry.audit_log("credit_scoring", "1")[-1].actor == "app1"
         same_reads()
         # refused over HTTP like locally: a developer cannot retire (exit 1, one line)
-        local = run("dev", "retire", "credit_scoring", "2", "--reason", "x", remote=False)
-        over_http = run("dev", "retire", "credit_scoring", "2", "--reason", "x", remote=True)
+        local = run("dev", "retire", "credit_scoring", "2", "--reason", "x", over_http=False)
+        over_http = run("dev", "retire", "credit_scoring", "2", "--reason", "x", over_http=True)
         assert over_http[0] == local[0] == 1
         assert over_http[2].startswith("error: retire needs the role") and local[2].startswith(
             "error: retire needs the role"
         )
         # a command that stays local says so in one line
-        code, _, err = run("admin", "init", remote=True)
+        code, _, err = run("admin", "init", over_http=True)
         assert code == 2 and "runs only where the database's credentials are" in err
         assert len(err.strip().splitlines()) == 1
     finally:

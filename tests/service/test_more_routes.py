@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from tests.governance.conftest import german
 from tests.outcomes.conftest import NAME, deploy_portfolio_version, governed, portfolio
-from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size
+from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size, cli_runner
 
 __all__ = ["german", "governed", "portfolio"]
 
@@ -42,23 +42,7 @@ def served(governed, portfolio, issuer):
 @pytest.fixture
 def run(served, env_for, db_url, monkeypatch, capsys):
     """``run(user, *args, over_http=...)``: the CLI, locally or over MODELREG_URL; (exit code, stdout, stderr)."""
-    from modelreg.cli.main import main
-
-    env = env_for(db_url)
-
-    def call(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        if over_http:
-            monkeypatch.setenv("MODELREG_URL", served.url)
-        else:
-            monkeypatch.delenv("MODELREG_URL", raising=False)
-        code = main(["--as", user, *args])
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err
-        return code, out.out, out.err
-
-    return call
+    return cli_runner(served.url, env_for(db_url), monkeypatch, capsys)
 
 
 def _counts(client) -> dict[str, int]:
@@ -259,22 +243,8 @@ def test_challenger_run_over_modelreg_url(challenger_service, env_for, db_url, m
     """The run's refusals print alike (exit 2, one line: the checks run on the service, on the uploaded
     data); the roles are checked by the service before anything runs; no credentials is 401. (A successful
     comparison over HTTP, with MLflow models the service loads: ``test_challenger_http.py``.)"""
-    from modelreg.cli.main import main
-
     srv = challenger_service
-    env = env_for(db_url)
-
-    def run(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        if over_http:
-            monkeypatch.setenv("MODELREG_URL", srv.url)
-        else:
-            monkeypatch.delenv("MODELREG_URL", raising=False)
-        code = main(["--as", user, *args])
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err
-        return code, out.out, out.err
+    run = cli_runner(srv.url, env_for(db_url), monkeypatch, capsys)
 
     base = ["challenger", "run", "--model", "credit_scoring", "--data", str(srv.data), "--target", "default"]
     chain = audit_size(srv.settings)

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.service.conftest import Server, audit_size, remote, signed_headers
+from tests.service.conftest import Server, audit_size, cli_runner, remote, signed_headers
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -249,20 +249,7 @@ def test_the_model_card_and_a_checkpoint_over_http(service, tmp_path):
 def test_the_cli_over_modelreg_url_prints_what_the_local_cli_prints_for_the_new_commands(
     service, env_for, db_url, capsys, monkeypatch, tmp_path
 ):
-    from modelreg.cli.main import main
-
-    env = env_for(db_url)
-
-    def run(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        if over_http:
-            monkeypatch.setenv("MODELREG_URL", service.url)
-        else:
-            monkeypatch.delenv("MODELREG_URL", raising=False)
-        code = main(["--as", user, *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
+    run = cli_runner(service.url, env_for(db_url), monkeypatch, capsys)
 
     control = _retire_attestation(service.registry)
     code, out, _ = run("app1", "attest", "credit_scoring", "1", "--control", control, over_http=True)
@@ -301,20 +288,7 @@ def test_precheck_evidence_pack_and_findings_commands_over_modelreg_url(
     import numpy as np
     import pandas as pd
 
-    from modelreg.cli.main import main
-
-    env = env_for(db_url)
-
-    def run(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        if over_http:
-            monkeypatch.setenv("MODELREG_URL", service.url)
-        else:
-            monkeypatch.delenv("MODELREG_URL", raising=False)
-        code = main(["--as", user, *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
+    run = cli_runner(service.url, env_for(db_url), monkeypatch, capsys)
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(size=400), "sex": rng.choice(["f", "m"], 400)})

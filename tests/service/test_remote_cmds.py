@@ -17,7 +17,7 @@ import pytest
 
 from tests.governance.conftest import german, governed, prepare_for_validation
 from tests.operations.conftest import validate
-from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size
+from tests.service.conftest import AUDIENCE, ISSUER, Server, audit_size, cli_runner
 
 __all__ = ["german", "governed"]
 
@@ -52,26 +52,6 @@ def _serve(client, issuer) -> Server:
     return srv
 
 
-def _runner(srv, env_for, db_url, monkeypatch, capsys):
-    from modelreg.cli.main import main
-
-    env = env_for(db_url)
-
-    def call(user: str, *args: str, over_http: bool) -> tuple[int, str, str]:
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        if over_http:
-            monkeypatch.setenv("MODELREG_URL", srv.url)
-        else:
-            monkeypatch.delenv("MODELREG_URL", raising=False)
-        code = main(["--as", user, *args])
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err
-        return code, out.out, out.err
-
-    return call
-
-
 def _refused(result: tuple[int, str, str], what: str) -> None:
     code, out, err = result
     assert (code, out) == (1, ""), result
@@ -92,7 +72,7 @@ def validated(governed, german, issuer, env_for, db_url, monkeypatch, capsys):
     validate(governed, german, NAME, "1")
     _register(governed, german, "2")
     with _serve(governed, issuer) as srv:
-        srv.run = _runner(srv, env_for, db_url, monkeypatch, capsys)
+        srv.run = cli_runner(srv.url, env_for(db_url), monkeypatch, capsys)
         yield srv
 
 
@@ -268,7 +248,7 @@ def mlflow_served(service_registry, issuer, env_for, db_url, monkeypatch, capsys
         s.mlflow_tracking_uri, experiment_id=gw.ensure_experiment("dev"), name="shadow_pd"
     )
     with _serve(service_registry, issuer) as srv:
-        srv.run = _runner(srv, env_for, db_url, monkeypatch, capsys)
+        srv.run = cli_runner(srv.url, env_for(db_url), monkeypatch, capsys)
         capsys.readouterr()
         code, out, err = srv.run("dev", "register", "shadow_pd", logged.version, "--owner", "dev",
                                  "--risk-tier", "low", "--purpose", "PD", over_http=False)  # fmt: skip
@@ -320,7 +300,7 @@ def test_sync_repair_over_modelreg_url(mlflow_served):
 # -- audit verify --checkpoint, audit rotate-key, init ------------------------------------------------------------
 @pytest.fixture
 def served(service, env_for, db_url, monkeypatch, capsys):
-    service.run = _runner(service, env_for, db_url, monkeypatch, capsys)
+    service.run = cli_runner(service.url, env_for(db_url), monkeypatch, capsys)
     return service
 
 
