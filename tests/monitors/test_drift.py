@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import warnings
 
 import numpy as np
@@ -169,7 +168,8 @@ def test_unseen_categories_give_new_category_share_and_zero_chi2_pvalue():
     assert res.value("max_new_category_share") == pytest.approx(0.25)
 
 
-def test_20000_level_categorical_is_capped_recorded_and_fast():
+def test_20000_level_categorical_is_capped_and_recorded():
+    """(Its speed is measured by the benchmarks, not asserted here.)"""
     rng = np.random.default_rng(5)
     levels = np.array([f"merchant_{i:05d}" for i in range(20_000)])
     weights = 1.0 / np.arange(1, 20_001)  # Zipf-like: a few big merchants, a long tail
@@ -177,10 +177,7 @@ def test_20000_level_categorical_is_capped_recorded_and_fast():
     ref = pd.DataFrame({"m": rng.choice(levels, 200_000, p=weights)})
     cur = pd.DataFrame({"m": np.r_[rng.choice(levels, 199_000, p=weights), np.full(1_000, "brand_new")]})
     spec = ColumnSpec((Feature("m", "categorical"),))
-    t0 = time.perf_counter()
     res = _run(spec, ref, cur)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5.0, f"20,000-level column took {elapsed:.1f}s"
     assert res.status is MetricStatus.OK
     assert any("top 50 + '__other__'" in n and "m (" in n for n in res.notes)
     assert res.metric("psi", feature="m").counts["bins"] == 53  # 50 kept + __other__ + __new__ + __missing__
@@ -189,9 +186,10 @@ def test_20000_level_categorical_is_capped_recorded_and_fast():
     assert unseen.sum() > 1_000
     assert res.value("new_category_share", feature="m") == pytest.approx(unseen.mean())
     red = reduce_categorical(ref["m"], max_categories=50)
-    top = ref["m"].value_counts()
-    assert red.categories == top.index[:50].tolist() and red.counts.tolist() == top.iloc[:50].tolist()
-    assert red.other == int(top.iloc[50:].sum()) and red.capped
+    # the oracle: most frequent first, ties by key (the documented order; value_counts leaves ties unordered)
+    top = sorted(ref["m"].value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
+    assert red.categories == [k for k, _ in top[:50]] and red.counts.tolist() == [n for _, n in top[:50]]
+    assert red.other == sum(n for _, n in top[50:]) and red.capped
 
 
 # -- Evidently's blind spot ------------------------------------------------------------------------------
@@ -474,9 +472,7 @@ def test_evidently_report_pools_a_high_cardinality_column(tmp_path):
     ref = pd.DataFrame({"m": pd.Categorical(rng.choice(levels, 3_000)), "x": rng.normal(size=3_000)})
     cur = pd.DataFrame({"m": pd.Categorical(rng.choice(levels, 3_000)), "x": rng.normal(size=3_000)})
     spec = ColumnSpec((Feature("m", "categorical"), Feature("x")))
-    t0 = time.perf_counter()
     res = DriftMonitor().run(spec, reference=ref, current=cur, artifacts_dir=tmp_path)
-    assert time.perf_counter() - t0 < 20
     assert "drift_evidently.html" in {a.name for a in res.artifacts}
     assert any("pooled as '__other__' in ['m']" in n for n in res.notes)
 
