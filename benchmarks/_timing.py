@@ -33,3 +33,22 @@ def once(fn: Callable[[], Any]) -> tuple[float, Any]:
     """One timed run (for a slow reference timed only to show a scale, never for a goal's ratio)."""
     ((t, out),) = interleaved([fn], 1)
     return t, out
+
+
+def wait_until_serving(proc, port: int, timeout: float = 60.0) -> None:
+    """Block until ``modelreg serve`` (``proc``) answers its OpenAPI document on ``port``; raise with the end
+    of its stderr if it exits or does not answer within ``timeout`` seconds."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"modelreg serve did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.1)

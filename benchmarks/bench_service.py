@@ -82,7 +82,7 @@ def _setup(env: dict[str, str]):
 
 @contextlib.contextmanager
 def _server(env: dict[str, str], port: int):
-    import httpx
+    from benchmarks._timing import wait_until_serving
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelreg", "serve", "--port", str(port)],
@@ -91,16 +91,7 @@ def _server(env: dict[str, str], port: int):
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"modelreg serve did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            time.sleep(0.1)
+        wait_until_serving(proc, port)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

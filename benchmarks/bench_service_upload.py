@@ -26,21 +26,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks._timing import interleaved  # noqa: E402
+from benchmarks._timing import interleaved, wait_until_serving  # noqa: E402
 from benchmarks.bench_service import _env, _free_port, _setup  # noqa: E402
 
 
 @contextlib.contextmanager
 def _server(env: dict[str, str], port: int, extra: list[str]):
     """``modelreg serve`` in its own process: (its URL, its pid)."""
-    import httpx
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelreg", "serve", "--port", str(port), *extra],
@@ -49,16 +47,7 @@ def _server(env: dict[str, str], port: int, extra: list[str]):
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"modelreg serve did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            time.sleep(0.1)
+        wait_until_serving(proc, port)
         yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
